@@ -1,0 +1,49 @@
+"""``uniqa`` console script: the local front door to every stage's run function.
+
+Each sub-command lives in its stage's ``cli.py`` module with a ``register(subparsers)`` function;
+heavy imports (torch, ray) happen inside the command, so ``uniqa --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from uniqa import __version__
+from uniqa.errors import UniqaError
+
+# Sub-command modules, in data-flow order.
+COMMANDS = (
+    "uniqa.data.cli",
+    "uniqa.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="uniqa",
+        description="UniQA on Ray: manifests, captions, purification, corpus, pre-training, adapters, scoring.",
+    )
+    parser.add_argument("--version", action="version", version=f"uniqa {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UniqaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+"""Dataset sources: each reads one published file format into :class:`Records`.
+
+``SOURCES.get(name)`` returns a :class:`Source`; :func:`uniqa.data.prepare.prepare` turns its
+records into a validated manifest (normalisation, levels, splits, file checks).
+"""
+
+from uniqa.data.sources.base import SOURCES, Records, Source, get_source
+
+# Importing the modules registers the sources.
+from uniqa.data.sources import koniq  # noqa: F401,E402  isort: skip
+
+__all__ = ["SOURCES", "Records", "Source", "get_source"]

@@ -1,0 +1,43 @@
+"""KonIQ-10k: ``koniq10k_scores_and_distributions.csv`` (MOS 1-5), images under ``1024x768/``."""
+
+from __future__ import annotations
+
+from uniqa import storage
+from uniqa.data.sources.base import Records, image_id, read_csv_rows, register_source, to_float
+
+
+@register_source(
+    name="koniq10k",
+    task="quality",
+    mos_range=(1.0, 5.0),
+    description="KonIQ-10k in-the-wild IQA (MOS 1-5)",
+    options={
+        "scores_file": "CSV relative to root (default koniq10k_scores_and_distributions.csv)",
+        "image_dir": "image folder relative to root (default 1024x768)",
+        "name_column": "default image_name",
+        "mos_column": "default MOS",
+    },
+)
+def read_koniq(
+    root: str,
+    scores_file: str = "koniq10k_scores_and_distributions.csv",
+    image_dir: str = "1024x768",
+    name_column: str = "image_name",
+    mos_column: str = "MOS",
+) -> Records:
+    uri = storage.join(root, scores_file)
+    rows = read_csv_rows(uri, [name_column, mos_column])
+    names = [r[name_column].strip() for r in rows]
+    attrs = []
+    for r in rows:
+        a = {}
+        for col in ("SD", "MOS_zscore", "c1", "c2", "c3", "c4", "c5", "c_total"):
+            if r.get(col, "").strip():
+                a[col] = float(r[col])
+        attrs.append(a)
+    return Records(
+        image_id=[image_id("koniq10k", n) for n in names],
+        image_uri=[storage.join(root, image_dir, n) for n in names],
+        mos=[to_float(r[mos_column], uri, mos_column, i + 2) for i, r in enumerate(rows)],
+        attrs=attrs,
+    )

@@ -1,0 +1,1 @@
+"""Correlation metrics, protocol summaries and reports."""

@@ -1,0 +1,205 @@
+"""Declared Parquet schemas of every stage hand-off, checked at each stage boundary.
+
+A stage reads with :func:`read_table` (validates) and writes with :func:`write_table` (conforms,
+validates, shards). A missing or mistyped column raises :class:`UniqaError` naming the column.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from uniqa import storage
+from uniqa.errors import UniqaError
+
+LEVELS = ("bad", "poor", "fair", "good", "perfect")
+TASKS = ("quality", "aesthetics")
+SPLIT_VALUES = ("train", "val", "test")
+NUM_SPLITS = 10
+SPLIT_COLUMNS = tuple(f"split_{i}" for i in range(NUM_SPLITS))
+
+# Safe widenings accepted on read (then cast to the declared type).
+_WIDENINGS = {
+    pa.float64(): (pa.float32(), pa.int64(), pa.int32(), pa.int16(), pa.int8(), pa.float16()),
+    pa.string(): (pa.large_string(),),
+    pa.int64(): (pa.int32(), pa.int16(), pa.int8()),
+}
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A named Arrow schema; ``optional`` columns may be absent (filled with nulls on conform)."""
+
+    name: str
+    schema: pa.Schema
+    optional: tuple[str, ...] = ()
+    unique: str | None = None  # column whose values must be unique within a table
+
+    @property
+    def columns(self) -> list[str]:
+        return self.schema.names
+
+    def check_columns(self, schema: pa.Schema, where: str = "") -> None:
+        where = f" in {where}" if where else ""
+        for field in self.schema:
+            if field.name not in schema.names:
+                if field.name in self.optional:
+                    continue
+                raise UniqaError(
+                    f"{self.name}{where}: missing column {field.name!r} (expected {field.type}); "
+                    f"found columns {schema.names}"
+                )
+            got = schema.field(field.name).type
+            if not _compatible(got, field.type):
+                raise UniqaError(
+                    f"{self.name}{where}: column {field.name!r} has type {got}, expected {field.type}"
+                )
+
+    def conform(self, table: pa.Table, where: str = "") -> pa.Table:
+        """Check, cast to the declared types and order; extra columns are kept at the end."""
+        self.check_columns(table.schema, where)
+        arrays, fields = [], []
+        for field in self.schema:
+            if field.name in table.column_names:
+                arrays.append(table[field.name].cast(field.type))
+            else:
+                arrays.append(pa.nulls(len(table), field.type))
+            fields.append(field)
+        for name in table.column_names:
+            if name not in self.schema.names:
+                arrays.append(table[name])
+                fields.append(table.schema.field(name))
+        out = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+        if self.unique and len(out):
+            _check_unique(out[self.unique], f"{self.name}{' in ' + where if where else ''}", self.unique)
+        return out
+
+
+def _compatible(got: pa.DataType, want: pa.DataType) -> bool:
+    if got == want or pa.types.is_null(got):
+        return True
+    if got in _WIDENINGS.get(want, ()):
+        return True
+    if pa.types.is_list(want) and (pa.types.is_list(got) or pa.types.is_large_list(got)):
+        return _compatible(got.value_type, want.value_type)
+    if pa.types.is_map(want) and pa.types.is_map(got):
+        return _compatible(got.key_type, want.key_type) and _compatible(got.item_type, want.item_type)
+    return False
+
+
+def _check_unique(column: pa.ChunkedArray, where: str, name: str) -> None:
+    counts = pc.value_counts(column)
+    dup = counts.filter(pc.greater(counts.field("counts"), 1))
+    if len(dup):
+        raise UniqaError(f"{where}: column {name!r} has duplicate value {dup[0]['values'].as_py()!r}")
+
+
+MANIFEST = TableSchema(
+    name="manifest",
+    schema=pa.schema(
+        [
+            pa.field("image_id", pa.string(), nullable=False),  # stable, unique
+            pa.field("image_uri", pa.string(), nullable=False),  # local path or s3://
+            pa.field("dataset", pa.string()),
+            pa.field("task", pa.string()),  # quality | aesthetics
+            pa.field("mos", pa.float64()),  # raw score as published
+            pa.field("mos_norm", pa.float64()),  # [0, 1], higher is better
+            pa.field("level", pa.string()),  # bad | poor | fair | good | perfect
+            pa.field("group", pa.string()),  # content group (reference image); splits never cut one
+            *[pa.field(c, pa.string()) for c in SPLIT_COLUMNS],  # train | val | test
+            pa.field("comments", pa.list_(pa.string())),  # human comments (aesthetics datasets)
+            pa.field("attrs", pa.map_(pa.string(), pa.float64())),  # dataset-specific numbers
+        ]
+    ),
+    optional=("comments", "attrs", "group"),
+    unique="image_id",
+)
+
+
+def validate_manifest(table: pa.Table, where: str = "") -> pa.Table:
+    """Conform + value checks (task, level, mos_norm range, non-null ids)."""
+    table = MANIFEST.conform(table, where)
+    label = f"manifest{' in ' + where if where else ''}"
+    for col in ("image_id", "image_uri"):
+        if table[col].null_count:
+            raise UniqaError(f"{label}: column {col!r} has {table[col].null_count} null values")
+    _check_in(table, "task", TASKS, label)
+    _check_in(table, "level", LEVELS, label)
+    for col in SPLIT_COLUMNS:
+        _check_in(table, col, SPLIT_VALUES, label)
+    norm = table["mos_norm"]
+    bad = pc.or_(pc.less(norm, 0.0), pc.greater(norm, 1.0))
+    if pc.any(bad).as_py():
+        idx = pc.index(bad, True).as_py()
+        raise UniqaError(
+            f"{label}: mos_norm {norm[idx].as_py()} of image {table['image_id'][idx].as_py()!r} is outside [0, 1]"
+        )
+    return table
+
+
+def _check_in(table: pa.Table, col: str, allowed: tuple[str, ...], label: str) -> None:
+    values = pc.unique(table[col].drop_null()).to_pylist()
+    wrong = [v for v in values if v not in allowed]
+    if wrong:
+        raise UniqaError(f"{label}: column {col!r} has value {wrong[0]!r}; valid values are {list(allowed)}")
+
+
+# ---------------------------------------------------------------------------------------- I/O
+
+
+def parquet_files(uri: str) -> list[str]:
+    """The Parquet files of a table: ``uri`` itself if it is a file, else every ``*.parquet`` below it."""
+    if not storage.exists(uri):
+        raise UniqaError(f"no such file or directory: {uri}")
+    if not storage.is_dir(uri):
+        return [uri]
+    files = [f for f in storage.list_files(uri, (".parquet",)) if not posixpath.basename(f).startswith(("_", "."))]
+    if not files:
+        raise UniqaError(f"no Parquet files under {uri}")
+    return files
+
+
+def read_table(uri: str, schema: TableSchema, columns: list[str] | None = None) -> pa.Table:
+    """Read every Parquet file of ``uri`` (file or directory, local or s3://) and validate."""
+    files = parquet_files(uri)
+    fs, _ = storage.resolve(uri)
+    paths = [storage.resolve(f)[1] for f in files]
+    try:
+        dataset = pads.dataset(paths, format="parquet", filesystem=fs)
+    except pa.ArrowInvalid as e:
+        raise UniqaError(f"cannot read {schema.name} at {uri}: {e}") from e
+    schema.check_columns(dataset.schema, uri)
+    table = dataset.to_table(columns=columns)
+    if columns is not None:
+        return table
+    if schema is MANIFEST:
+        return validate_manifest(table, uri)
+    return schema.conform(table, uri)
+
+
+def write_table(
+    table: pa.Table, out: str, schema: TableSchema, rows_per_shard: int = 100_000, prefix: str = "part"
+) -> list[str]:
+    """Validate and write ``table`` as ``{out}/{prefix}-00000.parquet`` ... ; old shards of the same
+    prefix are removed first. Returns the written URIs."""
+    table = validate_manifest(table) if schema is MANIFEST else schema.conform(table)
+    fs, root = storage.resolve(out)
+    fs.create_dir(root, recursive=True)
+    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+        name = posixpath.basename(info.path)
+        if name.startswith(f"{prefix}-") and name.endswith(".parquet"):
+            fs.delete_file(info.path)
+    written = []
+    n_shards = max(1, -(-len(table) // rows_per_shard))
+    for i in range(n_shards):
+        shard = table.slice(i * rows_per_shard, rows_per_shard)
+        uri = storage.join(out, f"{prefix}-{i:05d}.parquet")
+        pq.write_table(shard, storage.resolve(uri)[1], filesystem=fs)
+        written.append(uri)
+    return written

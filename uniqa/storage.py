@@ -1,0 +1,114 @@
+"""Local and ``s3://`` storage through pyarrow filesystems (never ad-hoc path handling).
+
+S3 settings come from the standard AWS environment: credentials via the usual chain,
+``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` for an S3-compatible endpoint (MinIO, moto, Ceph),
+``AWS_REGION`` / ``AWS_DEFAULT_REGION`` for the region.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from functools import lru_cache
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+from uniqa.errors import UniqaError
+
+
+def is_s3(uri: str) -> bool:
+    return str(uri).startswith("s3://")
+
+
+def s3_endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+@lru_cache(maxsize=8)
+def _s3_filesystem(endpoint: str | None, region: str | None) -> pafs.S3FileSystem:
+    kwargs: dict = {}
+    if endpoint:
+        parsed = urlparse(endpoint)
+        kwargs["endpoint_override"] = parsed.netloc or parsed.path
+        kwargs["scheme"] = parsed.scheme or "https"
+        kwargs["allow_bucket_creation"] = True
+    if region:
+        kwargs["region"] = region
+    return pafs.S3FileSystem(**kwargs)
+
+
+def s3_filesystem() -> pafs.S3FileSystem:
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return _s3_filesystem(s3_endpoint(), region)
+
+
+def resolve(uri: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
+    """``uri`` -> (filesystem, path inside it). Local paths become absolute."""
+    uri = os.fspath(uri)
+    if is_s3(uri):
+        return s3_filesystem(), uri[len("s3://"):].rstrip("/")
+    if "://" in uri and not uri.startswith("file://"):
+        raise UniqaError(f"unsupported URI scheme in {uri!r}: use a local path or s3://bucket/key")
+    path = uri[len("file://"):] if uri.startswith("file://") else uri
+    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts, keeping an ``s3://`` prefix intact."""
+    base = os.fspath(base)
+    if is_s3(base):
+        return "s3://" + posixpath.join(base[len("s3://"):], *parts)
+    return os.path.join(base, *parts)
+
+
+def exists(uri: str) -> bool:
+    fs, path = resolve(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def is_dir(uri: str) -> bool:
+    fs, path = resolve(uri)
+    return fs.get_file_info(path).type == pafs.FileType.Directory
+
+
+def read_bytes(uri: str) -> bytes:
+    """Whole object/file as bytes; a missing one raises ``FileNotFoundError`` naming the URI."""
+    fs, path = resolve(uri)
+    try:
+        with fs.open_input_stream(path) as f:
+            return f.read()
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"no such file: {uri}") from e
+    except OSError as e:
+        if "not found" in str(e).lower() or "does not exist" in str(e).lower():
+            raise FileNotFoundError(f"no such file: {uri}") from e
+        raise
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    fs, path = resolve(uri)
+    parent = posixpath.dirname(path) if is_s3(uri) else os.path.dirname(path)
+    if parent:
+        fs.create_dir(parent, recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(data)
+
+
+def makedirs(uri: str) -> None:
+    fs, path = resolve(uri)
+    fs.create_dir(path, recursive=True)
+
+
+def list_files(uri: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
+    """All files below ``uri`` (recursive), sorted, as URIs of the same kind as ``uri``."""
+    fs, path = resolve(uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=False))
+    out = []
+    for info in infos:
+        if info.type != pafs.FileType.File:
+            continue
+        if suffixes and not info.path.lower().endswith(suffixes):
+            continue
+        out.append("s3://" + info.path if is_s3(uri) else info.path)
+    return sorted(out)
