@@ -64,7 +64,8 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise UniqaError(f"unknown config key {(where + '.' if where else '') + unknown[0]!r}; valid keys: {sorted(fields)}")
+        key = (where + "." if where else "") + unknown[0]
+        raise UniqaError(f"unknown config key {key!r}; valid keys: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
