@@ -59,3 +59,14 @@ def ray_session(s3_server):
         )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def sample_corpus(tmp_path_factory) -> str:
+    """The embedded sample corpus for seed 0, built once per session (~10-20 s on 2 cores): returns DIR,
+    holding DIR/iqa (KADID-10k format) and DIR/iaa (AVA format). Treat it as read-only."""
+    from uniqa.data.sample import build_sample
+
+    out = str(tmp_path_factory.mktemp("sample_corpus"))
+    build_sample(out, seed=0)
+    return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="drop rows whose image file is missing (listed in OUT/_missing.txt) instead of failing")
     pr.set_defaults(func=_prepare)
 
+    from uniqa.data.sample import register_sample  # stdlib-only at import: `uniqa --help` stays fast
+
+    register_sample(dsub)
+
 
 def _list(args) -> int:
     from uniqa.data.sources import SOURCES
@@ -33,26 +36,41 @@ def _list(args) -> int:
     for name in SOURCES.names():
         s = SOURCES.get(name)
         rng = f"{s.mos_range[0]:g}-{s.mos_range[1]:g}" if s.mos_range else "from data"
-        print(f"{name:16s} {s.task:10s} MOS {rng:10s} {s.description}")
+        print(f"{name:10s} {s.task or 'from data':10s} MOS {rng:9s} {s.description}")
         for opt, text in s.options.items():
-            print(f"{'':16s}   -o {opt}=...  {text}")
+            print(f"{'':10s}   -o {opt}=...  {text}")
     return 0
 
 
+def parse_options(items: list[str]) -> dict[str, str]:
+    """``["key=value", ...]`` -> dict (values stay strings; each source parses its own)."""
+    from uniqa.errors import UniqaError
+
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UniqaError(f"--option {item!r} is not of the form key=value")
+        options[key.strip()] = value
+    return options
+
+
 def _prepare(args) -> int:
+    import pyarrow as pa
+
     from uniqa.config import load_config
-    from uniqa.data.prepare import PrepareConfig, prepare
+    from uniqa.data.prepare import PrepareConfig, format_summary, prepare
     from uniqa.errors import UniqaError
 
     overrides = list(args.set) + (["allow_missing=true"] if args.allow_missing else [])
-    cfg = load_config(PrepareConfig, args.config, overrides)
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UniqaError(f"--option {item!r} is not of the form key=value")
-        options[key] = value
-    summary = prepare(args.name, args.root, args.out, cfg, **options)
-    print(json.dumps(summary, indent=2))
-    print(f"wrote {summary['rows']} rows to {args.out}")
+    try:
+        cfg = load_config(PrepareConfig, args.config, overrides)
+        summary = prepare(args.name, args.root, args.out, cfg, **parse_options(args.option))
+    except UniqaError as e:
+        if "\n" in str(e):
+            raise UniqaError(" ".join(str(e).split())) from e
+        raise
+    except (OSError, pa.ArrowException) as e:  # storage failures the sources did not name themselves
+        raise UniqaError(" ".join(f"{type(e).__name__}: {e}".split())) from e
+    print(format_summary(summary, args.out))
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from uniqa.errors import UniqaError
@@ -10,38 +12,49 @@ from uniqa.schema import LEVELS, NUM_SPLITS, SPLIT_COLUMNS
 BINNINGS = ("equal", "quantile")
 
 
-def normalise(mos: np.ndarray, lo: float, hi: float, higher_is_better: bool = True) -> np.ndarray:
+def normalise(
+    mos: np.ndarray, lo: float, hi: float, higher_is_better: bool = True, names: Sequence[str] | None = None
+) -> np.ndarray:
     """Min-max over the published range [lo, hi] -> [0, 1], flipped where lower is better.
 
-    A score outside the published range is an error naming the value (a wrong range or column)."""
+    NaN marks an unlabelled image and stays NaN. A score outside the published range is an error
+    naming the value and the image (``names``) or row: a wrong range or column."""
     mos = np.asarray(mos, dtype=np.float64)
     if not hi > lo:
         raise UniqaError(f"MOS range must have hi > lo, got lo={lo}, hi={hi}")
-    if np.isnan(mos).any():
-        raise UniqaError(f"MOS contains NaN at row {int(np.flatnonzero(np.isnan(mos))[0])}")
     tol = 1e-9 * (hi - lo)
     outside = (mos < lo - tol) | (mos > hi + tol)
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
-        raise UniqaError(f"MOS {mos[i]} at row {i} is outside the dataset's range [{lo}, {hi}]")
+        where = f"image {names[i]!r}" if names is not None else f"row {i}"
+        raise UniqaError(f"MOS {mos[i]:g} of {where} is outside the dataset's range [{lo:g}, {hi:g}]")
     norm = np.clip((mos - lo) / (hi - lo), 0.0, 1.0)
     return norm if higher_is_better else 1.0 - norm
 
 
 def level_edges(mos_norm: np.ndarray, binning: str = "equal") -> np.ndarray:
-    """The four inner bin edges: equal width (0.2, 0.4, 0.6, 0.8) or the data's quintiles."""
+    """The four inner bin edges: equal width (0.2, 0.4, 0.6, 0.8) or the labelled data's quintiles."""
     if binning == "equal":
         return np.array([0.2, 0.4, 0.6, 0.8])
     if binning == "quantile":
-        return np.quantile(np.asarray(mos_norm, dtype=np.float64), [0.2, 0.4, 0.6, 0.8])
+        values = np.asarray(mos_norm, dtype=np.float64)
+        values = values[~np.isnan(values)]
+        if values.size == 0:
+            raise UniqaError("quantile level bins need at least one labelled image")
+        return np.quantile(values, [0.2, 0.4, 0.6, 0.8])
     raise UniqaError(f"unknown level binning {binning!r}; valid: {list(BINNINGS)}")
 
 
-def levels(mos_norm: np.ndarray, binning: str = "equal") -> list[str]:
-    """bad [0, .2), poor [.2, .4), fair [.4, .6), good [.6, .8), perfect [.8, 1] (equal binning)."""
+def levels(mos_norm: np.ndarray, binning: str = "equal") -> list[str | None]:
+    """bad [0, .2), poor [.2, .4), fair [.4, .6), good [.6, .8), perfect [.8, 1] (equal binning);
+    ``None`` for unlabelled (NaN) entries. Values are rounded to 1e-9 first, so a MOS that sits on an
+    edge in decimal (KADID 1.8 -> 0.19999999999999998) lands in the upper bin as written."""
     mos_norm = np.asarray(mos_norm, dtype=np.float64)
-    idx = np.searchsorted(level_edges(mos_norm, binning), mos_norm, side="right")
-    return [LEVELS[i] for i in idx]
+    if np.isnan(mos_norm).all():
+        return [None] * len(mos_norm)
+    edges = level_edges(mos_norm, binning)
+    idx = np.searchsorted(np.round(edges, 9), np.round(mos_norm, 9), side="right")
+    return [None if np.isnan(v) else LEVELS[i] for v, i in zip(mos_norm, idx)]
 
 
 def level_index(level: str) -> int:

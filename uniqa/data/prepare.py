@@ -8,25 +8,32 @@ listed in ``{out}/_missing.txt`` and in the summary — never silently.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
 from uniqa import storage
 from uniqa.data import levels as L
-from uniqa.data.sources import Records, get_source
+from uniqa.data.sources import Records, Source, get_source
 from uniqa.errors import UniqaError
-from uniqa.schema import LEVELS, MANIFEST, write_table
+from uniqa.schema import LEVELS, MANIFEST, TASKS, validate_manifest, write_table
+
+SPLIT_MODES = ("auto", "seeded")
+MISSING_SHOWN = 5  # missing files named in the error message / summary
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
     binning: str = "equal"  # level bins: equal width or quantile (METHOD §1)
+    splits: str = "auto"  # auto: the dataset's official split where it has one, else seeded; seeded: always seeded
     seed: int = 0  # split i uses seed + i
-    train_fraction: float = 0.8
+    train_fraction: float = 0.8  # fraction of content groups in train
     check_files: bool = True  # verify every image file exists
     allow_missing: bool = False  # drop missing images (listed in _missing.txt) instead of failing
     rows_per_shard: int = 100_000
@@ -34,98 +41,163 @@ class PrepareConfig:
     def __post_init__(self):
         if self.binning not in L.BINNINGS:
             raise UniqaError(f"binning must be one of {list(L.BINNINGS)}, got {self.binning!r}")
+        if self.splits not in SPLIT_MODES:
+            raise UniqaError(f"splits must be one of {list(SPLIT_MODES)}, got {self.splits!r}")
         if not 0 < self.train_fraction < 1:
             raise UniqaError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
         if self.rows_per_shard < 1:
             raise UniqaError(f"rows_per_shard must be >= 1, got {self.rows_per_shard}")
 
 
+def _listing_key(uri: str) -> str:
+    return uri if storage.is_s3(uri) else os.path.normpath(os.path.abspath(uri))
+
+
 def missing_files(uris: list[str]) -> list[str]:
     """The URIs that do not exist, checked with one listing per parent directory."""
-    by_dir: dict[str, set[str]] = {}
-    for uri in uris:
-        parent = posixpath.dirname(uri) if storage.is_s3(uri) else uri.rsplit("/", 1)[0]
-        by_dir.setdefault(parent, set())
+    parents = sorted({posixpath.dirname(_listing_key(u)) for u in uris})
     present: set[str] = set()
-    for parent in by_dir:
-        if storage.is_dir(parent):
-            fs, path = storage.resolve(parent)
-            from pyarrow.fs import FileSelector, FileType
+    for folder in parents:
+        if not storage.is_dir(folder):
+            continue
+        fs, path = storage.resolve(folder)
+        for info in fs.get_file_info(pafs.FileSelector(path, recursive=False)):
+            if info.type == pafs.FileType.File:
+                present.add(("s3://" + info.path) if storage.is_s3(folder) else info.path)
+    return [u for u in uris if _listing_key(u) not in present]
 
-            for info in fs.get_file_info(FileSelector(path, recursive=False)):
-                if info.type == FileType.File:
-                    present.add(("s3://" + info.path) if storage.is_s3(parent) else info.path)
-    import os
 
-    norm = (lambda u: u) if any(storage.is_s3(u) for u in uris) else os.path.abspath
-    return [u for u in uris if norm(u) not in present]
+def _score_spec(source: Source, records: Records) -> tuple[str, str, tuple[float, float] | None, bool]:
+    """(dataset, task, published range or None, higher_is_better): the records' overrides, else the source's."""
+    task = records.task or source.task
+    if task not in TASKS:
+        raise UniqaError(f"dataset {source.name!r}: task {task!r} is not one of {list(TASKS)}")
+    better = source.higher_is_better if records.higher_is_better is None else records.higher_is_better
+    return records.dataset or source.name, task, records.mos_range or source.mos_range, better
+
+
+def normalise_records(dataset: str, records: Records, mos_range, higher_is_better: bool) -> np.ndarray:
+    """``mos_norm`` for the records (NaN where unlabelled); no published range: the data's min-max."""
+    mos = np.array([np.nan if m is None else m for m in records.mos], dtype=np.float64)
+    labelled = mos[~np.isnan(mos)]
+    if labelled.size == 0:
+        return mos
+    if mos_range is None:
+        mos_range = (float(labelled.min()), float(labelled.max()))
+        if mos_range[0] == mos_range[1]:
+            raise UniqaError(
+                f"dataset {dataset!r}: every MOS equals {mos_range[0]:g} and no range was given; cannot normalise "
+                "(give the published range with -o mos_min=... -o mos_max=...)"
+            )
+    return L.normalise(mos, *mos_range, higher_is_better, names=records.image_id)
 
 
 def build_manifest(name: str, records: Records, cfg: PrepareConfig) -> pa.Table:
     """Normalise, bin, split and assemble a manifest table (validated)."""
     source = get_source(name)
-    mos = np.asarray(records.mos, dtype=np.float64)
-    if len(mos) == 0:
+    n = len(records.image_id)
+    if n == 0:
         raise UniqaError(f"dataset {name!r} produced no rows")
-    lo, hi = source.mos_range if source.mos_range else (float(mos.min()), float(mos.max()))
-    if source.mos_range is None and lo == hi:
-        raise UniqaError(f"dataset {name!r}: every MOS equals {lo}; cannot normalise")
-    mos_norm = L.normalise(mos, lo, hi, source.higher_is_better)
+    dataset, task, mos_range, better = _score_spec(source, records)
+    mos_norm = normalise_records(dataset, records, mos_range, better)
     groups = records.group or list(records.image_id)
-    if records.split is not None:
+    if records.split is not None and cfg.splits == "auto":
         splits = L.official_splits(records.split)
     else:
         splits = L.seeded_splits(groups, cfg.train_fraction, cfg.seed)
     columns = {
         "image_id": records.image_id,
         "image_uri": records.image_uri,
-        "dataset": [name] * len(mos),
-        "task": [source.task] * len(mos),
-        "mos": mos,
-        "mos_norm": mos_norm,
+        "dataset": [dataset] * n,
+        "task": [task] * n,
+        "mos": [None if m is None else float(m) for m in records.mos],
+        "mos_norm": [None if np.isnan(v) else float(v) for v in mos_norm],
         "level": L.levels(mos_norm, cfg.binning),
         "group": groups,
         **splits,
-        "comments": records.comments or [None] * len(mos),
-        "attrs": [list((a or {}).items()) for a in records.attrs] if records.attrs else [None] * len(mos),
+        "comments": records.comments or [None] * n,
+        "attrs": [list((a or {}).items()) for a in records.attrs] if records.attrs else [None] * n,
     }
     table = pa.table({k: pa.array(v, type=MANIFEST.schema.field(k).type) for k, v in columns.items()})
-    return MANIFEST.conform(table, f"dataset {name!r}")
+    return validate_manifest(table, f"dataset {name!r}")
 
 
-def summarise(table: pa.Table, missing: list[str]) -> dict:
-    mos = table["mos"].to_numpy()
-    counts = Counter(table["level"].to_pylist())
+def summarise(table: pa.Table, missing: list[str], notes: dict[str, int] | None = None) -> dict:
+    """Rows, labelled count, MOS range, level histogram, split_0 counts, missing files, protocol notes."""
+    mos = table["mos"].drop_null().to_numpy()
+    counts = Counter(table["level"].drop_null().to_pylist())
+    split0 = Counter("none" if s is None else s for s in table["split_0"].to_pylist())
     return {
         "rows": len(table),
+        "labelled": len(mos),
         "datasets": sorted(set(table["dataset"].to_pylist())),
+        "tasks": sorted(set(table["task"].to_pylist())),
         "mos_range": [float(mos.min()), float(mos.max())] if len(mos) else None,
         "levels": {lv: counts.get(lv, 0) for lv in LEVELS},
-        "split_0": dict(Counter(table["split_0"].to_pylist())),
+        "split_0": dict(sorted(split0.items())),
         "missing_files": len(missing),
+        "missing_examples": missing[:MISSING_SHOWN],
+        "notes": dict(notes or {}),
     }
 
 
-def prepare(name: str, root: str, out: str, cfg: PrepareConfig = PrepareConfig(), **options) -> dict:
-    """Read dataset ``name`` at ``root`` and write its manifest shards to ``out``; returns the summary."""
+def format_summary(summary: dict, out: str) -> str:
+    """The summary as a few human-readable lines."""
+    rng = summary["mos_range"]
+    lines = [
+        f"{', '.join(summary['datasets'])} ({', '.join(summary['tasks'])}): {summary['rows']} rows, "
+        f"{summary['labelled']} labelled -> {out}",
+        "MOS range: " + (f"{rng[0]:g} .. {rng[1]:g}" if rng else "none (unlabelled)"),
+        "levels: " + ", ".join(f"{k} {v}" for k, v in summary["levels"].items()),
+        "split_0: " + ", ".join(f"{k} {v}" for k, v in summary["split_0"].items()),
+        f"missing files: {summary['missing_files']}"
+        + (f" (dropped, listed in {storage.join(out, '_missing.txt')})" if summary["missing_files"] else ""),
+    ]
+    lines += [f"note: {k} = {v}" for k, v in summary["notes"].items()]
+    return "\n".join(lines)
+
+
+def _drop_missing(table: pa.Table, missing: list[str], out: str) -> pa.Table:
+    storage.write_bytes(storage.join(out, "_missing.txt"), ("\n".join(missing) + "\n").encode())
+    return table.filter(pc.invert(pc.is_in(table["image_uri"], value_set=pa.array(missing, pa.string()))))
+
+
+def _absolute(root: str) -> str:
+    return root.rstrip("/") if storage.is_s3(root) else os.path.abspath(os.path.expanduser(root))
+
+
+def read_source(name: str, root: str, cfg: PrepareConfig, **options) -> tuple[pa.Table, Records | None]:
+    """Run source ``name`` on ``root`` -> (validated manifest table, its records or None for manifests)."""
     source = get_source(name)
     unknown = sorted(set(options) - set(source.options))
     if unknown:
         raise UniqaError(f"dataset {name!r} has no option {unknown[0]!r}; options: {sorted(source.options)}")
-    records = source.read(root, **options)
-    missing = missing_files(records.image_uri) if cfg.check_files else []
+    records = source.read(_absolute(root), **options)
+    if isinstance(records, pa.Table):
+        return records, None
+    return build_manifest(name, records, cfg), records
+
+
+def prepare(name: str, root: str, out: str, cfg: PrepareConfig = PrepareConfig(), **options) -> dict:
+    """Read dataset ``name`` at ``root`` and write its manifest shards to ``out``; returns the summary."""
+    table, records = read_source(name, root, cfg, **options)
+    uris = table["image_uri"].to_pylist()
+    check = cfg.check_files and not (records is not None and records.files_listed)
+    missing = missing_files(uris) if check else []
     if missing and not cfg.allow_missing:
-        shown = ", ".join(missing[:3])
         raise UniqaError(
-            f"{len(missing)} of {len(records.image_uri)} image files listed by {name!r} are missing "
-            f"(e.g. {shown}); fix the root/image_dir or pass --allow-missing to drop and list them"
+            f"{len(missing)} of {len(uris)} image files listed by {name!r} are missing: "
+            f"{', '.join(missing[:MISSING_SHOWN])}{' ...' if len(missing) > MISSING_SHOWN else ''}; "
+            "fix --root / -o image_dir=..., or pass --allow-missing to drop them (listed in OUT/_missing.txt)"
         )
-    table = build_manifest(name, records, cfg)
     if missing:
-        keep = ~np.isin(np.asarray(table["image_uri"].to_pylist(), dtype=object), np.asarray(missing, dtype=object))
-        table = table.filter(pa.array(keep))
-        storage.write_bytes(storage.join(out, "_missing.txt"), ("\n".join(missing) + "\n").encode())
+        if len(missing) == len(uris):
+            raise UniqaError(f"every image file listed by {name!r} is missing (e.g. {missing[0]})")
+        table = _drop_missing(table, missing, out)
+    elif storage.exists(storage.join(out, "_missing.txt")):  # a stale list from an earlier run
+        fs, path = storage.resolve(storage.join(out, "_missing.txt"))
+        fs.delete_file(path)
     write_table(table, out, MANIFEST, cfg.rows_per_shard)
-    summary = summarise(table, missing)
+    summary = summarise(table, missing, records.notes if records is not None else None)
     storage.write_bytes(storage.join(out, "_summary.json"), json.dumps(summary, indent=2).encode())
     return summary

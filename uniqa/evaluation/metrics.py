@@ -6,8 +6,10 @@ otherwise :class:`UniqaError` says which condition failed.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from uniqa.errors import UniqaError
 
@@ -49,15 +51,26 @@ def krcc(pred, mos) -> float:
 
 def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
     """VQEG 4-parameter logistic: ``(b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2``."""
-    return (b1 - b2) / (1.0 + np.exp(-(x - b3) / (np.abs(b4) + 1e-12))) + b2
+    return (b1 - b2) * special.expit((np.asarray(x) - b3) / (np.abs(b4) + 1e-12)) + b2
+
+
+def _logistic4_jac(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+    """Analytic Jacobian of :func:`logistic4`. Finite differences scale their step with the parameter,
+    so a centre ``b3`` that starts at 0 (zero-mean predictions) would never move."""
+    scale = np.abs(b4) + 1e-12
+    s = special.expit((x - b3) / scale)
+    ds = (b1 - b2) * s * (1.0 - s)
+    return np.stack([s, 1.0 - s, -ds / scale, -ds * (x - b3) * np.sign(b4) / scale**2], axis=1)
 
 
 def fit_logistic4(pred, mos) -> np.ndarray:
     """Least-squares fit of :func:`logistic4` mapping predictions onto MOS; returns (b1..b4)."""
     pred, mos = _check(pred, mos)
-    p0 = [mos.max(), mos.min(), float(np.mean(pred)), float(np.std(pred)) or 1.0]
+    p0 = [mos.max(), mos.min(), float(np.mean(pred)), float(np.std(pred))]
     try:
-        params, _ = optimize.curve_fit(logistic4, pred, mos, p0=p0, maxfev=20000)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optimize.OptimizeWarning)
+            params, _ = optimize.curve_fit(logistic4, pred, mos, p0=p0, jac=_logistic4_jac, maxfev=20000)
     except RuntimeError as e:
         raise UniqaError(f"4-parameter logistic fit did not converge: {e}") from e
     return params

@@ -1,28 +1,49 @@
-"""The source contract: a reader of one dataset's official files, plus what we know about its scores."""
+"""The source contract: a reader of one dataset's official files, plus what we know about its scores.
+
+A source's ``read(root, **options)`` returns :class:`Records` (columns before normalisation) or, for
+sources that already hold a manifest, a manifest ``pyarrow.Table``. Options arrive as strings from
+the command line (``-o key=value``); the ``opt_*`` helpers parse them with errors naming the option.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import math
+import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from uniqa import storage
 from uniqa.errors import UniqaError
 from uniqa.registry import Registry
+from uniqa.schema import SPLIT_VALUES, TASKS
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
 @dataclass
 class Records:
-    """Columns read from a dataset's files, one entry per image (before normalisation)."""
+    """Columns read from a dataset's files, one entry per image (before normalisation).
+
+    ``mos`` entries may be ``None`` (unlabelled image). The optional ``dataset``, ``task``,
+    ``mos_range`` and ``higher_is_better`` override the source's defaults (generic sources set them
+    from options). ``notes`` are counts for the summary (e.g. rows dropped by the dataset's protocol)."""
 
     image_id: list[str]
     image_uri: list[str]
-    mos: list[float]
+    mos: list[float | None]
     group: list[str] | None = None  # content group (reference image); default: the image itself
-    split: list[str] | None = None  # official split (train/val/test) if the dataset has one
-    comments: list[list[str]] | None = None
+    split: list[str | None] | None = None  # official split (train/val/test) if the dataset has one
+    comments: list[list[str] | None] | None = None
     attrs: list[dict[str, float]] | None = None
+    dataset: str | None = None
+    task: str | None = None
+    mos_range: tuple[float, float] | None = None
+    higher_is_better: bool | None = None
+    files_listed: bool = False  # image_uri came from a storage listing: no existence check needed
+    notes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
         n = len(self.image_id)
@@ -37,11 +58,12 @@ class Source:
     """A registered dataset reader.
 
     ``mos_range`` is the published score range used for min-max normalisation (``None``: the data's
-    own min and max, for generic sources); ``higher_is_better=False`` flips DMOS-style scores."""
+    own min and max, for generic sources); ``higher_is_better=False`` flips DMOS-style scores.
+    ``task=None`` means the task comes from the data (the ``manifest`` source)."""
 
     name: str
-    task: str  # quality | aesthetics
-    read: Callable[..., Records]  # read(root: str, **options) -> Records
+    task: str | None  # quality | aesthetics
+    read: Callable[..., Records]  # read(root: str, **options) -> Records | pyarrow.Table
     mos_range: tuple[float, float] | None
     higher_is_better: bool = True
     description: str = ""
@@ -68,11 +90,21 @@ def get_source(name: str) -> Source:
 # ------------------------------------------------------------------------- helpers for readers
 
 
+def read_file(uri: str) -> bytes:
+    """A dataset's metadata file as bytes; a missing or unreadable one is a one-line error naming it."""
+    try:
+        if not storage.exists(uri):
+            raise UniqaError(f"expected dataset file not found: {uri}")
+        if storage.is_dir(uri):
+            raise UniqaError(f"expected a file but found a directory: {uri}")
+        return storage.read_bytes(uri)
+    except OSError as e:
+        raise UniqaError(f"cannot read {uri}: {e}") from e
+
+
 def read_text(uri: str) -> str:
-    """A dataset's metadata file as text; a missing one is a one-line error naming it."""
-    if not storage.exists(uri):
-        raise UniqaError(f"expected dataset file not found: {uri}")
-    data = storage.read_bytes(uri)
+    """A dataset's metadata file as text (UTF-8, else Latin-1)."""
+    data = read_file(uri)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -81,22 +113,136 @@ def read_text(uri: str) -> str:
 
 def read_csv_rows(uri: str, required: list[str]) -> list[dict[str, str]]:
     """Rows of a CSV as dicts; fails naming the file and the first missing column."""
-    reader = csv.DictReader(io.StringIO(read_text(uri)))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    reader.fieldnames = header
-    for col in required:
-        if col not in header:
-            raise UniqaError(f"{uri}: expected column {col!r}, found columns {header}")
-    return list(reader)
-
-
-def to_float(value: str, uri: str, column: str, row: int) -> float:
     try:
-        return float(value)
+        reader = csv.DictReader(io.StringIO(read_text(uri)))
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        reader.fieldnames = header
+        for col in required:
+            if col not in header:
+                raise UniqaError(f"{uri}: expected column {col!r}, found columns {header}")
+        return list(reader)
+    except csv.Error as e:
+        raise UniqaError(f"{uri}: not a readable CSV file: {e}") from e
+
+
+def read_columns(uri: str, min_columns: int) -> list[tuple[int, list[str]]]:
+    """Whitespace-separated lines as (line number, fields); blank lines skipped, short lines an error."""
+    rows = []
+    for number, line in enumerate(read_text(uri).splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) < min_columns:
+            raise UniqaError(f"{uri}: line {number} has {len(fields)} fields, expected {min_columns}: {line!r}")
+        rows.append((number, fields))
+    return rows
+
+
+def to_float(value, uri: str, column: str, row: int) -> float:
+    """A finite number from a metadata cell; anything else names the file, row, column and value."""
+    try:
+        out = float(value)
     except (TypeError, ValueError):
-        raise UniqaError(f"{uri}: row {row} column {column!r} has non-numeric value {value!r}") from None
+        out = math.nan
+    if not math.isfinite(out):
+        raise UniqaError(f"{uri}: row {row} column {column!r} has non-numeric value {value!r}")
+    return out
+
+
+def optional_floats(row: dict, columns: tuple[str, ...], uri: str, line: int) -> dict[str, float]:
+    """``{column: number}`` for the columns present and non-empty in ``row`` (attrs)."""
+    out = {}
+    for col in columns:
+        value = row.get(col)
+        if value is not None and str(value).strip() != "":
+            out[col] = to_float(value, uri, col, line)
+    return out
 
 
 def image_id(dataset: str, name: str) -> str:
-    """Stable id: dataset name + the image's path relative to the dataset root."""
+    """Stable id: dataset name + the image's path relative to the dataset's image folder."""
     return f"{dataset}/{name}"
+
+
+def image_uri(root: str, image_dir: str, name: str) -> str:
+    """``root/image_dir/name`` (``image_dir`` may be empty)."""
+    parts = [p for p in (image_dir, name) if p]
+    return storage.join(root, *parts)
+
+
+def parent(uri: str) -> str:
+    """The folder holding ``uri`` (local or s3://)."""
+    return "s3://" + posixpath.dirname(uri[len("s3://"):]) if storage.is_s3(uri) else posixpath.dirname(uri)
+
+
+# ------------------------------------------------------------------------- option parsing
+
+
+def opt_float(name: str, value) -> float | None:
+    """An optional float option (``""``/``None`` -> ``None``)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UniqaError(f"option {name}={value!r} is not a number") from None
+
+
+def opt_int(name: str, value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UniqaError(f"option {name}={value!r} is not an integer") from None
+
+
+def opt_bool(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "y", "on"):
+        return True
+    if text in ("0", "false", "no", "n", "off"):
+        return False
+    raise UniqaError(f"option {name}={value!r} is not a boolean; use true or false")
+
+
+def opt_task(value: str) -> str:
+    if value not in TASKS:
+        raise UniqaError(f"option task={value!r} is not a task; valid: {list(TASKS)}")
+    return value
+
+
+def opt_range(mos_min, mos_max) -> tuple[float, float] | None:
+    """``(lo, hi)`` from the ``mos_min``/``mos_max`` options; both or neither."""
+    lo, hi = opt_float("mos_min", mos_min), opt_float("mos_max", mos_max)
+    if (lo is None) != (hi is None):
+        raise UniqaError("options mos_min and mos_max go together: give both or neither")
+    if lo is None:
+        return None
+    if not hi > lo:
+        raise UniqaError(f"option mos_max={hi} must be greater than mos_min={lo}")
+    return lo, hi
+
+
+_SPLIT_ALIASES = {"train": "train", "training": "train", "restval": "train", "val": "val", "valid": "val",
+                  "validation": "val", "test": "test", "testing": "test"}
+
+
+def split_name(value, where: str) -> str:
+    """An official split label -> train | val | test; anything else names the value."""
+    out = _SPLIT_ALIASES.get(str(value).strip().lower())
+    if out is None:
+        raise UniqaError(f"{where}: unknown split {value!r}; expected one of {list(SPLIT_VALUES)}")
+    return out
+
+
+_DISTORTION_NAME = re.compile(r"^([A-Za-z]*\d+)_(\d+)_(\d+)(\.[^.]*)?$")
+
+
+def distortion_attrs(name: str) -> tuple[str | None, dict[str, float]]:
+    """Synthetic-distortion file names ``I01_05_03.png`` -> (reference ``I01``, {dist_type: 5, dist_level: 3});
+    (None, {}) when the name does not follow the pattern."""
+    m = _DISTORTION_NAME.match(posixpath.basename(name))
+    if not m:
+        return None, {}
+    return m.group(1), {"dist_type": float(m.group(2)), "dist_level": float(m.group(3))}

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from uniqa import storage
-from uniqa.data.sources.base import Records, image_id, read_csv_rows, register_source, to_float
+from uniqa.data.sources.base import (
+    Records,
+    image_id,
+    image_uri,
+    optional_floats,
+    read_csv_rows,
+    register_source,
+    to_float,
+)
+
+ATTR_COLUMNS = ("SD", "MOS_zscore", "c1", "c2", "c3", "c4", "c5", "c_total")
 
 
 @register_source(
@@ -13,7 +23,7 @@ from uniqa.data.sources.base import Records, image_id, read_csv_rows, register_s
     description="KonIQ-10k in-the-wild IQA (MOS 1-5)",
     options={
         "scores_file": "CSV relative to root (default koniq10k_scores_and_distributions.csv)",
-        "image_dir": "image folder relative to root (default 1024x768)",
+        "image_dir": "image folder relative to root (default 1024x768; 512x384 for the small copy)",
         "name_column": "default image_name",
         "mos_column": "default MOS",
     },
@@ -28,16 +38,9 @@ def read_koniq(
     uri = storage.join(root, scores_file)
     rows = read_csv_rows(uri, [name_column, mos_column])
     names = [r[name_column].strip() for r in rows]
-    attrs = []
-    for r in rows:
-        a = {}
-        for col in ("SD", "MOS_zscore", "c1", "c2", "c3", "c4", "c5", "c_total"):
-            if r.get(col, "").strip():
-                a[col] = float(r[col])
-        attrs.append(a)
     return Records(
         image_id=[image_id("koniq10k", n) for n in names],
-        image_uri=[storage.join(root, image_dir, n) for n in names],
+        image_uri=[image_uri(root, image_dir, n) for n in names],
         mos=[to_float(r[mos_column], uri, mos_column, i + 2) for i, r in enumerate(rows)],
-        attrs=attrs,
+        attrs=[optional_floats(r, ATTR_COLUMNS, uri, i + 2) for i, r in enumerate(rows)],
     )

@@ -1,0 +1,300 @@
+"""Every dataset source on tiny fixtures in its official format: parsed rows checked exactly."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from dataset_fixtures import (
+    AADB,
+    AVA,
+    AVA_CAPTIONS,
+    FLIVE,
+    KADID,
+    KONIQ,
+    LIVEC,
+    SPAQ,
+    SPAQ_HEADER,
+    TID,
+    make_aadb,
+    make_ava,
+    make_flive,
+    make_folder,
+    make_kadid,
+    make_koniq,
+    make_livec,
+    make_spaq,
+    make_tid,
+    upload_tree,
+    write_csv,
+    write_images,
+)
+
+from uniqa.data.prepare import PrepareConfig, read_source
+from uniqa.data.sources import SOURCES, get_source
+from uniqa.errors import UniqaError
+from uniqa.schema import SPLIT_COLUMNS
+
+OFFICIAL = {"koniq10k", "spaq", "livec", "kadid10k", "tid2013", "ava", "aadb", "flive"}
+GENERIC = {"folder", "table", "manifest"}
+
+
+def manifest(name: str, root, **options) -> dict[str, list]:
+    """The validated manifest of ``name`` at ``root`` as {column: values}."""
+    table, _ = read_source(name, str(root), PrepareConfig(), **options)
+    return table.to_pydict()
+
+
+def attrs(row_attrs) -> dict:
+    return dict(row_attrs) if row_attrs is not None else None
+
+
+def test_registry_lists_every_source():
+    assert set(SOURCES.names()) == OFFICIAL | GENERIC
+    assert get_source("kadid10k").mos_range == (1.0, 5.0)
+    with pytest.raises(UniqaError, match=r"unknown dataset 'koniq'; known: \['aadb', 'ava'"):
+        get_source("koniq")
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL | GENERIC))
+def test_options_match_reader_signature(name):
+    source = get_source(name)
+    params = list(inspect.signature(source.read).parameters)
+    assert params[0] == "root" and sorted(params[1:]) == sorted(source.options)
+    assert source.task in ("quality", "aesthetics", None)
+
+
+def test_koniq(tmp_path):
+    make_koniq(tmp_path)
+    m = manifest("koniq10k", tmp_path)
+    assert m["image_id"] == ["koniq10k/100.jpg", "koniq10k/101.jpg", "koniq10k/102.jpg"]
+    assert m["image_uri"] == [str(tmp_path / "1024x768" / n) for n, *_ in KONIQ]
+    assert m["mos"] == [1.0, 3.0, 5.0]
+    assert m["mos_norm"] == [0.0, 0.5, 1.0]
+    assert m["level"] == ["bad", "fair", "perfect"]
+    assert attrs(m["attrs"][1])["SD"] == 0.5 and attrs(m["attrs"][1])["MOS_zscore"] == 60.0
+
+
+def test_spaq_xlsx(tmp_path):
+    make_spaq(tmp_path)
+    m = manifest("spaq", tmp_path)
+    assert m["image_id"] == [f"spaq/{r[0]}" for r in SPAQ]
+    assert m["image_uri"] == [str(tmp_path / "TestImage" / r[0]) for r in SPAQ]
+    assert m["mos"] == [0.0, 20.0, 80.0, 100.0]
+    assert m["mos_norm"] == [0.0, 0.2, 0.8, 1.0]
+    assert m["level"] == ["bad", "poor", "perfect", "perfect"]  # bin edges: 0.2 -> poor, 0.8 -> perfect
+    assert attrs(m["attrs"][2]) == {"Brightness": 12.0, "Colorfulness": 22.0, "Contrast": 32.0,
+                                    "Noisiness": 42.0, "Sharpness": 52.0}
+    assert set(m["task"]) == {"quality"} and set(m["dataset"]) == {"spaq"}
+
+
+def test_spaq_column_overrides(tmp_path):
+    header = ["file", "score", *SPAQ_HEADER[2:]]
+    make_spaq(tmp_path, header=header)
+    m = manifest("spaq", tmp_path, name_column="file", mos_column="score")
+    assert m["mos"] == [0.0, 20.0, 80.0, 100.0]
+
+
+def test_spaq_errors_name_file_column_and_value(tmp_path):
+    make_spaq(tmp_path, header=["Image name", "Score", *SPAQ_HEADER[2:]])
+    with pytest.raises(UniqaError, match=r"MOS and Image attribute scores.xlsx: expected column 'MOS', found"):
+        manifest("spaq", tmp_path)
+    make_spaq(tmp_path, rows=[("00001.jpg", "n/a", 1, 2, 3, 4, 5)])
+    with pytest.raises(UniqaError, match=r"xlsx: row 2 column 'MOS' has non-numeric value 'n/a'"):
+        manifest("spaq", tmp_path)
+    (tmp_path / "Annotations" / "MOS and Image attribute scores.xlsx").write_bytes(b"not a zip file")
+    with pytest.raises(UniqaError, match=r"xlsx: not a readable .xlsx workbook"):
+        manifest("spaq", tmp_path)
+
+
+def test_livec_mat_drops_training_examples(tmp_path):
+    make_livec(tmp_path)
+    table, records = read_source("livec", str(tmp_path), PrepareConfig())
+    m = table.to_pydict()
+    assert len(LIVEC) == 11 and len(m["image_id"]) == 4
+    assert m["image_id"] == ["livec/10.JPG", "livec/11.bmp", "livec/12.bmp", "livec/13.bmp"]
+    assert m["image_uri"][0] == str(tmp_path / "Images" / "10.JPG")
+    assert m["mos"] == [0.0, 40.0, 60.0, 100.0]
+    assert m["level"] == ["bad", "fair", "good", "perfect"]
+    assert [attrs(a)["mos_std"] for a in m["attrs"]] == [10.0, 11.0, 12.0, 13.0]
+    assert records.notes == {"dropped_training_examples": 7}
+
+
+def test_livec_char_matrix_names_and_errors(tmp_path):
+    from scipy.io import savemat
+
+    make_livec(tmp_path)
+    names = [r[0].ljust(6) for r in LIVEC]  # a char matrix instead of a cell array
+    savemat(tmp_path / "Data" / "AllImages_release.mat", {"AllImages_release": names})
+    assert manifest("livec", tmp_path)["image_id"][1] == "livec/11.bmp"
+    savemat(tmp_path / "Data" / "AllMOS_release.mat", {"AllMOS_release": np.ones((1, 5))})
+    with pytest.raises(UniqaError, match=r"AllMOS_release.mat has 5 entries but .*AllImages_release.mat has 11"):
+        manifest("livec", tmp_path)
+    (tmp_path / "Data" / "AllMOS_release.mat").write_bytes(b"garbage")
+    with pytest.raises(UniqaError, match=r"AllMOS_release.mat: not a readable MATLAB .mat file"):
+        manifest("livec", tmp_path)
+
+
+def test_kadid_direction_groups_and_distortions(tmp_path):
+    make_kadid(tmp_path)
+    m = manifest("kadid10k", tmp_path)
+    assert m["image_id"] == [f"kadid10k/{r[0]}" for r in KADID]
+    assert m["image_uri"] == [str(tmp_path / "images" / r[0]) for r in KADID]
+    assert m["group"] == [r[1] for r in KADID]
+    # DMOS 1..5, higher is better: 5 -> 1.0, 1 -> 0.0; 1.8 -> 0.2 (poor), 4.2 -> 0.8 (perfect)
+    np.testing.assert_allclose(m["mos_norm"], [1.0, 0.0, 0.2, 0.8, 0.5, 0.4, 0.6, 0.1, 0.9, 0.3])
+    assert m["level"] == ["perfect", "bad", "poor", "perfect", "fair", "fair", "good", "bad", "perfect", "poor"]
+    assert attrs(m["attrs"][1]) == {"var": pytest.approx(0.1), "dist_type": 5.0, "dist_level": 3.0}
+
+
+def test_tid2013_direction_and_case_insensitive_groups(tmp_path):
+    make_tid(tmp_path)
+    m = manifest("tid2013", tmp_path)
+    assert m["image_id"] == [f"tid2013/{n}" for _, n in TID]
+    assert m["image_uri"][2] == str(tmp_path / "distorted_images" / "I02_02_2.BMP")
+    assert m["mos_norm"] == [1.0, 0.0, 0.5, pytest.approx(0.8), pytest.approx(0.2)]
+    assert m["level"] == ["perfect", "bad", "fair", "perfect", "poor"]
+    assert m["group"] == ["i01", "i01", "i02", "i02", "i03"]
+    assert attrs(m["attrs"][3]) == {"dist_type": 17.0, "dist_level": 5.0}
+    for col in SPLIT_COLUMNS:  # a reference never on both sides
+        by_group = {}
+        for g, s in zip(m["group"], m[col]):
+            by_group.setdefault(g, set()).add(s)
+        assert all(len(v) == 1 for v in by_group.values())
+
+
+def test_ava_votes_comments_and_official_split(tmp_path):
+    make_ava(tmp_path)
+    table, records = read_source("ava", str(tmp_path), PrepareConfig())
+    m = table.to_pydict()
+    assert m["image_id"] == [f"ava/{r[0]}.jpg" for r in AVA]
+    assert m["image_uri"][0] == str(tmp_path / "images" / "953619.jpg")
+    votes = np.array(AVA[0][1], dtype=float)
+    assert m["mos"][0] == pytest.approx((votes * np.arange(1, 11)).sum() / votes.sum())
+    assert m["mos"][1:] == [1.0, 10.0, 5.5]
+    assert m["mos_norm"][1:] == [0.0, 1.0, 0.5] and m["level"][1:] == ["bad", "perfect", "fair"]
+    assert m["comments"][:3] == [AVA_CAPTIONS["953619"][1], ["blurry"], []]
+    assert m["comments"][3] is None  # not in the captions JSON
+    assert m["split_0"] == ["train", "val", "test", None] and m["split_9"] == m["split_0"]
+    a = attrs(m["attrs"][0])
+    assert [a[f"votes_{s}"] for s in range(1, 11)] == AVA[0][1]
+    assert (a["tag_1"], a["tag_2"], a["challenge"]) == (1.0, 22.0, 1396.0)
+    assert records.notes == {"without_official_split": 1}
+    assert set(m["task"]) == {"aesthetics"}
+
+
+def test_ava_without_comments_gets_seeded_splits(tmp_path):
+    make_ava(tmp_path, comments=False)
+    m = manifest("ava", tmp_path)
+    assert all(c is None for c in m["comments"])
+    assert sorted(m["split_0"]) == ["test", "train", "train", "train"]
+
+
+def test_ava_errors(tmp_path):
+    make_ava(tmp_path, rows=[("111", [0] * 10, 0, 0, 1)])
+    with pytest.raises(UniqaError, match=r"AVA.txt: line 1: image 111 has no votes"):
+        manifest("ava", tmp_path)
+    (tmp_path / "AVA.txt").write_text("1 222 0 1 2 3 4 5 6 7 8 9 1 2\n")
+    with pytest.raises(UniqaError, match=r"AVA.txt: line 1 has 14 fields, expected 15"):
+        manifest("ava", tmp_path)
+    (tmp_path / "AVA.txt").write_text("1 222 0 1 x 3 4 5 6 7 8 9 1 2 3\n")
+    with pytest.raises(UniqaError, match=r"row 1 column 'votes_3' has non-numeric value 'x'"):
+        manifest("ava", tmp_path)
+
+
+def test_aadb_official_split(tmp_path):
+    make_aadb(tmp_path)
+    m = manifest("aadb", tmp_path)
+    names = [n for rows in AADB.values() for n, _ in rows]
+    assert m["image_id"] == [f"aadb/{n}" for n in names]
+    assert m["image_uri"][0] == str(tmp_path / "datasetImages_warp256" / "farm1_1.jpg")
+    assert m["mos"] == [0.0, 0.6, 0.2, 1.0, 0.55]
+    assert m["level"] == ["bad", "good", "poor", "perfect", "fair"]
+    assert m["split_0"] == ["train", "train", "val", "test", "test"] and m["split_7"] == m["split_0"]
+
+
+def test_aadb_seeded_splits_on_request(tmp_path):
+    make_aadb(tmp_path)
+    table, _ = read_source("aadb", str(tmp_path), PrepareConfig(splits="seeded"))
+    assert sorted(table["split_0"].to_pylist()) == ["test"] + ["train"] * 4
+
+
+def test_flive_names_with_folders(tmp_path):
+    make_flive(tmp_path)
+    m = manifest("flive", tmp_path)
+    assert m["image_id"] == [f"flive/{n}" for n, _ in FLIVE]
+    assert m["image_uri"][1] == str(tmp_path / "database" / "blur_dataset" / "motion0037.jpg")
+    assert m["mos_norm"] == [0.725, 0.18, 1.0]
+    with pytest.raises(UniqaError, match=r"labels_image.csv: expected column 'image', found columns"):
+        manifest("flive", tmp_path, name_column="image")
+
+
+def test_folder_recursive_unlabelled(tmp_path):
+    names = make_folder(tmp_path / "photos")
+    m = manifest("folder", tmp_path / "photos", task="aesthetics", dataset="mine")
+    assert m["image_id"] == [f"mine/{n}" for n in names]
+    assert m["image_uri"] == [str(tmp_path / "photos" / n) for n in names]
+    assert m["mos"] == m["mos_norm"] == m["level"] == [None] * 3
+    assert set(m["task"]) == {"aesthetics"} and set(m["dataset"]) == {"mine"}
+    with pytest.raises(UniqaError, match=r"option task='style' is not a task"):
+        manifest("folder", tmp_path / "photos", task="style")
+    with pytest.raises(UniqaError, match=r"folder not found: .*nowhere"):
+        manifest("folder", tmp_path / "nowhere")
+
+
+def test_folder_on_s3(tmp_path, s3_bucket):
+    names = make_folder(tmp_path / "photos")
+    upload_tree(tmp_path / "photos", f"{s3_bucket}/photos")
+    m = manifest("folder", f"{s3_bucket}/photos/")
+    assert m["image_id"] == [f"folder/{n}" for n in names]
+    assert m["image_uri"] == [f"{s3_bucket}/photos/{n}" for n in names]
+
+
+def test_table_csv_relative_paths_and_options(tmp_path):
+    write_images(tmp_path / "imgs", ["x.jpg", "y.jpg", "z.jpg"])
+    write_csv(tmp_path / "meta" / "scores.csv", ["file", "dmos", "ref"],
+              [["../imgs/x.jpg", 10, "a"], ["../imgs/y.jpg", 30, "a"], [str(tmp_path / "imgs" / "z.jpg"), 20, "b"]])
+    m = manifest("table", tmp_path / "meta" / "scores.csv", path_column="file", score_column="dmos",
+                 mos_min="0", mos_max="40", higher_is_better="false", group_column="ref", dataset="lab")
+    assert m["image_id"] == ["lab/../imgs/x.jpg", "lab/../imgs/y.jpg", f"lab/{tmp_path}/imgs/z.jpg"]
+    assert m["image_uri"] == [str(tmp_path / "imgs" / n) for n in ("x.jpg", "y.jpg", "z.jpg")]
+    assert m["mos_norm"] == [0.75, 0.25, 0.5]  # lower is better, range 0-40
+    assert m["group"] == ["a", "a", "b"] and m["split_0"][0] == m["split_0"][1]
+    with pytest.raises(UniqaError, match=r"options mos_min and mos_max go together"):
+        manifest("table", tmp_path / "meta" / "scores.csv", path_column="file", score_column="dmos", mos_min="0")
+    with pytest.raises(UniqaError, match=r"option higher_is_better='maybe' is not a boolean"):
+        manifest("table", tmp_path / "meta" / "scores.csv", path_column="file", score_column="dmos",
+                 higher_is_better="maybe")
+
+
+def test_table_parquet_data_range_and_unlabelled(tmp_path):
+    write_images(tmp_path, ["a.png", "b.png", "c.png"])
+    pq.write_table(pa.table({"path": ["a.png", "b.png", "c.png"], "score": [2.0, 4.0, 3.0],
+                             "fold": ["train", "test", "validation"]}), tmp_path / "t.parquet")
+    m = manifest("table", tmp_path / "t.parquet", split_column="fold")
+    assert m["mos_norm"] == [0.0, 1.0, 0.5]  # no range given: the data's min-max
+    assert m["split_3"] == ["train", "test", "val"]
+    m = manifest("table", tmp_path / "t.parquet", score_column="")
+    assert m["mos"] == [None] * 3 and m["level"] == [None] * 3
+    with pytest.raises(UniqaError, match=r"t.parquet: expected column 'mos', found columns"):
+        manifest("table", tmp_path / "t.parquet", score_column="mos")
+    with pytest.raises(UniqaError, match=r"expects --root to be a CSV or Parquet file"):
+        manifest("table", tmp_path)
+
+
+def test_score_outside_published_range_names_the_image(tmp_path):
+    make_kadid(tmp_path, rows=[("I01_01_01.png", "I01.png", 5.5, 0.1)])
+    with pytest.raises(UniqaError, match=r"MOS 5.5 of image 'kadid10k/I01_01_01.png' is outside .*\[1, 5\]"):
+        manifest("kadid10k", tmp_path)
+
+
+def test_missing_metadata_file_is_named(tmp_path):
+    for name, expected in [("koniq10k", "koniq10k_scores_and_distributions.csv"), ("kadid10k", "dmos.csv"),
+                           ("tid2013", "mos_with_names.txt"), ("ava", "AVA.txt"), ("flive", "labels_image.csv"),
+                           ("aadb", "imgListTrainRegression_score.txt"), ("livec", "AllImages_release.mat"),
+                           ("spaq", "MOS and Image attribute scores.xlsx")]:
+        with pytest.raises(UniqaError, match=rf"expected dataset file not found: .*{expected}"):
+            manifest(name, tmp_path)

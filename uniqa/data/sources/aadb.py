@@ -1,0 +1,46 @@
+"""AADB: ``imgListFiles_label/imgList{Train,Validation,Test}Regression_score.txt`` (lines ``<name> <score>``,
+0-1) with the official train/val/test split; images under ``datasetImages_warp256/``."""
+
+from __future__ import annotations
+
+from uniqa import storage
+from uniqa.data.sources.base import Records, image_id, image_uri, read_columns, register_source, to_float
+
+SPLITS = ("train", "val", "test")
+
+
+@register_source(
+    name="aadb",
+    task="aesthetics",
+    mos_range=(0.0, 1.0),
+    description="AADB aesthetics (score 0-1; official train/val/test split)",
+    options={
+        "label_dir": "label folder relative to root (default imgListFiles_label)",
+        "train_file": "default imgListTrainRegression_score.txt",
+        "val_file": "default imgListValidationRegression_score.txt",
+        "test_file": "default imgListTestRegression_score.txt",
+        "image_dir": "image folder relative to root (default datasetImages_warp256)",
+    },
+)
+def read_aadb(
+    root: str,
+    label_dir: str = "imgListFiles_label",
+    train_file: str = "imgListTrainRegression_score.txt",
+    val_file: str = "imgListValidationRegression_score.txt",
+    test_file: str = "imgListTestRegression_score.txt",
+    image_dir: str = "datasetImages_warp256",
+) -> Records:
+    files = {"train": train_file, "val": val_file, "test": test_file}
+    names, mos, split = [], [], []
+    for name in SPLITS:
+        uri = storage.join(root, label_dir, files[name])
+        for line, fields in read_columns(uri, 2):
+            names.append(fields[0])
+            mos.append(to_float(fields[1], uri, "score", line))
+            split.append(name)
+    return Records(
+        image_id=[image_id("aadb", n) for n in names],
+        image_uri=[image_uri(root, image_dir, n) for n in names],
+        mos=mos,
+        split=split,
+    )

@@ -1,0 +1,37 @@
+"""Starting or joining Ray for the run functions (the only place ``ray.init`` is called outside tests)."""
+
+from __future__ import annotations
+
+import os
+
+# Safe defaults for local runs; a cluster's own environment wins (setdefault).
+_ENV_DEFAULTS = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"),
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join the cluster at ``address`` / ``$RAY_ADDRESS``; otherwise start a local Ray sized to this machine.
+
+    A no-op when Ray is already initialised (tests, notebooks, ``ray job submit``)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    for key, value in _ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local session needs no token
+    env_vars = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3") if k in os.environ}
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        runtime_env={"env_vars": env_vars} if env_vars else None,
+    )

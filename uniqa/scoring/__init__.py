@@ -1,0 +1,1 @@
+"""Scoring: test-time views, one encoder pass for several heads, and the scoring stage built on them."""

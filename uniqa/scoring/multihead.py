@@ -1,0 +1,97 @@
+"""One image-encoder pass, several level heads (e.g. ``quality`` and ``aesthetics``).
+
+Determinism: the encoder and the heads always run on fixed-size chunks of ``chunk`` views (the last one
+padded with black views), so a view's arithmetic never depends on how many other images share its batch
+or where it sits: scores are bit-identical whatever the batch size and order, for a given ``chunk``,
+device and precision.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from uniqa.adapters.head import LevelHead
+from uniqa.errors import UniqaError
+from uniqa.models.factory import model_info
+
+EMBEDDING = "embedding"
+
+
+class MultiHeadScorer(nn.Module):
+    """uint8 views [B, V, H, W, 3] -> {head name: score [B]} (+ ``"embedding"`` [B, D]); always eval, no grad."""
+
+    def __init__(self, model: nn.Module, heads: dict[str, LevelHead], chunk: int = 64):
+        super().__init__()
+        _check_heads(model, heads)
+        if chunk < 1:
+            raise UniqaError(f"chunk must be a positive number of views, got {chunk}")
+        device = next(model.parameters()).device
+        self.model, self.heads, self.chunk = model, nn.ModuleDict(heads).to(device), chunk
+        cfg = model.visual.preprocess_cfg
+        self.register_buffer("mean", torch.tensor(cfg["mean"], dtype=torch.float32, device=device).view(3, 1, 1))
+        self.register_buffer("std", torch.tensor(cfg["std"], dtype=torch.float32, device=device).view(3, 1, 1))
+        size = model.visual.image_size
+        self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        self.eval()
+
+    def train(self, mode: bool = True) -> MultiHeadScorer:
+        return super().train(False)  # a scorer is never in training mode (dropout, batch statistics)
+
+    @torch.no_grad()
+    def forward(self, views: torch.Tensor, return_embeddings: bool = False) -> dict[str, torch.Tensor]:
+        batch, n_views = self._check_views(views)
+        flat = views.reshape(batch * n_views, *views.shape[2:])
+        parts = [
+            self._score_chunk(flat[i : i + self.chunk], return_embeddings) for i in range(0, len(flat), self.chunk)
+        ]
+        out = {}
+        for key in parts[0]:
+            per_view = torch.cat([p[key] for p in parts]).reshape(batch, n_views, -1)
+            out[key] = per_view.mean(dim=1) if key == EMBEDDING else per_view.mean(dim=1).squeeze(-1)
+        return out
+
+    def _score_chunk(self, views: torch.Tensor, return_embeddings: bool) -> dict[str, torch.Tensor]:
+        n = len(views)
+        if n < self.chunk:
+            views = torch.cat([views, views.new_zeros(self.chunk - n, *views.shape[1:])])
+        features = self.encode(views)
+        out = {name: head(features)[:n, None] for name, head in self.heads.items()}
+        if return_embeddings:
+            out[EMBEDDING] = F.normalize(features[:n], dim=-1)
+        return out
+
+    def encode(self, views: torch.Tensor) -> torch.Tensor:
+        """uint8 [N, H, W, 3] -> un-normalised image features [N, D] (fp32), normalising pixels like open_clip."""
+        x = views.to(self.mean.device).permute(0, 3, 1, 2).float().div(255)
+        x = (x - self.mean) / self.std
+        dtype = next(self.model.visual.parameters()).dtype
+        return self.model.encode_image(x.to(dtype)).float()
+
+    def _check_views(self, views: torch.Tensor) -> tuple[int, int]:
+        if views.dtype != torch.uint8 or views.ndim != 5 or views.shape[-1] != 3:
+            raise UniqaError(f"views must be uint8 [B, V, H, W, 3], got {views.dtype} {list(views.shape)}")
+        if tuple(views.shape[2:4]) != self.image_size:
+            raise UniqaError(f"views are {tuple(views.shape[2:4])} pixels, the model takes {self.image_size}")
+        if views.shape[0] == 0 or views.shape[1] == 0:
+            raise UniqaError(f"no views to score: shape {list(views.shape)}")
+        return views.shape[0], views.shape[1]
+
+
+def _check_heads(model: nn.Module, heads: dict[str, LevelHead]) -> None:
+    """Heads must exist, fit the model's embedding width and (when both are known) its weights."""
+    if not heads:
+        raise UniqaError("MultiHeadScorer needs at least one head")
+    if EMBEDDING in heads:
+        raise UniqaError(f"{EMBEDDING!r} is reserved for the embedding output; rename that head")
+    dim = getattr(model.visual, "output_dim", None)
+    checksum = model_info(model).checksum
+    for name, head in heads.items():
+        if dim is not None and head.embed_dim != dim:
+            raise UniqaError(f"head {name!r} expects {head.embed_dim}-d features, the model makes {dim}-d")
+        if checksum and head.model_checksum and head.model_checksum != checksum:
+            raise UniqaError(
+                f"head {name!r} was built on model weights {head.model_checksum[:16]}..., "
+                f"these are {checksum[:16]}...: its prompt embeddings would not match"
+            )
