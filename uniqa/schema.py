@@ -123,13 +123,16 @@ MANIFEST = TableSchema(
 
 
 def validate_manifest(table: pa.Table, where: str = "") -> pa.Table:
-    """Conform + value checks (task, level, mos_norm range, non-null ids)."""
+    """Conform + value checks (non-null ids/dataset/task, task, level, labels, mos_norm range).
+
+    Unlabelled rows (a folder of images) have ``mos``, ``mos_norm`` and ``level`` all null."""
     table = MANIFEST.conform(table, where)
     label = f"manifest{' in ' + where if where else ''}"
-    for col in ("image_id", "image_uri"):
+    for col in ("image_id", "image_uri", "dataset", "task"):
         if table[col].null_count:
             raise UniqaError(f"{label}: column {col!r} has {table[col].null_count} null values")
     _check_in(table, "task", TASKS, label)
+    _check_labels(table, label)
     _check_in(table, "level", LEVELS, label)
     for col in SPLIT_COLUMNS:
         _check_in(table, col, SPLIT_VALUES, label)
@@ -141,6 +144,25 @@ def validate_manifest(table: pa.Table, where: str = "") -> pa.Table:
             f"{label}: mos_norm {norm[idx].as_py()} of image {table['image_id'][idx].as_py()!r} is outside [0, 1]"
         )
     return table
+
+
+def _check_labels(table: pa.Table, label: str) -> None:
+    """No NaN scores; ``mos``, ``mos_norm`` and ``level`` are null on exactly the same rows."""
+    for col in ("mos", "mos_norm"):
+        nan = pc.is_nan(table[col])
+        if pc.any(nan).as_py():
+            image = table["image_id"][pc.index(nan, True).as_py()].as_py()
+            raise UniqaError(f"{label}: column {col!r} is NaN for image {image!r}; use null for unlabelled rows")
+    is_null = {c: pc.is_null(table[c]) for c in ("mos", "mos_norm", "level")}
+    for col in ("mos_norm", "level"):
+        differ = pc.not_equal(is_null["mos"], is_null[col])
+        if pc.any(differ).as_py():
+            i = pc.index(differ, True).as_py()
+            state = "null" if is_null[col][i].as_py() else "set"
+            raise UniqaError(
+                f"{label}: column {col!r} is {state} for image {table['image_id'][i].as_py()!r} "
+                f"but 'mos' is {'set' if state == 'null' else 'null'}; labelled rows need mos, mos_norm and level"
+            )
 
 
 def _check_in(table: pa.Table, col: str, allowed: tuple[str, ...], label: str) -> None:
@@ -203,3 +225,114 @@ def write_table(
         pq.write_table(shard, storage.resolve(uri)[1], filesystem=fs)
         written.append(uri)
     return written
+
+
+# ------------------------------------------------------------------------------------- scores
+
+# Fixed columns of a scoring run's output; each head adds one float64 column named after it.
+SCORES = TableSchema(
+    name="scores",
+    schema=pa.schema(
+        [
+            pa.field("image_id", pa.string(), nullable=False),
+            pa.field("image_uri", pa.string()),
+            pa.field("embedding", pa.list_(pa.float32())),  # image embedding (only with --embeddings)
+            pa.field("error", pa.string()),  # null when scored; else why (and every head score is null)
+            pa.field("model_checksum", pa.string()),  # fingerprint of everything that determines the scores
+        ]
+    ),
+    optional=("embedding",),
+    unique="image_id",
+)
+
+
+def scores_schema(heads: list[str] | tuple[str, ...], embedding: bool = False) -> TableSchema:
+    """SCORES of one run, in output order: image_id, image_uri, one float64 per head, [embedding], error,
+    model_checksum."""
+    clash = [h for h in heads if h in SCORES.columns]
+    if clash:
+        raise UniqaError(f"head name {clash[0]!r} clashes with a fixed scores column; reserved: {SCORES.columns}")
+    fixed = {f.name: f for f in SCORES.schema}
+    fields = [fixed["image_id"], fixed["image_uri"], *[pa.field(h, pa.float64()) for h in heads]]
+    fields += [fixed["embedding"]] if embedding else []
+    fields += [fixed["error"], fixed["model_checksum"]]
+    return TableSchema("scores", pa.schema(fields), unique="image_id")
+
+
+def score_columns(schema: pa.Schema, where: str = "") -> list[str]:
+    """The head columns of a scores table (every non-fixed column); each must be float64."""
+    SCORES.check_columns(schema, where)
+    heads = [name for name in schema.names if name not in SCORES.columns]
+    for name in heads:
+        if not _compatible(schema.field(name).type, pa.float64()):
+            where_ = f" in {where}" if where else ""
+            raise UniqaError(
+                f"scores{where_}: head column {name!r} has type {schema.field(name).type}, expected double"
+            )
+    return heads
+
+
+# ------------------------------------------------------------- captions, purified comments, corpus
+
+CAPTIONS = TableSchema(
+    name="captions",
+    schema=pa.schema(
+        [
+            pa.field("image_id", pa.string(), nullable=False),
+            pa.field("task", pa.string()),  # quality | aesthetics (the prompt used)
+            pa.field("caption", pa.string()),  # null when error is set
+            pa.field("backend", pa.string()),  # attributes | openai | vllm
+            pa.field("model", pa.string()),  # MLLM name / path, or the attributes rule version
+            pa.field("prompt_version", pa.string()),  # version in the prompt file (uniqa/captioning/prompts.yaml)
+            pa.field("error", pa.string()),  # null when captioned; else why
+            pa.field("measures", pa.map_(pa.string(), pa.float64())),  # attributes backend: measured values
+        ]
+    ),
+    optional=("measures",),
+    unique="image_id",
+)
+
+_RANKS = [
+    pa.field("similarity", pa.float64()),  # cosine(comment embedding, caption embedding)
+    pa.field("relevance_rank", pa.int64()),  # AR: 1 = most similar to the image's aesthetic caption
+    pa.field("informativeness_rank", pa.int64()),  # IR: 1 = most words
+    pa.field("words", pa.int64()),
+    pa.field("score", pa.int64()),  # AR + IR, lower is better
+]
+
+PURIFIED = TableSchema(
+    name="purified",
+    schema=pa.schema(
+        [
+            pa.field("image_id", pa.string(), nullable=False),
+            pa.field("comment", pa.string(), nullable=False),
+            pa.field("rank", pa.int64()),  # 1..K: position among the kept comments of the image
+            *_RANKS,
+        ]
+    ),
+)
+
+REJECTED = TableSchema(
+    name="rejected",
+    schema=pa.schema(
+        [
+            pa.field("image_id", pa.string(), nullable=False),
+            pa.field("comment", pa.string()),
+            pa.field("reason", pa.string(), nullable=False),  # empty | duplicate | non_linguistic | no_caption | ...
+            *_RANKS,  # null for comments dropped before ranking
+        ]
+    ),
+)
+
+CORPUS = TableSchema(
+    name="corpus",
+    schema=pa.schema(
+        [
+            pa.field("image_id", pa.string(), nullable=False),
+            pa.field("image_uri", pa.string(), nullable=False),
+            pa.field("text", pa.string(), nullable=False),
+            pa.field("source", pa.string()),  # quality_caption | aesthetics_caption | comment
+            pa.field("weight", pa.float64()),  # sampling weight of this text among the image's texts
+        ]
+    ),
+)
