@@ -192,3 +192,11 @@ def test_models_without_an_openai_equivalent_refuse_to_export():
     model.logit_bias = torch.nn.Parameter(torch.zeros(1))  # a SigLIP-style extra
     with pytest.raises(UniqaError, match="no OpenAI-format equivalent.*logit_bias"):
         export_openai_state_dict(model)
+
+
+def test_export_copies_the_weights_unless_told_not_to(tiny):
+    model, _ = tiny
+    copied, shared = export_openai_state_dict(model), export_openai_state_dict(model, copy=False)
+    assert copied["visual.proj"].data_ptr() != model.visual.proj.data_ptr()  # editing the export spares the model
+    assert shared["visual.proj"].data_ptr() == model.visual.proj.data_ptr()
+    assert all(torch.equal(copied[k], shared[k]) for k in copied) and list(copied) == list(shared)

@@ -74,3 +74,27 @@ def test_bad_config_files(tmp_path):
         load_config(PrepareConfig, str(tmp_path / "broken.yaml"))
     (tmp_path / "empty.yaml").write_text("")
     assert load_config(PrepareConfig, str(tmp_path / "empty.yaml")) == PrepareConfig()
+
+
+def test_scalar_types_are_checked_naming_key_and_value(tmp_path):
+    with pytest.raises(UniqaError, match=r"config key 'seed' must be an integer, got 'x'"):
+        load_config(PrepareConfig, None, ["seed=x"])
+    with pytest.raises(UniqaError, match=r"config key 'train_fraction' must be a number, got 'abc'"):
+        load_config(PrepareConfig, None, ["train_fraction=abc"])
+    with pytest.raises(UniqaError, match=r"config key 'allow_missing' must be true or false, got 1"):
+        load_config(PrepareConfig, None, ["allow_missing=1"])
+    with pytest.raises(UniqaError, match=r"config key 'rows_per_shard' must be an integer, got 2.5"):
+        load_config(PrepareConfig, None, ["rows_per_shard=2.5"])
+    with pytest.raises(UniqaError, match=r"config key 'seed' must be an integer, got True"):
+        load_config(PrepareConfig, None, ["seed=true"])
+    with pytest.raises(UniqaError, match=r"config key 'inner.names\[1\]' must be a string, got \[1\]"):
+        from_dict(Outer, {"inner": {"names": ["a", [1]]}})
+    assert from_dict(Outer, {"name": 2, "inner": {"names": "b"}}) == Outer(name="2", inner=Inner(names=("b",)))
+    assert from_dict(Outer, {"limit": None}).limit is None
+    with pytest.raises(UniqaError, match=r"config key 'limit' must be an integer, got 'many'"):
+        from_dict(Outer, {"limit": "many"})
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(UniqaError, match=r"config file not found: .*nope.yaml"):
+        load_config(PrepareConfig, str(tmp_path / "nope.yaml"))

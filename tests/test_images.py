@@ -198,3 +198,15 @@ def test_ray_job_over_zoo_returns_every_row(ray_session, zoo, tmp_path):
         row = out[case.name]
         assert_case(case, row["image"], row["error"])
         assert case.ok or row["image"].shape == (0, 0, 3)
+
+
+def test_decode_benchmark_runs_both_modes(capsys):
+    import runpy
+    from pathlib import Path
+
+    bench = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "decode.py"))
+    result = bench["main"](["--n", "2", "--width", "640", "--height", "480", "--size", "64", "--rounds", "1"])
+    assert set(result) == {"full", "draft", "ratio", "ratio_best"} and result["full"] > 0 and result["draft"] > 0
+    assert result["ratio"] == pytest.approx(result["draft"] / result["full"])
+    printed = capsys.readouterr().out
+    assert "2 JPEGs 640x480" in printed and "output 85x64" in printed and "ratio" in printed

@@ -1,9 +1,11 @@
-"""The contrastive loss equals a hand-written symmetric InfoNCE (single worker), values and gradients."""
+"""The contrastive loss equals a hand-written symmetric InfoNCE (single worker), values and gradients, and across
+two gloo workers it gathers negatives with gradients: their summed gradients equal the full-batch ones."""
 
 from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -47,3 +49,56 @@ def test_matched_pairs_give_lower_loss_than_shuffled():
     matched = contrastive_loss(feats, feats, scale)
     shuffled = contrastive_loss(feats, feats.roll(1, dims=0), scale)
     assert matched < 0.1 < math.log(8) < shuffled
+
+
+def _features(n: int = 8, dim: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(2)
+    image = F.normalize(torch.randn(n, dim, generator=g), dim=-1).requires_grad_()
+    text = F.normalize(torch.randn(n, dim, generator=g), dim=-1).requires_grad_()
+    return image, text, torch.tensor(math.log(1 / 0.07), requires_grad=True)
+
+
+def _worker(rank: int, world_size: int, folder: str) -> None:
+    """One rank: the full batch is built identically everywhere, each rank feeds its own rows to the loss."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=world_size,
+                            timeout=timedelta(seconds=90))
+    try:
+        image, text, log_scale = _features()
+        rows = slice(rank * 4, rank * 4 + 4)
+        loss = contrastive_loss(image[rows], text[rows], log_scale.exp(), rank=rank, world_size=world_size)
+        loss.backward()
+        torch.save({"loss": loss.detach(), "image": image.grad, "text": text.grad, "scale": log_scale.grad},
+                   f"{folder}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_two_workers_gather_negatives_with_gradients(tmp_path):
+    import torch.multiprocessing as mp
+
+    # rank 1 in a fresh process, rank 0 here (torch and open_clip are already imported: half the start-up cost)
+    other = mp.get_context("spawn").Process(target=_worker, args=(1, 2, str(tmp_path)))
+    other.start()
+    try:
+        _worker(0, 2, str(tmp_path))
+    finally:
+        other.join(timeout=120)
+    assert other.exitcode == 0
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    image, text, log_scale = _features()
+    full = contrastive_loss(image, text, log_scale.exp())  # one worker, all 8 rows
+    full.backward()
+    # local loss: each rank averages over its own 4 rows against all 8, so the full loss is the ranks' mean
+    assert torch.allclose((ranks[0]["loss"] + ranks[1]["loss"]) / 2, full.detach(), atol=1e-6)
+    assert not torch.allclose(ranks[0]["loss"], full.detach(), atol=1e-3)  # a rank alone sees other negatives
+    # gather_with_grad: a rank's rows also get the gradient of the other rank's loss terms
+    for key, grad in (("image", image.grad), ("text", text.grad)):
+        assert torch.count_nonzero(ranks[0][key][4:]) == 0 and torch.count_nonzero(ranks[0][key][:4]) > 0
+        assert torch.allclose(ranks[0][key] + ranks[1][key], 2 * grad, atol=1e-6)
+    assert torch.allclose(ranks[0]["scale"] + ranks[1]["scale"], 2 * log_scale.grad, atol=1e-5)

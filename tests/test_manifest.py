@@ -213,10 +213,15 @@ def test_bad_input_cases_are_one_line_errors(tmp_path, capsys):
     assert_one_line_error(*prepare_cli("--set", "bins=3")[::2], "unknown config key 'bins'", "binning")
     assert_one_line_error(*prepare_cli(at=tmp_path / "nowhere")[::2], "not found", "nowhere/dmos.csv")
     assert_one_line_error(*prepare_cli("-o", "mos_column=MOS")[::2], "dmos.csv: expected column 'MOS'")
+    assert_one_line_error(*prepare_cli(at="http://host/kadid")[::2], "unsupported URI scheme", "http://host/kadid")
+    assert_one_line_error(*prepare_cli("--set", "seed=x")[::2], "config key 'seed' must be an integer, got 'x'")
+    assert_one_line_error(*prepare_cli("--config", str(tmp_path / "no.yaml"))[::2], "config file not found")
     (root / "dmos.csv").write_text("dist_img,ref_img,dmos,var\nI01_01_01.png,I01.png,good,0.1\n")
     assert_one_line_error(*prepare_cli()[::2], "dmos.csv: row 2 column 'dmos' has non-numeric value 'good'")
     (root / "dmos.csv").write_text("dist_img,ref_img,dmos,var\nI01_01_01.png,I01.png,,0.1\n")
     assert_one_line_error(*prepare_cli()[::2], "row 2 column 'dmos' has non-numeric value ''")
+    (root / "dmos.csv").write_text("dist_img,ref_img,dmos,var\n")
+    assert_one_line_error(*prepare_cli()[::2], "dataset 'kadid10k' at", "lists no images")
     assert not (tmp_path / "m").exists()  # nothing written by any failed run
 
 
@@ -240,3 +245,4 @@ def test_unreadable_files_are_one_line_errors(tmp_path, capsys):
     code, _, err = run_cli(capsys, "data", "prepare", "kadid10k", "--root", str(tmp_path / "kadid"), "--out",
                            str(tmp_path / "afile" / "m"))
     assert_one_line_error(code, err, "afile")
+

@@ -298,3 +298,28 @@ def test_missing_metadata_file_is_named(tmp_path):
                            ("spaq", "MOS and Image attribute scores.xlsx")]:
         with pytest.raises(UniqaError, match=rf"expected dataset file not found: .*{expected}"):
             manifest(name, tmp_path)
+
+
+def test_ava_comment_json_shapes(tmp_path):
+    path = tmp_path / "CLEAN_AVA_FULL_AFTER_SUBJECTIVE_CLEANING.json"
+    make_ava(tmp_path)
+    path.write_text('{"images": [{"filename": "953619.jpg", "split": "train", '
+                    '"sentences": [{"raw": null}, {"tokens": []}, {"raw": " ok "}]}]}')
+    assert manifest("ava", tmp_path)["comments"][0] == ["", "", "ok"]  # never the text "None"
+    path.write_text('{"images": [{"filename": "953619.jpg", "split": "train", "sentences": "nice"}]}')
+    with pytest.raises(UniqaError, match=r"images\[0\] \(953619.jpg\): 'sentences' must be a list of objects"):
+        manifest("ava", tmp_path)
+    path.write_text('{"images": [{"filename": "953619.jpg", "split": "train", "sentences": [{"raw": 7}]}]}')
+    with pytest.raises(UniqaError, match=r"images\[0\] \(953619.jpg\): sentence 'raw' must be a string, got 7"):
+        manifest("ava", tmp_path)
+
+
+@pytest.mark.parametrize("name, make, csv_name, header", [
+    ("koniq10k", make_koniq, "koniq10k_scores_and_distributions.csv", ["image_name", "MOS"]),
+    ("flive", make_flive, "labels_image.csv", ["name", "mos"]),
+])
+def test_csv_sources_name_an_empty_image_name(tmp_path, name, make, csv_name, header):
+    make(tmp_path)
+    write_csv(tmp_path / csv_name, header, [["a.jpg", 3], ["  ", 4]])
+    with pytest.raises(UniqaError, match=rf"{csv_name}: row 3 column '{header[0]}' is empty"):
+        manifest(name, tmp_path)

@@ -19,6 +19,7 @@ from uniqa import storage
 from uniqa.errors import UniqaError
 
 T = TypeVar("T")
+_SCALARS = (bool, int, float, str)
 
 
 def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
@@ -45,7 +46,12 @@ def merge(base: dict, extra: dict) -> dict:
 
 
 def read_config_file(path: str) -> dict[str, Any]:
-    text = storage.read_bytes(path).decode("utf-8")
+    try:
+        text = storage.read_bytes(path).decode("utf-8")
+    except FileNotFoundError:
+        raise UniqaError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as e:
+        raise UniqaError(f"config {path} is not UTF-8 text: {e}") from None
     try:
         data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
@@ -85,13 +91,39 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if value is None:
             return None
         return _coerce(args[0], value, where) if len(args) == 1 else value
-    if origin is tuple and isinstance(value, list):
-        return tuple(value)
+    if origin is tuple or hint is tuple:
+        return _tuple(hint, value, where)
+    if hint in _SCALARS:
+        return _scalar(hint, value, where)
+    return value
+
+
+def _tuple(hint: Any, value: Any, where: str) -> Any:
+    """A list (or, for ``tuple[X, ...]``, a single value: ``--set tasks=quality``) -> tuple, items checked."""
+    args = typing.get_args(hint)
+    homogeneous = len(args) == 2 and args[1] is Ellipsis
+    if homogeneous and not isinstance(value, (list, tuple, dict)):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        return value
+    if homogeneous:
+        return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    return tuple(value)
+
+
+def _scalar(hint: type, value: Any, where: str) -> Any:
+    """``value`` as a ``hint`` (bool / int / float / str), or a one-line error naming the key and the value.
+
+    Safe widenings only: an int for a float, a number for a string (``--set version=2``); never a bool for
+    a number or a number for a bool."""
+    if isinstance(value, hint) and not (hint in (int, float) and isinstance(value, bool)):
+        return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint is tuple and isinstance(value, list):
-        return tuple(value)
-    return value
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    wanted = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
+    raise UniqaError(f"config key {where!r} must be {wanted}, got {value!r}")
 
 
 def load_config(cls: type[T], path: str | None = None, overrides: Sequence[str] = ()) -> T:

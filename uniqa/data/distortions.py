@@ -68,9 +68,10 @@ def jpeg(img: np.ndarray, quality: float, rng: np.random.Generator) -> np.ndarra
 
 
 def exposure(img: np.ndarray, gain: float, rng: np.random.Generator) -> np.ndarray:
-    """Gain in linear light (sRGB gamma ~2.2): < 1 under-exposes, > 1 over-exposes and clips highlights."""
-    linear = (img / 255.0) ** 2.2 * gain
-    return _u8(255.0 * np.clip(linear, 0, 1) ** (1 / 2.2))
+    """Gain in linear light (sRGB gamma ~2.2): < 1 under-exposes, > 1 over-exposes and clips highlights.
+    A per-value curve, so it is computed once for the 256 codes and applied as a lookup table."""
+    linear = (np.arange(256) / 255.0) ** 2.2 * gain
+    return _u8(255.0 * np.clip(linear, 0, 1) ** (1 / 2.2))[img]
 
 
 def contrast(img: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:

@@ -163,7 +163,10 @@ def _drop_missing(table: pa.Table, missing: list[str], out: str) -> pa.Table:
 
 
 def _absolute(root: str) -> str:
-    return root.rstrip("/") if storage.is_s3(root) else os.path.abspath(os.path.expanduser(root))
+    """``s3://`` roots lose a trailing slash, local ones become absolute; other schemes are refused."""
+    if storage.is_s3(root):
+        return root.rstrip("/")
+    return storage.resolve(root)[1]
 
 
 def read_source(name: str, root: str, cfg: PrepareConfig, **options) -> tuple[pa.Table, Records | None]:
@@ -172,9 +175,12 @@ def read_source(name: str, root: str, cfg: PrepareConfig, **options) -> tuple[pa
     unknown = sorted(set(options) - set(source.options))
     if unknown:
         raise UniqaError(f"dataset {name!r} has no option {unknown[0]!r}; options: {sorted(source.options)}")
-    records = source.read(_absolute(root), **options)
+    root = _absolute(root)
+    records = source.read(root, **options)
     if isinstance(records, pa.Table):
         return records, None
+    if not records.image_id:
+        raise UniqaError(f"dataset {name!r} at {root} lists no images")
     return build_manifest(name, records, cfg), records
 
 

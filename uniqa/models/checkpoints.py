@@ -192,11 +192,12 @@ def state_dict_mismatches(expected: dict[str, torch.Tensor], got: dict[str, torc
     return listed("missing keys", missing) + listed("unexpected keys", unexpected) + listed("shape mismatches", shapes)
 
 
-def _cpu_fp32(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {
-        k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous().clone()
-        for k, v in state_dict.items()
-    }
+def _cpu_fp32(state_dict: dict[str, torch.Tensor], copy: bool = True) -> dict[str, torch.Tensor]:
+    """Detached, contiguous CPU tensors, floats in fp32; ``copy=False`` may share memory with the model
+    (enough for ``torch.save``, which copies anyway)."""
+    out = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
+           for k, v in state_dict.items()}
+    return {k: v.clone() for k, v in out.items()} if copy else out
 
 
 def save_checkpoint(model: torch.nn.Module, model_name: str, path: str) -> str:
@@ -221,8 +222,9 @@ def save_checkpoint(model: torch.nn.Module, model_name: str, path: str) -> str:
     return config["sha256"]
 
 
-def export_openai_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The model's weights under OpenAI CLIP's flat keys, fp32 on the CPU (what ``UniQA_weight.pt`` holds)."""
+def export_openai_state_dict(model: torch.nn.Module, copy: bool = True) -> dict[str, torch.Tensor]:
+    """The model's weights under OpenAI CLIP's flat keys, fp32 on the CPU (what ``UniQA_weight.pt`` holds);
+    ``copy=False`` may share memory with the model instead of copying every tensor."""
     from open_clip.model import CLIP
     from open_clip.transformer import VisionTransformer
 
@@ -231,7 +233,7 @@ def export_openai_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
             f"{type(model).__name__} with a {type(model.visual).__name__} image tower has no OpenAI CLIP "
             "equivalent; only open_clip CLIP models with a ViT image tower export to the OpenAI format"
         )
-    state_dict = _cpu_fp32(model.state_dict())
+    state_dict = _cpu_fp32(model.state_dict(), copy)
     missing = [k for k in _OPENAI_KEYS if k not in state_dict]
     known = set(_OPENAI_KEYS) | set(_OPENAI_OTHER_KEYS)
     extra = [k for k in state_dict if k not in known and not _OPENAI_BLOCK_KEY.fullmatch(k)]
@@ -243,6 +245,7 @@ def export_openai_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def save_openai_state_dict(model: torch.nn.Module, path: str) -> str:
     """``torch.save`` the OpenAI-format state_dict to a local or ``s3://`` file; returns its sha256."""
     buf = io.BytesIO()
-    torch.save(export_openai_state_dict(model), buf)
-    storage.write_bytes(path, buf.getvalue())
-    return hashlib.sha256(buf.getvalue()).hexdigest()
+    torch.save(export_openai_state_dict(model, copy=False), buf)
+    data = buf.getbuffer()  # no second copy of a ~600 MB ViT-B/16 file
+    storage.write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()

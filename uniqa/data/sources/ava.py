@@ -55,10 +55,23 @@ def read_comments(uri: str) -> dict[str, tuple[str, list[str]]]:
         if not isinstance(item, dict) or "filename" not in item:
             raise UniqaError(f"{uri}: images[{i}] has no 'filename'")
         where = f"{uri}: images[{i}] ({item['filename']})"
-        sentences = item.get("sentences") or []
-        comments = [str(s.get("raw", "")).strip() for s in sentences if isinstance(s, dict)]
-        out[posixpath.basename(str(item["filename"]))] = (split_name(item.get("split"), where), comments)
+        out[posixpath.basename(str(item["filename"]))] = (split_name(item.get("split"), where), _raws(item, where))
     return out
+
+
+def _raws(item: dict, where: str) -> list[str]:
+    """The ``raw`` text of each sentence, stripped; a null ``raw`` is an empty comment (purification rejects
+    it as empty, with a reason), anything that is not a list of sentence objects is an error."""
+    sentences = item.get("sentences")
+    if sentences is None:
+        return []
+    if not isinstance(sentences, list) or not all(isinstance(s, dict) for s in sentences):
+        raise UniqaError(f"{where}: 'sentences' must be a list of objects with a 'raw' text, got {sentences!r:.80}")
+    raws = [s.get("raw") for s in sentences]
+    bad = next((r for r in raws if r is not None and not isinstance(r, str)), None)
+    if bad is not None:
+        raise UniqaError(f"{where}: sentence 'raw' must be a string, got {bad!r:.80}")
+    return [(r or "").strip() for r in raws]
 
 
 @register_source(

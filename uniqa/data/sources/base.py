@@ -170,6 +170,28 @@ def image_uri(root: str, image_dir: str, name: str) -> str:
     return storage.join(root, *parts)
 
 
+def csv_records(
+    dataset: str, root: str, scores_file: str, image_dir: str, name_column: str, mos_column: str,
+    attr_columns: tuple[str, ...] = (),
+) -> Records:
+    """Records of a CSV with an image-name column and a score column (KonIQ, FLIVE); the ``attr_columns``
+    present in a row go to ``attrs``. An empty name or a non-numeric score names the file, row and column."""
+    uri = storage.join(root, scores_file)
+    rows = read_csv_rows(uri, [name_column, mos_column])
+    names = []
+    for line, row in enumerate(rows, start=2):
+        names.append((row[name_column] or "").strip())
+        if not names[-1]:
+            raise UniqaError(f"{uri}: row {line} column {name_column!r} is empty")
+    return Records(
+        image_id=[image_id(dataset, n) for n in names],
+        image_uri=[image_uri(root, image_dir, n) for n in names],
+        mos=[to_float(r[mos_column], uri, mos_column, line) for line, r in enumerate(rows, start=2)],
+        attrs=[optional_floats(r, attr_columns, uri, line) for line, r in enumerate(rows, start=2)]
+        if attr_columns else None,
+    )
+
+
 def parent(uri: str) -> str:
     """The folder holding ``uri`` (local or s3://)."""
     return "s3://" + posixpath.dirname(uri[len("s3://"):]) if storage.is_s3(uri) else posixpath.dirname(uri)

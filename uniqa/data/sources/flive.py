@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from uniqa import storage
-from uniqa.data.sources.base import Records, image_id, image_uri, read_csv_rows, register_source, to_float
-from uniqa.errors import UniqaError
+from uniqa.data.sources.base import Records, csv_records, register_source
 
 
 @register_source(
@@ -26,13 +24,4 @@ def read_flive(
     name_column: str = "name",
     mos_column: str = "mos",
 ) -> Records:
-    uri = storage.join(root, scores_file)
-    rows = read_csv_rows(uri, [name_column, mos_column])
-    names = [(r[name_column] or "").strip() for r in rows]
-    if "" in names:
-        raise UniqaError(f"{uri}: row {names.index('') + 2} column {name_column!r} is empty")
-    return Records(
-        image_id=[image_id("flive", n) for n in names],
-        image_uri=[image_uri(root, image_dir, n) for n in names],
-        mos=[to_float(r[mos_column], uri, mos_column, i + 2) for i, r in enumerate(rows)],
-    )
+    return csv_records("flive", root, scores_file, image_dir, name_column, mos_column)

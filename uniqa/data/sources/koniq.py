@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-from uniqa import storage
-from uniqa.data.sources.base import (
-    Records,
-    image_id,
-    image_uri,
-    optional_floats,
-    read_csv_rows,
-    register_source,
-    to_float,
-)
+from uniqa.data.sources.base import Records, csv_records, register_source
 
 ATTR_COLUMNS = ("SD", "MOS_zscore", "c1", "c2", "c3", "c4", "c5", "c_total")
 
@@ -35,12 +26,4 @@ def read_koniq(
     name_column: str = "image_name",
     mos_column: str = "MOS",
 ) -> Records:
-    uri = storage.join(root, scores_file)
-    rows = read_csv_rows(uri, [name_column, mos_column])
-    names = [r[name_column].strip() for r in rows]
-    return Records(
-        image_id=[image_id("koniq10k", n) for n in names],
-        image_uri=[image_uri(root, image_dir, n) for n in names],
-        mos=[to_float(r[mos_column], uri, mos_column, i + 2) for i, r in enumerate(rows)],
-        attrs=[optional_floats(r, ATTR_COLUMNS, uri, i + 2) for i, r in enumerate(rows)],
-    )
+    return csv_records("koniq10k", root, scores_file, image_dir, name_column, mos_column, ATTR_COLUMNS)
