@@ -1,0 +1,325 @@
+"""Captioning without Ray: prompts, measures on the sample corpus, sentences, configs, chat helpers,
+the never-raising HTTP session, and the vLLM processor config built from ours."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import io
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from uniqa.captioning import chat
+from uniqa.captioning.attributes import caption_batch, caption_image, describe
+from uniqa.captioning.backends import CAPTIONERS, VLLMCaptioner, create_captioner, vllm_preprocess
+from uniqa.captioning.config import CaptionConfig
+from uniqa.captioning.http_session import SessionFactory
+from uniqa.captioning.measures import measure
+from uniqa.captioning.prompts import get_prompt, load_prompts
+from uniqa.config import load_config
+from uniqa.data.images import load_image
+from uniqa.errors import UniqaError
+from uniqa.schema import LEVELS, TASKS
+
+REFS = (1, 2, 3, 4, 5, 7)  # sample references (6, the dark Hubble field, is legitimately underexposed)
+
+
+def sample_image(root: str, ref: int, distortion: int | None = None, level: int = 0) -> np.ndarray:
+    """Reference ``ref`` of the sample (level 0 or no distortion) or its distorted version."""
+    name = f"I{ref:02d}.png" if distortion is None or level == 0 else f"I{ref:02d}_{distortion:02d}_{level:02d}.png"
+    return load_image(os.path.join(root, "iqa", "images", name))
+
+
+@functools.cache
+def measured(root: str, ref: int, distortion: int, level: int) -> dict[str, float]:
+    return measure(sample_image(root, ref, distortion, level))
+
+
+# ------------------------------------------------------------------------------------------- prompts
+
+
+def test_prompts_carry_the_level_word_and_a_version():
+    for task in TASKS:
+        p = get_prompt("v1", task)
+        assert p.version == "v1" and p.task == task
+        for level in LEVELS:
+            assert f"rated {level}" in p.user_text(level)
+            assert p.lead_text(level).endswith(level)
+        assert "{level}" not in p.user_text(None) and p.system
+    with pytest.raises(UniqaError, match="unknown prompt_version 'v9'.*known: \\['v1'\\]"):
+        get_prompt("v9", "quality")
+    with pytest.raises(UniqaError, match="level 'great'"):
+        get_prompt("v1", "quality").user_text("great")
+
+
+def test_custom_prompt_file_is_validated(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("v2:\n  quality: {system: s, user: 'rated {level}', user_unlabelled: u, lead: 'Q {level}', "
+                    "lead_unlabelled: Q}\n")
+    with pytest.raises(UniqaError, match="version 'v2' has no 'aesthetics' prompt"):
+        load_prompts(str(path))
+
+
+# ------------------------------------------------------------------------------------ measures
+
+
+def test_measures_move_monotonically_with_each_distortion(sample_corpus):
+    """More severe -> strictly lower sharpness (Gaussian blur), higher noise, blockiness (JPEG), lower/higher
+    brightness (under/over-exposure), lower contrast, lower colourfulness; motion blur: level 5 < level 1 <
+    reference (its direction is random per level)."""
+    checks = {1: ("sharpness", -1), 3: ("noise", 1), 4: ("blockiness", 1), 5: ("brightness", -1),
+              6: ("brightness", 1), 7: ("contrast", -1), 8: ("colourfulness", -1)}
+    for ref in REFS:
+        for d, (key, sign) in checks.items():
+            values = [measured(sample_corpus, ref, d, lv)[key] for lv in range(6)]
+            assert np.all(np.diff(values) * sign > 0), (ref, d, key, values)
+        motion = [measured(sample_corpus, ref, 2, lv)["sharpness"] for lv in (5, 1, 0)]
+        assert motion[0] < motion[1] < motion[2], motion
+
+
+def test_captions_name_the_distortion_and_the_level(sample_corpus):
+    prompt = get_prompt("v1", "quality")
+    expect = {(1, 3): "blurry", (2, 5): "blurry", (3, 3): "it is noisy", (4, 4): "strong JPEG blocking artefacts",
+              (5, 5): "underexposed", (7, 5): "low contrast", (8, 5): "washed-out colours"}
+    for ref in REFS:
+        clean, _ = caption_image(sample_image(sample_corpus, ref), prompt, "perfect")
+        assert clean.startswith("The quality of this image is perfect: it is ")
+        assert "sharp" in clean and "blurry" not in clean and "artefacts" not in clean
+        for (d, lv), word in expect.items():
+            level = LEVELS[ref % 5]
+            caption, m = caption_image(sample_image(sample_corpus, ref, d, lv), prompt, level)
+            assert word in caption and f" is {level}" in caption, (ref, d, lv, caption, m)
+
+
+def test_sentence_rules_are_exact():
+    good = {"sharpness": 30.0, "noise": 1.0, "brightness": 0.5, "dark_clip": 0.0, "bright_clip": 0.0,
+            "contrast": 0.2, "colourfulness": 40.0, "blockiness": 1.0}
+    assert describe(good, "quality", "Q fair") == "Q fair: it is sharp, clean and well exposed."
+    bad = {**good, "sharpness": 3.0, "noise": 4.0, "blockiness": 2.0, "colourfulness": 5.0}
+    assert describe(bad, "quality", "Q bad") == (
+        "Q bad: it is blurry and slightly noisy, with strong JPEG blocking artefacts and washed-out colours.")
+    aes = {"thirds": 0.9, "centred": 0.5, "balance": 0.8, "edge": 0.1, "brightness": 0.5, "contrast": 0.2,
+           "saturation": 0.4, "harmony": 0.9, "colourfulness": 40.0, "isolation": 5.0, "sharpness": 30.0}
+    assert describe(aes, "aesthetics", "A good") == (
+        "A good, with the subject placed near a rule-of-thirds point, a sharp subject against a soft background "
+        "and even lighting.")
+
+
+def test_caption_batch_rows_and_errors(tmp_path):
+    ok = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(ok)
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    batch = {"image_id": np.array(["a", "b", "c"], object), "image_uri": np.array([str(ok), str(tmp_path / "b.png"),
+                                                                                  str(ok)], object),
+             "task": np.array(["quality", "quality", "aesthetics"], object),
+             "level": np.array(["good", "bad", None], object)}
+    t = caption_batch(batch).to_pylist()
+    assert [r["image_id"] for r in t] == ["a", "b", "c"]
+    assert t[0]["caption"].startswith("The quality of this image is good: ") and t[0]["error"] is None
+    assert t[1]["caption"] is None and "b.png" in t[1]["error"] and t[1]["measures"] is None
+    assert t[2]["caption"].startswith("This image, with ")  # unlabelled aesthetics row
+    assert {r["backend"] for r in t} == {"attributes"} and {r["prompt_version"] for r in t} == {"v1"}
+    assert set(dict(t[0]["measures"])) >= {"sharpness", "noise", "blockiness", "colourfulness", "harmony"}
+
+
+# ------------------------------------------------------------------------------------- configs
+
+
+def test_configs_fail_early_with_one_line():
+    with pytest.raises(UniqaError, match="unknown captioner 'llava'; known: \\['attributes', 'openai', 'vllm'\\]"):
+        load_config(CaptionConfig, None, ["backend=llava"])
+    with pytest.raises(UniqaError, match="needs openai.model"):
+        load_config(CaptionConfig, None, ["backend=openai"])
+    with pytest.raises(UniqaError, match="openai.url must be an http"):
+        load_config(CaptionConfig, None, ["openai.url=ftp://x"])
+    with pytest.raises(UniqaError, match="tasks has \\['colour'\\]"):
+        load_config(CaptionConfig, None, ["tasks=[colour]"])
+    with pytest.raises(UniqaError, match="vllm.gpu_memory_utilization"):
+        load_config(CaptionConfig, None, ["vllm.gpu_memory_utilization=1.5"])
+    with pytest.raises(UniqaError, match="unknown config key 'vllm.max_len'"):
+        load_config(CaptionConfig, None, ["vllm.max_len=4"])
+    assert CAPTIONERS.names() == ["attributes", "openai", "vllm"]
+    assert create_captioner("attributes").model == "attributes-v1"
+
+
+def test_vllm_processor_config_field_by_field():
+    """The real ray.data.llm vLLMEngineProcessorConfig (constructible without vllm installed)."""
+    from ray.data.llm import vLLMEngineProcessorConfig
+
+    cfg = load_config(CaptionConfig, None, [
+        "backend=vllm", "vllm.model_source=s3://models/qwen2.5-vl-7b", "vllm.max_model_len=8192",
+        "vllm.limit_mm_per_prompt=2", "vllm.min_pixels=3136", "vllm.max_pixels=401408",
+        "vllm.gpu_memory_utilization=0.8", "vllm.tensor_parallel_size=2", "vllm.batch_size=8",
+        "vllm.concurrency=[1, 4]", "vllm.accelerator_type=A100", "vllm.max_concurrent_batches=4",
+        "vllm.temperature=0.0", "vllm.top_p=1.0", "vllm.max_tokens=64", "vllm.dtype=bfloat16",
+        "vllm.engine_kwargs={enforce_eager: true}",
+    ])
+    pc = VLLMCaptioner(cfg).processor_config()
+    assert isinstance(pc, vLLMEngineProcessorConfig)
+    assert pc.model_source == "s3://models/qwen2.5-vl-7b"
+    assert pc.engine_kwargs == {
+        "max_model_len": 8192, "limit_mm_per_prompt": {"image": 2},
+        "mm_processor_kwargs": {"min_pixels": 3136, "max_pixels": 401408}, "gpu_memory_utilization": 0.8,
+        "tensor_parallel_size": 2, "pipeline_parallel_size": 1, "dtype": "bfloat16", "trust_remote_code": False,
+        "enable_prefix_caching": True, "enforce_eager": True, "task_type": "generate",
+    }
+    assert pc.batch_size == 8 and pc.concurrency == (1, 4) and pc.accelerator_type == "A100"
+    assert pc.max_concurrent_batches == 4 and pc.should_continue_on_error is True
+    assert pc.prepare_multimodal_stage == {"enabled": True, "model_config_kwargs": {"trust_remote_code": False}}
+    assert pc.chat_template_stage is True and pc.tokenize_stage is True and pc.detokenize_stage is True
+    assert cfg.model == "s3://models/qwen2.5-vl-7b"
+
+
+def test_vllm_preprocess_sends_openai_style_image_parts():
+    sampling = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 64}
+    row = {"image_id": "x", "task": "aesthetics", "level": "good", "image_url": "data:image/jpeg;base64,AAA",
+           "error": None}
+    out = vllm_preprocess(row, "v1", None, sampling)
+    assert out[chat.ERROR_KEY] == "" and out["sampling_params"] == sampling
+    system, user = out["messages"]
+    assert system["role"] == "system" and user["content"][0] == {
+        "type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AAA"}}
+    assert "rated good" in user["content"][1]["text"] and "aesthetic" in user["content"][1]["text"]
+    failed = vllm_preprocess({**row, "error": "x.jpg: file not found", "image_url": ""}, "v1", None, sampling)
+    assert failed[chat.ERROR_KEY] == "x.jpg: file not found"  # ray.data.llm passes it through untouched
+
+
+# ---------------------------------------------------------------------------------------- chat
+
+
+def test_data_url_fits_the_pixel_budget():
+    image = np.random.default_rng(1).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    url = chat.data_url(image, max_pixels=30_000, quality=80)
+    assert url.startswith("data:image/jpeg;base64,")
+    decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert decoded.format == "JPEG" and decoded.size[0] * decoded.size[1] <= 30_000 and decoded.size == (200, 150)
+
+
+def test_caption_table_normalises_success_and_pass_through_error_rows():
+    batch = pa.table({"image_id": ["a", "b", "c"], "task": ["quality"] * 3, "caption": ["fine.", None, None],
+                      "error": [None, "bad.png: truncated", None], chat.ERROR_KEY: ["", "bad.png: truncated",
+                                                                                     "CUDA OOM"]})
+    rows = chat.caption_table(batch, "vllm", "m", "v1").to_pylist()
+    assert [(r["caption"], r["error"]) for r in rows] == [
+        ("fine.", None), (None, "bad.png: truncated"), (None, "CUDA OOM")]
+    only_errors = pa.table({"image_id": ["d"], "task": ["quality"], chat.ERROR_KEY: ["x" * 1000]})
+    assert len(chat.caption_table(only_errors, "vllm", "m", "v1")["error"][0].as_py()) == chat.MAX_ERROR_CHARS
+
+
+def test_parse_chat_response():
+    ok = {"choices": [{"message": {"content": "  Sharp and\nclean. "}}]}
+    assert chat.parse_chat_response(ok) == ("Sharp and clean.", None)
+    assert chat.parse_chat_response({"uniqa_error": "HTTP 500: boom"}) == (None, "HTTP 500: boom")
+    assert chat.parse_chat_response({"choices": None})[1].startswith("response has no choices")
+
+
+# --------------------------------------------------------------------------------- HTTP session
+
+
+def _payload(width: int, level: str = "fair") -> str:
+    image = np.random.default_rng(width).integers(0, 255, (20, width, 3), dtype=np.uint8)
+    messages = chat.chat_messages(get_prompt("v1", "quality"), level, chat.data_url(image))
+    return json.dumps({"model": "test-vlm", "messages": messages})
+
+
+def test_session_retries_then_answers_and_never_raises():
+    from openai_server import WIDTH_500_ALWAYS, WIDTH_500_ONCE, WIDTH_OK, WIDTH_TIMEOUT_ALWAYS, OpenAIServer
+
+    async def run(url):
+        factory = SessionFactory(timeout_s=0.3, max_retries=2, retry_wait_s=0.01)
+        async with factory() as session:
+            tasks = [session.post(url, headers={}, data=_payload(w))
+                     for w in (WIDTH_OK, WIDTH_500_ONCE, WIDTH_500_ALWAYS, WIDTH_TIMEOUT_ALWAYS)]
+            answers = []
+            for t in tasks:
+                async with await t as response:
+                    assert response.status == 200
+                    answers.append(await response.json())
+        async with factory() as session:  # nothing listens on port 9: connection errors
+            async with await session.post("http://127.0.0.1:9/v1", data="{}") as response:
+                answers.append(await response.json())
+        return answers
+
+    with OpenAIServer(sleep_s=1.0) as server:
+        answers = asyncio.run(run(server.url))
+        assert server.violations == []
+        assert sorted(server.attempts.values()) == [1, 2, 3, 3]  # ok, 500 once, 500 x3, timeout x3
+    assert chat.parse_chat_response(answers[0])[0].startswith("The quality of this image is fair")
+    assert chat.parse_chat_response(answers[1])[0].startswith("The quality of this image is fair")
+    assert answers[2]["uniqa_error"] == "failed after 3 attempts: HTTP 500: Internal Server Error"
+    assert answers[3]["uniqa_error"] == "failed after 3 attempts: timed out after 0.3 s"
+    assert answers[4]["uniqa_error"].startswith("failed after 3 attempts: ClientConnectorError")
+
+
+def test_cluster_vllm_config_file_loads():
+    path = os.path.join(os.path.dirname(__file__), "..", "cluster", "caption-vllm.yaml")
+    cfg = load_config(CaptionConfig, path)
+    assert cfg.backend == "vllm" and cfg.vllm.concurrency == (1, 8) and cfg.vllm.accelerator_type == "H100"
+    kwargs = VLLMCaptioner(cfg).processor_config().engine_kwargs
+    assert kwargs["max_num_batched_tokens"] == 8192 and kwargs["mm_processor_kwargs"]["max_pixels"] == 1003520
+
+
+def test_caption_inputs_fail_before_ray(tmp_path, capsys):
+    from uniqa.cli import main
+    from uniqa.schema import MANIFEST, SPLIT_COLUMNS, write_table
+
+    assert main(["caption", "--manifest", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+    row = {"image_id": "a", "image_uri": "/a.jpg", "dataset": "d", "task": "quality", "mos": 1.0, "mos_norm": 1.0,
+           "level": "perfect", **{c: "train" for c in SPLIT_COLUMNS}}
+    write_table(pa.Table.from_pylist([row]), str(tmp_path / "m1"), MANIFEST)
+    write_table(pa.Table.from_pylist([row]), str(tmp_path / "m2"), MANIFEST)
+    import shutil
+
+    shutil.copy(tmp_path / "m2" / "part-00000.parquet", tmp_path / "m1" / "part-00001.parquet")
+    assert main(["caption", "--manifest", str(tmp_path / "m1"), "--out", str(tmp_path / "o")]) == 2
+    assert "lists image_id 'a' more than once" in capsys.readouterr().err
+    assert main(["caption", "--manifest", str(tmp_path / "m2"), "--out", str(tmp_path / "o"),
+                 "--set", "openai.timeout_s=-1"]) == 2
+    assert "openai.timeout_s must be a positive number, got -1" in capsys.readouterr().err
+
+
+def test_pipeline_entry_points_share_the_cli_checks(tmp_path, capsys):
+    import importlib.util
+
+    root = os.path.join(os.path.dirname(__file__), "..", "pipelines")
+    for name, extra in (("caption", ["--backend", "nope"]), ("purify", ["--captions", str(tmp_path)])):
+        spec = importlib.util.spec_from_file_location(f"pipeline_{name}", os.path.join(root, f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert module.main(["--manifest", str(tmp_path / "m"), "--out", str(tmp_path / "o"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "unknown captioner 'nope'" in err and "no such file or directory" in err
+
+
+def test_worker_user_errors_surface_as_one_line(tmp_path):
+    from uniqa.captioning.outputs import check_run_identity, drain_user_errors, remove_parts, user_error_in
+
+    class ActorDied(RuntimeError):
+        pass
+
+    text = "The actor died ...\nTraceback ...\nuniqa.errors.UniqaError: no such checkpoint: /w.pt\n"
+    assert user_error_in(ActorDied(text)) == "no such checkpoint: /w.pt"
+    wrapped = RuntimeError("task failed")
+    wrapped.cause = UniqaError("bad level 'x'\nmore")
+    assert user_error_in(wrapped) == "bad level 'x'"
+    assert user_error_in(RuntimeError("plain bug")) is None
+
+    def boom():
+        raise ActorDied(text)
+
+    with pytest.raises(UniqaError, match="^no such checkpoint: /w.pt$"):
+        drain_user_errors(boom)
+    check_run_identity(str(tmp_path), {"backend": "attributes"})
+    check_run_identity(str(tmp_path), {"backend": "attributes"})
+    with pytest.raises(UniqaError, match="backend='attributes', this run has backend='vllm'"):
+        check_run_identity(str(tmp_path), {"backend": "vllm"})
+    (tmp_path / "part-1.parquet").write_bytes(b"")
+    (tmp_path / "_tmp-2.parquet").write_bytes(b"")
+    assert remove_parts(str(tmp_path)) == 2 and sorted(os.listdir(tmp_path)) == ["_run.json"]

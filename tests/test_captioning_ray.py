@@ -1,0 +1,123 @@
+"""Captioning on Ray Data: the attributes backend on the sample corpus with resume, and the openai backend
+end to end against a loopback OpenAI-compatible server that fails on purpose."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from openai_server import FAILING_WIDTHS, OpenAIServer
+from PIL import Image
+
+from uniqa.cli import main
+from uniqa.schema import CAPTIONS, MANIFEST, SPLIT_COLUMNS, read_table, write_table
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def mixed_manifest(sample_corpus, tmp_path_factory) -> str:
+    """18 rows of the sample: 12 KADID-format quality images (varied distortions) + 6 AVA aesthetics images."""
+    from uniqa.data.prepare import prepare
+
+    root = tmp_path_factory.mktemp("caption_manifest")
+    prepare("kadid10k", os.path.join(sample_corpus, "iqa"), str(root / "iqa"))
+    prepare("ava", os.path.join(sample_corpus, "iaa"), str(root / "iaa"))
+    iqa = read_table(str(root / "iqa"), MANIFEST)
+    iaa = read_table(str(root / "iaa"), MANIFEST)
+    table = pa.concat_tables([iqa.take(list(range(0, 360, 30))), iaa.take(list(range(0, 64, 11)))],
+                             promote_options="default")
+    write_table(table, str(root / "mixed"), MANIFEST)
+    return str(root / "mixed")
+
+
+def captions_of(out: str) -> pa.Table:
+    return read_table(out, CAPTIONS).sort_by("image_id")
+
+
+@pytest.mark.timeout(300)
+def test_attributes_captions_resume_equals_one_clean_run(ray_session, mixed_manifest, tmp_path, capsys):
+    manifest = read_table(mixed_manifest, MANIFEST)
+    clean, resumed = str(tmp_path / "clean"), str(tmp_path / "resumed")
+    args = ["caption", "--manifest", mixed_manifest, "--backend", "attributes", "--no-progress"]
+    assert main(args + ["--out", clean]) == 0
+    assert "rows in 18, rows out 18, errors 0, already captioned 0" in capsys.readouterr().out
+
+    assert main(args + ["--out", resumed, "--limit", "7"]) == 0  # stopped half-way
+    assert len(captions_of(resumed)) == 7
+    with open(os.path.join(resumed, "_tmp-killed.parquet"), "wb") as f:  # what a killed writer leaves
+        f.write(b"partial")
+    assert main(args + ["--out", resumed]) == 0
+    assert "rows in 11, rows out 11, errors 0, already captioned 7" in capsys.readouterr().out
+    assert not os.path.exists(os.path.join(resumed, "_tmp-killed.parquet"))
+
+    a, b = captions_of(clean), captions_of(resumed)
+    assert a.drop(["measures"]).equals(b.drop(["measures"])) and len(b) == 18
+    assert pc.count_distinct(b["image_id"]).as_py() == 18
+    assert sorted(b["image_id"].to_pylist()) == sorted(manifest["image_id"].to_pylist())
+    by_id = {r["image_id"]: r for r in manifest.to_pylist()}
+    for row in b.to_pylist():
+        m = by_id[row["image_id"]]
+        assert row["task"] == m["task"] and row["error"] is None and row["prompt_version"] == "v1"
+        assert f" {m['level']}" in row["caption"], row  # every caption states its level word
+        assert row["backend"] == "attributes" and row["model"] == "attributes-v1"
+
+    files = sorted(os.listdir(resumed))
+    assert main(args + ["--out", resumed]) == 0  # nothing left: no work, nothing rewritten
+    assert "rows in 0, rows out 0" in capsys.readouterr().out and sorted(os.listdir(resumed)) == files
+    assert main(["caption", "--manifest", mixed_manifest, "--out", resumed, "--set", "prompt_version=v1",
+                 "--backend", "openai", "--set", "openai.model=m"]) == 2
+    assert "holds output made with backend='attributes', this run has backend='openai'" in capsys.readouterr().err
+
+
+def synthetic_manifest(root, n: int = 12) -> tuple[str, dict[str, int]]:
+    """n tiny random images whose widths cycle through the server's behaviours, plus one missing file."""
+    rng = np.random.default_rng(7)
+    levels = ["bad", "poor", "fair", "good", "perfect"]
+    rows, widths = [], {}
+    for i in range(n + 1):
+        uri = str(root / f"img{i}.png")
+        if i < n:
+            widths[f"t/{i}"] = 40 + i % 6
+            Image.fromarray(rng.integers(0, 255, (24, widths[f"t/{i}"], 3), dtype=np.uint8)).save(uri)
+        rows.append({"image_id": f"t/{i}", "image_uri": uri, "dataset": "t", "task": ["quality", "aesthetics"][i % 2],
+                     "mos": float(i), "mos_norm": i / n, "level": levels[min(4, i * 5 // (n + 1))],
+                     **{c: "train" for c in SPLIT_COLUMNS}})
+    write_table(pa.Table.from_pylist(rows), str(root / "manifest"), MANIFEST)
+    return str(root / "manifest"), widths
+
+
+@pytest.mark.timeout(300)
+def test_openai_backend_end_to_end_with_failures(ray_session, s3_bucket, tmp_path, capsys, monkeypatch):
+    """Also writes its captions to (moto) S3."""
+    manifest, widths = synthetic_manifest(tmp_path)
+    levels = {r["image_id"]: r["level"] for r in read_table(manifest, MANIFEST).to_pylist()}
+    monkeypatch.setenv("UNIQA_TEST_KEY", "sk-loopback")
+    out = f"{s3_bucket}/captions"
+    with OpenAIServer(model="test-vlm", api_key="sk-loopback", sleep_s=2.0) as server:
+        code = main(["caption", "--manifest", manifest, "--out", out, "--backend", "openai", "--no-progress",
+                     "--set", f"openai.url={server.url}", "--set", "openai.model=test-vlm",
+                     "--set", "openai.api_key_env=UNIQA_TEST_KEY", "--set", "openai.timeout_s=0.5",
+                     "--set", "openai.max_retries=2", "--set", "openai.retry_wait_s=0.05",
+                     "--set", "openai.batch_size=4", "--set", "openai.qps=50"])
+        assert code == 0
+        assert server.violations == []  # model, data-URL JPEG image and level word checked on every request
+        assert sorted(server.attempts.values()) == sorted(
+            [3 if w in FAILING_WIDTHS else 2 if w in (41, 44) else 1 for w in widths.values()])
+    assert "rows in 13, rows out 13, errors 7" in capsys.readouterr().out
+    rows = {r["image_id"]: r for r in captions_of(out).to_pylist()}
+    assert sorted(rows) == sorted(levels)  # row count in == row count out, one row per image
+    for image_id, row in rows.items():
+        assert row["backend"] == "openai" and row["model"] == "test-vlm" and row["prompt_version"] == "v1"
+        if image_id not in widths:
+            assert row["caption"] is None and "img12.png: file not found" in row["error"]
+        elif widths[image_id] in FAILING_WIDTHS:
+            assert row["caption"] is None and row["error"].startswith("failed after 3 attempts: ")
+            assert len(row["error"]) <= 300 and "base64" not in row["error"]
+        else:
+            noun = "aesthetics of this image are" if row["task"] == "aesthetics" else "quality of this image is"
+            assert row["caption"] == f"The {noun} {levels[image_id]}: test caption {widths[image_id]}x24."
+            assert row["error"] is None
