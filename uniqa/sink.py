@@ -52,12 +52,18 @@ def clean_temporaries(out: str) -> int:
     return len(stale)
 
 
-def drop_ids(batch: pa.Table, ids: set[str], id_column: str = "image_id") -> pa.Table:
-    """The rows of ``batch`` whose id is not in ``ids`` (for ``map_batches(batch_format="pyarrow")``)."""
-    if not ids or not len(batch):
+def id_array(ids: set[str]) -> pa.Array:
+    """Finished ids as a sorted Arrow array: build it once and pass it to :func:`drop_ids` for every batch."""
+    return pa.array(sorted(ids), type=pa.string())
+
+
+def drop_ids(batch: pa.Table, ids: set[str] | pa.Array, id_column: str = "image_id") -> pa.Table:
+    """The rows of ``batch`` whose id is not in ``ids`` (for ``map_batches(batch_format="pyarrow")``).
+    Pass an :func:`id_array` when there are many ids, so the value set is not rebuilt per batch."""
+    if not len(ids) or not len(batch):
         return batch
-    keep = pc.invert(pc.is_in(batch[id_column], value_set=pa.array(list(ids), type=pa.string())))
-    return batch.filter(keep)
+    value_set = ids if isinstance(ids, pa.Array) else id_array(ids)
+    return batch.filter(pc.invert(pc.is_in(batch[id_column], value_set=value_set)))
 
 
 def batch_file_name(table: pa.Table, id_column: str = "image_id") -> str:

@@ -28,9 +28,7 @@ COLUMNS = ["image_id", "image_uri", "task", "level"]
 def pending_rows(batch: pa.Table, tasks: tuple[str, ...], done: pa.Array) -> pa.Table:
     """The rows of ``batch`` still to caption: task in ``tasks`` and id not in ``done`` (ids, built once)."""
     batch = batch.filter(pc.is_in(batch["task"], value_set=pa.array(list(tasks), pa.string())))
-    if len(done) and len(batch):
-        batch = batch.filter(pc.invert(pc.is_in(batch["image_id"], value_set=done)))
-    return batch
+    return sink.drop_ids(batch, done)
 
 
 def count_pending(files: list[str], tasks: tuple[str, ...], done: set[str]) -> tuple[int, int]:
@@ -75,7 +73,7 @@ def run_caption(manifest: str, out: str, cfg: CaptionConfig = CaptionConfig()) -
     init_ray()
     fs, _ = storage.resolve(manifest)
     ds = ray.data.read_parquet([storage.resolve(f)[1] for f in files], filesystem=fs, columns=COLUMNS)
-    done_ids = pa.array(sorted(done), pa.string())
+    done_ids = sink.id_array(done)
     ds = ds.map_batches(pending_rows, fn_kwargs={"tasks": cfg.tasks, "done": done_ids}, batch_format="pyarrow")
     if cfg.limit:
         ds = ds.limit(cfg.limit)
