@@ -16,6 +16,10 @@ from uniqa.errors import UniqaError
 # Sub-command modules, in data-flow order.
 COMMANDS = (
     "uniqa.data.cli",
+    "uniqa.captioning.cli",
+    "uniqa.purification.cli",
+    "uniqa.corpus.cli",
+    "uniqa.scoring.cli",
     "uniqa.demo",
 )
 

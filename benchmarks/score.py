@@ -1,0 +1,241 @@
+"""Scoring throughput, one run, same model, heads, views and images: (a) a per-image loop as IQA toolboxes
+do it, (b) a bare batched torch DataLoader loop, (c) ``uniqa score``'s run function on Ray Data; then the
+driver's peak memory of (c) at two collection sizes (goal: flat).
+
+    python benchmarks/score.py [--images 2000] [--memory-counts 5000,20000] [--model uniqa-tiny]
+                               [--views crops10] [--batch-size 64] [--workers 0,1,2] [--a-images N] [--work DIR]
+
+Prints images/s of each (end to end, model loading included; and steady state, loading excluded), the
+ratios c/b (goal >= 0.85) and c/a (goal >= 5), and the driver's peak RSS growth at each memory count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+
+def make_images(root: Path, n: int, size: int = 96, seed: int = 0) -> Path:
+    """``n`` small JPEGs (smooth colour + grain) and a manifest ``root/manifest.parquet``; reused if present."""
+    manifest = root / "manifest.parquet"
+    if manifest.exists() and pq.read_metadata(manifest).num_rows == n:
+        return manifest
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    uris = []
+    for i in range(n):
+        base = rng.integers(0, 256, 3) + np.linspace(0, 60, size)[:, None, None]
+        arr = np.clip(base + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8)
+        path = root / "images" / f"{i:06d}.jpg"
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "JPEG", quality=90)
+        path.write_bytes(buf.getvalue())
+        uris.append(str(path))
+    pq.write_table(pa.table({"image_id": [f"{i:06d}" for i in range(n)], "image_uri": uris}), manifest)
+    return manifest
+
+
+def uris_of(manifest: Path) -> list[str]:
+    return pq.read_table(manifest, columns=["image_uri"])["image_uri"].to_pylist()
+
+
+def per_image_loop(cfg, uris: list[str]) -> tuple[float, float]:
+    """(a) load model; for each image: decode, views, one forward pass. -> (end-to-end s, loop s)."""
+    from dataclasses import replace
+
+    import torch
+
+    from uniqa.data.images import load_image
+    from uniqa.scoring.api import Scorer
+    from uniqa.scoring.views import VIEW_COUNTS, make_views
+
+    start = time.perf_counter()
+    scorer = Scorer(replace(cfg, views_per_pass=VIEW_COUNTS[cfg.views]), device="cpu")  # one image's views, no padding
+    loop = time.perf_counter()
+    for uri in uris:
+        views = make_views(load_image(uri, scorer.decode), cfg.views, scorer.cfg.image_size, seed=cfg.seed)
+        scorer.multihead(torch.from_numpy(views[None]))
+    end = time.perf_counter()
+    return end - start, end - loop
+
+
+class ViewsDataset:
+    """torch Dataset: path -> views (uint8 [V, S, S, 3]), decoded and cut like the pipeline does."""
+
+    def __init__(self, uris, decode, protocol, size, seed):
+        self.uris, self.decode, self.protocol, self.size, self.seed = uris, decode, protocol, size, seed
+
+    def __len__(self):
+        return len(self.uris)
+
+    def __getitem__(self, i):
+        from uniqa.data.images import load_image
+        from uniqa.scoring.views import make_views
+
+        return make_views(load_image(self.uris[i], self.decode), self.protocol, self.size, seed=self.seed)
+
+
+def dataloader_loop(cfg, uris: list[str], workers: int) -> tuple[float, float]:
+    """(b) load model; DataLoader(batch_size, num_workers) of views; one forward pass per batch."""
+    import torch
+
+    from uniqa.scoring.api import Scorer
+
+    start = time.perf_counter()
+    scorer = Scorer(cfg, device="cpu")
+    loop = time.perf_counter()
+    data = ViewsDataset(uris, scorer.decode, cfg.views, scorer.cfg.image_size, cfg.seed)
+    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, num_workers=workers,
+                                         collate_fn=lambda b: torch.from_numpy(np.stack(b)))
+    for views in loader:
+        scorer.multihead(views)
+    end = time.perf_counter()
+    return end - start, end - loop
+
+
+def ray_run(cfg, manifest: Path, out: Path) -> tuple[float, float, int]:
+    """(c) ``run_score`` into a fresh ``out`` -> (end-to-end s, steady-state s, rows after the first file)."""
+    import shutil
+
+    from uniqa.scoring.run import run_score
+
+    shutil.rmtree(out, ignore_errors=True)
+    wall_start, start = time.time(), time.perf_counter()
+    summary = run_score(str(manifest), str(out), cfg, progress=False)
+    total = time.perf_counter() - start
+    assert summary.complete and summary.rows_written == summary.input_rows, summary.line()
+    parts = sorted((p.stat().st_mtime, pq.read_metadata(p).num_rows) for p in out.glob("part-*.parquet"))
+    print(f"(c) first output file after {parts[0][0] - wall_start:.1f} s (Ray Data start, actor start, model load)")
+    steady = parts[-1][0] - parts[0][0]
+    return total, steady, summary.rows_written - parts[0][1]
+
+
+class PeakRSS:
+    """Samples this process's resident memory (VmRSS) every 20 ms; ``peak`` minus ``base`` = growth."""
+
+    def __init__(self):
+        self.base = self.peak = _rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss())
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _rss() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=2000, help="images for the throughput comparison")
+    ap.add_argument("--memory-counts", default="5000,20000", help="collection sizes for the driver memory check")
+    ap.add_argument("--a-images", type=int, default=0, help="time (a) on the first N images only (0: all)")
+    ap.add_argument("--model", default="uniqa-tiny")
+    ap.add_argument("--pretrained", default=None)
+    ap.add_argument("--views", default="crops10")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--workers", default="", help="DataLoader worker counts to try for (b), best kept "
+                    "(default: 0,1,cores)")
+    ap.add_argument("--actors", type=int, default=1)
+    ap.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs per model actor in (c)")
+    ap.add_argument("--memory-views", default="full", help="view protocol of the memory runs (full: fastest)")
+    ap.add_argument("--work", default="runs/bench_score", help="folder for the generated images and outputs")
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c,memory")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from uniqa.runtime import init_ray
+    from uniqa.scoring.config import ScoreConfig
+
+    work, skip, cores = Path(args.work), set(filter(None, args.skip.split(","))), os.cpu_count() or 1
+    cfg = ScoreConfig(model=args.model, pretrained=args.pretrained, views=args.views, batch_size=args.batch_size,
+                      num_actors=args.actors, num_cpus=args.actor_cpus, rows_per_block=args.batch_size,
+                      rows_per_file=args.batch_size)  # small files: their times trace the steady rate
+    manifest = make_images(work / f"n{args.images}", args.images)
+    uris = uris_of(manifest)
+    result: dict = {"images": args.images, "model": args.model, "views": args.views, "batch_size": args.batch_size,
+                    "cores": cores}
+    if "a" not in skip:
+        a_uris = uris[: args.a_images] if args.a_images else uris
+        result["a_per_image"] = timing(len(a_uris), *per_image_loop(cfg, a_uris))
+    if "b" not in skip:
+        probe = uris[:500]  # pick the fastest worker count on a probe, then time it on every image
+        tried = {}
+        for workers in [int(w) for w in (args.workers or f"0,1,{cores}").split(",")]:
+            tried[workers] = len(probe) / dataloader_loop(cfg, probe, workers)[1]
+            print(f"(b) probe: DataLoader num_workers={workers}: {tried[workers]:.1f} images/s")
+        best = max(tried, key=tried.get)
+        result["b_dataloader"] = {**timing(len(uris), *dataloader_loop(cfg, uris, best)), "num_workers": best}
+    init_ray(num_cpus=max(cores, int(args.actor_cpus * args.actors) + 1))  # room for the actors + a decode task
+    if "c" not in skip:
+        total, steady, steady_n = ray_run(cfg, manifest, work / "out_c")
+        result["c_uniqa_score"] = timing(len(uris), total, steady, steady_n)
+    report(result)
+    if "memory" not in skip:
+        memory(cfg, work, [int(c) for c in args.memory_counts.split(",")], args.memory_views, result)
+    print(json.dumps(result))
+    return result
+
+
+def timing(images: int, seconds: float, steady_seconds: float, steady_images: int | None = None) -> dict:
+    return {"images": images, "seconds": seconds, "steady_images": steady_images or images,
+            "steady_seconds": steady_seconds}
+
+
+def memory(cfg, work: Path, counts: list[int], views: str, result: dict) -> None:
+    """The driver's peak RSS while ``uniqa score`` runs on collections of each size (manifest input)."""
+    from dataclasses import replace
+
+    mem_cfg = replace(cfg, views=views, batch_size=256, rows_per_block=256, rows_per_file=1024)
+    for n in counts:
+        manifest = make_images(work / f"n{n}", n, size=48)
+        with PeakRSS() as rss:
+            took = ray_run(mem_cfg, manifest, work / f"out_mem{n}")[0]
+        growth = (rss.peak - rss.base) / 2**20
+        result[f"memory_{n}"] = {"driver_rss_growth_mb": growth, "driver_peak_rss_mb": rss.peak / 2**20,
+                                 "seconds": took}
+        print(f"memory {n:>6} images ({views}): driver peak RSS {rss.peak / 2**20:7.1f} MB, "
+              f"growth during the run {growth:6.1f} MB, {n / took:7.1f} images/s end to end")
+
+
+def report(result: dict) -> None:
+    """images/s end to end (model loading included) and steady (loading excluded), and the ratios."""
+    rates = {}
+    for key in ("a_per_image", "b_dataloader", "c_uniqa_score"):
+        if key in result:
+            r = result[key]
+            steady = r["steady_images"] / r["steady_seconds"] if r["steady_seconds"] > 0 else float("nan")
+            rates[key] = (r["images"] / r["seconds"], steady)
+            print(f"({key[0]}) {key[2:]:12s} {r['images']:6d} images: end to end {rates[key][0]:8.1f} images/s   "
+                  f"steady {rates[key][1]:8.1f} images/s")
+    a, b, c = (rates.get(k) for k in ("a_per_image", "b_dataloader", "c_uniqa_score"))
+    if c and b:
+        print(f"c/b = {c[0] / b[0]:.2f} end to end, {c[1] / b[1]:.2f} steady (goal >= 0.85)")
+    if c and a:
+        print(f"c/a = {c[0] / a[0]:.2f} end to end, {c[1] / a[1]:.2f} steady (goal >= 5)")
+    result["rates"] = rates
+
+
+if __name__ == "__main__":
+    main()

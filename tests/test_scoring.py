@@ -1,0 +1,286 @@
+"""Scoring without Ray: config checks, input resolution, the in-process Scorer API, output schema."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from zoo import build_zoo, good_images
+
+from uniqa.errors import UniqaError
+from uniqa.schema import score_columns, scores_schema
+from uniqa.scoring.config import ScoreConfig, parse_head
+from uniqa.scoring.inputs import resolve_input, uri_id
+
+# ------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> dict[str, str]:
+    """A uniqa-tiny checkpoint folder (seeded weights) and a trained quality head built on it."""
+    import torch
+
+    from uniqa.adapters import QUALITY, LevelHead, save_head
+    from uniqa.models import create_model, save_checkpoint
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    torch.manual_seed(0)
+    model, _, _ = create_model("uniqa-tiny")
+    save_checkpoint(model, "uniqa-tiny", str(root / "ckpt"))
+    model, _, tokenizer = create_model("uniqa-tiny", str(root / "ckpt"))
+    head = LevelHead.from_model(model, tokenizer, QUALITY, adapter=True)
+    with torch.no_grad():
+        head.down.weight.normal_(0, 0.3)
+        head.up.weight.normal_(0, 0.3)
+        head.levels.copy_(torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0]))
+    save_head(head, str(root / "head"))
+    return {"ckpt": str(root / "ckpt"), "head": str(root / "head")}
+
+
+@pytest.fixture(scope="session")
+def mixed_images(tmp_path_factory) -> dict:
+    """The bad-input zoo plus 12 good JPEGs of a few sizes; ``uris`` in a fixed order."""
+    root = tmp_path_factory.mktemp("mixed")
+    cases = build_zoo(root / "zoo")
+    good = good_images(root / "good", 6, size=(96, 80)) + good_images(root / "good2", 6, size=(40, 50), seed=1)
+    return {"cases": cases, "good": good, "uris": [c.uri for c in cases] + good, "root": str(root)}
+
+
+def tiny_config(tiny_model, heads: tuple[str, ...] | None = None, **kw) -> ScoreConfig:
+    heads = heads or ("quality", "aesthetics", f"trained={tiny_model['head']}")
+    return ScoreConfig(model=tiny_model["ckpt"], heads=heads, **kw)
+
+
+def check_zoo_rows(rows_by_uri: dict[str, dict], mixed: dict) -> None:
+    """Every zoo case and good image has its row; bad ones carry their error and null scores."""
+    assert len(rows_by_uri) == len(mixed["uris"])
+    for case in mixed["cases"]:
+        row = rows_by_uri[case.uri]
+        if case.ok:
+            assert row["error"] is None, (case.name, row["error"])
+            assert 0.2 <= row["quality"] <= 1.0 and 0.2 <= row["aesthetics"] <= 1.0, case.name
+        else:
+            assert row["error"] and case.match in row["error"], (case.name, row["error"])
+            assert row["quality"] is None and row["aesthetics"] is None and row["trained"] is None, case.name
+    for uri in mixed["good"]:
+        assert rows_by_uri[uri]["error"] is None and 0.0 <= rows_by_uri[uri]["trained"] <= 1.0
+
+
+# ------------------------------------------------------------------------------------- config
+
+
+def test_head_specs():
+    assert parse_head("quality").source == "quality" and not parse_head("quality").is_file
+    spec = parse_head("q=quality-ensemble")
+    assert (spec.name, spec.source, spec.is_file) == ("q", "quality-ensemble", False)
+    spec = parse_head("aes=runs/adapt/aes/head.safetensors")
+    assert spec.is_file and spec.folder == "runs/adapt/aes"
+    with pytest.raises(UniqaError, match="name the column"):
+        parse_head("runs/head.safetensors")
+    with pytest.raises(UniqaError, match="NAME=PROMPT_SET"):
+        parse_head("bad name=quality")
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"heads": ("quality", "sharpness")}, "unknown prompt set 'sharpness'"),
+        ({"heads": ("q=/nope/head",)}, "no trained head at /nope/head"),
+        ({"heads": ("quality", "quality")}, "given twice"),
+        ({"heads": ()}, "no heads"),
+        ({"views": "crops7"}, r"views must be one of \['crops10', 'five', 'full'\], got 'crops7'"),
+        ({"pretrained": "/no/such/weights.pt"}, "pretrained weights not found: /no/such/weights.pt"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"num_gpus": -1}, "num_gpus must be a number >= 0"),
+        ({"precision": "fp8"}, "precision must be one of"),
+        ({"precision": "fp16", "num_gpus": 0}, "fp16 needs GPUs, but num_gpus is 0"),
+        ({"model": ""}, "no model"),
+    ],
+)
+def test_invalid_config_fails_with_one_line(kw, match):
+    with pytest.raises(UniqaError, match=match):
+        ScoreConfig(**{"model": "uniqa-tiny", **kw})
+
+
+def test_invalid_run_fails_before_ray(tmp_path, monkeypatch, mixed_images):
+    from uniqa.scoring import run
+
+    monkeypatch.setattr(run, "_score_rows", lambda *a, **k: pytest.fail("Ray work started"))
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(mixed_images["good"]))
+    with pytest.raises(UniqaError, match="unknown model 'uniqa-huge'"):
+        run.run_score(str(listing), str(tmp_path / "out"), ScoreConfig(model="uniqa-huge"))
+    with pytest.raises(UniqaError, match="input not found"):
+        run.run_score(str(tmp_path / "nope.txt"), str(tmp_path / "out"), ScoreConfig(model="uniqa-tiny"))
+    with pytest.raises(UniqaError, match="image_size 224 does not fit model uniqa-tiny"):
+        run.run_score(str(listing), str(tmp_path / "out"), ScoreConfig(model="uniqa-tiny", image_size=224))
+    from uniqa.scoring.api import Scorer
+
+    with pytest.raises(UniqaError, match="precision fp16 needs a GPU"):
+        Scorer(ScoreConfig(model="uniqa-tiny", precision="fp16"), device="cpu")
+    (tmp_path / "out").mkdir()
+    pq.write_table(pa.table({"image_id": ["x"], "model_checksum": ["0" * 32]}), tmp_path / "out" / "part-1.parquet")
+    with pytest.raises(UniqaError, match="already holds scores with model_checksum 0000"):
+        run.run_score(str(listing), str(tmp_path / "out"), ScoreConfig(model="uniqa-tiny"))
+
+
+def test_cli_flags_override_config_file_and_set(tmp_path):
+    from uniqa.scoring.cli import add_arguments, config_from_args
+
+    (tmp_path / "c.yaml").write_text("model: uniqa-small\nbatch_size: 8\nviews: five\nnum_actors: 3\n")
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["--input", "x", "--out", "y", "--config", str(tmp_path / "c.yaml"), "--set", "batch_size=16",
+                         "--set", "num_gpus=0.5", "--model", "uniqa-tiny", "--heads", "quality,q2=quality-ensemble",
+                         "--actors", "2", "--embeddings"])
+    cfg, input_uri, out = config_from_args(args)
+    assert (input_uri, out) == ("x", "y")
+    assert (cfg.model, cfg.batch_size, cfg.views, cfg.num_actors, cfg.num_gpus) == ("uniqa-tiny", 16, "five", 2, 0.5)
+    assert cfg.heads == ("quality", "q2=quality-ensemble") and cfg.embeddings is True
+    (tmp_path / "job.yaml").write_text("input: s3://b/manifest\nout: s3://b/scores\nmodel: uniqa-tiny\n")
+    cfg, input_uri, out = config_from_args(p.parse_args(["--config", str(tmp_path / "job.yaml")]))
+    assert (input_uri, out, cfg.model) == ("s3://b/manifest", "s3://b/scores", "uniqa-tiny")
+    with pytest.raises(UniqaError, match="no out: pass --out"):
+        config_from_args(p.parse_args(["--input", "x", "--model", "uniqa-tiny"]))
+
+
+def test_cluster_config_example_has_valid_keys():
+    from uniqa.config import from_dict, read_config_file
+
+    data = read_config_file(os.path.join(os.path.dirname(__file__), "..", "cluster", "score.yaml"))
+    assert data.pop("input").startswith("s3://") and data.pop("out").startswith("s3://")
+    cfg = from_dict(ScoreConfig, {**data, "model": "uniqa-tiny", "heads": ["quality", "aesthetics"]})
+    assert (cfg.num_gpus, cfg.views, cfg.precision) == (0.5, "crops10", "fp16")
+
+
+# -------------------------------------------------------------------------------------- inputs
+
+
+def test_inputs_folder_list_and_manifest(tmp_path, mixed_images):
+    good = mixed_images["good"]
+    folder = resolve_input(os.path.dirname(good[0]))
+    assert folder.kind == "images" and folder.rows == 6
+    assert folder.table["image_id"].to_pylist() == [uri_id(u) for u in sorted(good[:6])]
+
+    listing = tmp_path / "imgs.txt"
+    rel = os.path.relpath(good[1], tmp_path)
+    listing.write_text(f"# images\n{good[0]}\n\n{rel}\n{good[0]}\n")
+    inp = resolve_input(str(listing))
+    assert inp.kind == "list" and inp.rows == 2 and inp.duplicates == 1
+    assert inp.table["image_uri"].to_pylist() == [good[0], good[1]]  # relative to the list's folder
+
+    manifest = tmp_path / "manifest"
+    manifest.mkdir()
+    pq.write_table(pa.table({"image_id": ["a", "b"], "image_uri": good[:2], "mos": [1.0, 2.0]}),
+                   manifest / "part-00000.parquet")
+    pq.write_table(pa.table({"image_id": ["c"], "image_uri": good[2:3]}), manifest / "part-00001.parquet")
+    (manifest / "_summary.json").write_text("{}")
+    inp = resolve_input(str(manifest))
+    assert inp.kind == "manifest" and inp.rows == 3 and len(inp.files) == 2 and inp.table is None
+    assert resolve_input(str(manifest / "part-00001.parquet")).rows == 1
+
+
+def test_input_errors_name_the_problem(tmp_path):
+    pq.write_table(pa.table({"id": ["a"], "path": ["x.jpg"]}), tmp_path / "m.parquet")
+    with pytest.raises(UniqaError, match=r"missing column 'image_id'; found columns \['id', 'path'\]"):
+        resolve_input(str(tmp_path / "m.parquet"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UniqaError, match="no image files"):
+        resolve_input(str(tmp_path / "empty"))
+    (tmp_path / "notes.csv").write_text("a,b\n")
+    with pytest.raises(UniqaError, match="cannot tell what input"):
+        resolve_input(str(tmp_path / "notes.csv"))
+    (tmp_path / "blank.txt").write_text("# nothing\n\n")
+    with pytest.raises(UniqaError, match="has no entries"):
+        resolve_input(str(tmp_path / "blank.txt"))
+
+
+def test_s3_prefix_is_listed(s3_bucket, mixed_images):
+    from uniqa import storage
+
+    for i, path in enumerate(mixed_images["good"][:3]):
+        storage.write_bytes(f"{s3_bucket}/imgs/sub/{i}.jpg", open(path, "rb").read())
+    storage.write_bytes(f"{s3_bucket}/imgs/readme.md", b"not an image")
+    inp = resolve_input(f"{s3_bucket}/imgs/")
+    assert inp.kind == "images" and inp.table["image_uri"].to_pylist() == [
+        f"{s3_bucket}/imgs/sub/{i}.jpg" for i in range(3)
+    ]
+
+
+# -------------------------------------------------------------------------------------- schema
+
+
+def test_scores_schema_orders_and_types_columns():
+    schema = scores_schema(["quality", "aesthetics"], embedding=True)
+    assert schema.columns == ["image_id", "image_uri", "quality", "aesthetics", "embedding", "error", "model_checksum"]
+    rows = pa.table({"image_id": ["a"], "image_uri": ["u"], "quality": pa.array([0.5], pa.float32()),
+                     "aesthetics": [0.7], "error": [None], "model_checksum": ["c"]})
+    with pytest.raises(UniqaError, match="missing column 'embedding'"):
+        schema.conform(rows)  # a run with embeddings must write them
+    table = scores_schema(["quality", "aesthetics"]).conform(rows)
+    assert table.schema.field("quality").type == pa.float64() and "embedding" not in table.column_names
+    assert score_columns(table.schema) == ["quality", "aesthetics"]
+    with pytest.raises(UniqaError, match="head column 'aesthetics' has type string"):
+        score_columns(table.set_column(3, "aesthetics", pa.array(["x"])).schema)
+    with pytest.raises(UniqaError, match="clashes with a fixed scores column"):
+        scores_schema(["error"])
+
+
+# ----------------------------------------------------------------------------------------- API
+
+
+@pytest.fixture(scope="module")
+def api_rows(tiny_model, mixed_images) -> dict:
+    from uniqa.scoring.api import Scorer
+
+    scorer = Scorer(tiny_config(tiny_model, batch_size=5, embeddings=True))
+    return {"scorer": scorer, "rows": scorer.score(mixed_images["uris"])}
+
+
+def test_api_scores_zoo_and_good_images(api_rows, mixed_images):
+    rows = api_rows["rows"]
+    assert [r["image_uri"] for r in rows] == mixed_images["uris"]
+    assert [r["image_id"] for r in rows] == [uri_id(u) for u in mixed_images["uris"]]
+    check_zoo_rows({r["image_uri"]: r for r in rows}, mixed_images)
+    assert len({r["model_checksum"] for r in rows}) == 1
+    ok = [r for r in rows if r["error"] is None]
+    emb = np.array([r["embedding"] for r in ok])
+    norms = np.linalg.norm(emb, axis=1)  # the mean of unit-length per-view embeddings
+    assert emb.shape == (len(ok), 64) and np.all((norms > 0.5) & (norms <= 1 + 1e-5))
+    assert all(r["embedding"] is None for r in rows if r["error"])
+    assert np.std([r["quality"] for r in ok]) > 1e-4  # the images are told apart
+
+
+def test_api_same_scores_for_any_batch_size_and_input_kind(api_rows, tiny_model, mixed_images):
+    from uniqa.scoring.api import Scorer
+
+    scorer = Scorer(tiny_config(tiny_model, batch_size=1))
+    good = mixed_images["good"][:4]
+    by_path = scorer.score(good)
+    ref = {r["image_uri"]: r for r in api_rows["rows"]}
+    for row in by_path:
+        for head in ("quality", "aesthetics", "trained"):
+            assert row[head] == pytest.approx(ref[row["image_uri"]][head], abs=1e-6)
+    arrays = [np.asarray(Image.open(p).convert("RGB")) for p in good]
+    inputs = [Image.open(good[0]), arrays[1], open(good[2], "rb").read(), arrays[3]]
+    from_memory = scorer.score(inputs, ids=list("abcd"))
+    assert [r["image_id"] for r in from_memory] == list("abcd") and all(r["image_uri"] is None for r in from_memory)
+    assert [r["quality"] for r in from_memory] == pytest.approx([r["quality"] for r in by_path], abs=1e-6)
+    with pytest.raises(UniqaError, match="cannot score an array of shape"):
+        scorer.score([np.zeros((4, 4), np.float32)])
+
+
+def test_api_views_protocol_and_trained_head_matter(api_rows, tiny_model, mixed_images):
+    from uniqa.scoring.api import Scorer
+
+    good = mixed_images["good"][:3]
+    full = Scorer(tiny_config(tiny_model, views="full")).score(good)
+    crops = [r for r in api_rows["rows"] if r["image_uri"] in good]
+    assert not np.allclose([r["quality"] for r in full], [r["quality"] for r in crops], atol=1e-5)
+    assert full[0]["model_checksum"] != crops[0]["model_checksum"]
+    assert not np.allclose([r["trained"] for r in crops], [r["quality"] for r in crops], atol=1e-3)

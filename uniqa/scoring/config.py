@@ -1,0 +1,198 @@
+"""``ScoreConfig``: what to score with (model, heads, views) and how (batching, actors, resources).
+
+One config file drives ``uniqa score`` and ``pipelines/score.py`` on a cluster (see cluster/score.yaml).
+Everything is checked here, on the driver, before any Ray work: unknown heads, view protocols, missing
+checkpoints and head files fail with one line naming the bad value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import re
+from dataclasses import dataclass
+
+from uniqa import storage
+from uniqa.errors import UniqaError
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+INPUT_FORMATS = ("auto", "manifest", "images", "list")
+HEAD_FILE_SUFFIX = ".safetensors"
+_COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One output column: a zero-shot prompt-set head (``source`` = prompt-set name) or a trained head
+    (``source`` = the folder ``save_head`` wrote, or its ``head.safetensors``)."""
+
+    name: str
+    source: str
+
+    @property
+    def is_file(self) -> bool:
+        return "/" in self.source or self.source.endswith(HEAD_FILE_SUFFIX) or storage.exists(self.source)
+
+    @property
+    def folder(self) -> str:
+        """The head folder (``load_head`` takes the folder)."""
+        if self.source.endswith(HEAD_FILE_SUFFIX):
+            return posixpath.dirname(self.source) or "."
+        return self.source
+
+
+def parse_head(text: str) -> HeadSpec:
+    """``quality`` (zero-shot prompt set, column ``quality``), ``q=quality-ensemble`` (a prompt set under
+    another column name) or ``quality=runs/adapt/quality`` (a trained head folder or its .safetensors)."""
+    name, sep, source = (part.strip() for part in str(text).partition("="))
+    if not sep:
+        source = name
+        if "/" in name or name.endswith(HEAD_FILE_SUFFIX):
+            raise UniqaError(f"head {text!r}: name the column of a trained head, e.g. quality={text}")
+    if not name or not source or not _COLUMN_NAME.match(name):
+        raise UniqaError(f"head {text!r} is not NAME, NAME=PROMPT_SET or NAME=HEAD_FOLDER")
+    return HeadSpec(name, source)
+
+
+def head_checksum(spec: HeadSpec) -> str:
+    """sha256 of a trained head's config and weights."""
+    from uniqa.adapters.head import HEAD_CONFIG, HEAD_WEIGHTS
+
+    digest = hashlib.sha256()
+    for file in (HEAD_CONFIG, HEAD_WEIGHTS):
+        digest.update(storage.read_bytes(storage.join(spec.folder, file)))
+    return digest.hexdigest()
+
+
+def _looks_like_path(text: str) -> bool:
+    """A path / URI rather than an open_clip weights tag such as ``openai``."""
+    return storage.is_s3(text) or "/" in text or "." in text
+
+
+def _check_head(spec: HeadSpec) -> None:
+    if spec.is_file:
+        from uniqa.adapters.head import HEAD_CONFIG
+
+        if not storage.exists(storage.join(spec.folder, HEAD_CONFIG)):
+            raise UniqaError(f"head {spec.name!r}: no trained head at {spec.source} ({HEAD_CONFIG} not found)")
+        return
+    from uniqa.adapters.prompts import get_prompt_set
+
+    try:
+        get_prompt_set(spec.source)
+    except UniqaError as e:
+        raise UniqaError(f"head {spec.name!r}: {e}; or give a trained head as {spec.name}=HEAD_FOLDER") from None
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    model: str = ""  # model name (e.g. ViT-B-16-quickgelu, uniqa-tiny) or checkpoint (see uniqa.models)
+    pretrained: str | None = None  # weights file for ``model`` (None: the model's own/default weights)
+    heads: tuple[str, ...] = ("quality", "aesthetics")  # NAME | NAME=PROMPT_SET | NAME=HEAD_FOLDER (trained)
+    views: str = "crops10"  # view protocol (uniqa.scoring.views.VIEW_PROTOCOLS): crops10 | five | full
+    image_size: int | None = None  # view size in pixels: the model's input size (None: read it from the model)
+    seed: int = 0  # seed of the random crops (same crops for an image in every run)
+    decode_size: int | None = None  # decode with the shorter side resized to this (JPEG draft mode); None: as is
+    max_pixels: int = 120_000_000  # decompression-bomb limit per image
+    precision: str = "fp32"  # fp32 | fp16 | bf16 (half precision only on GPU)
+    embeddings: bool = False  # also write the image embedding (list<float32>)
+    batch_size: int = 64  # images per model actor call (each with its views)
+    views_per_pass: int = 64  # views per encoder pass: fixed, so scores do not depend on batch_size
+    num_actors: int = 1  # model actors (each loads the model once)
+    num_gpus: float | None = None  # GPUs per actor, fractional ok (None: 1 if the cluster has GPUs, else 0)
+    num_cpus: float = 1.0  # CPUs per model actor (Ray sizes its torch threads from it; < 1 on a tiny test box)
+    decode_cpus: float = 1.0  # CPUs per decode + views task
+    rows_per_block: int = 128  # rows per decode block (views of a block are held in memory together)
+    rows_per_file: int = 1024  # rows per output Parquet file (the unit of resume)
+    input_format: str = "auto"  # auto | manifest | images | list
+
+    def __post_init__(self):
+        if not self.model:
+            raise UniqaError("no model: pass --model NAME_OR_CHECKPOINT or set model in the config")
+        if self.pretrained and _looks_like_path(self.pretrained) and not storage.exists(self.pretrained):
+            raise UniqaError(f"pretrained weights not found: {self.pretrained}")
+        object.__setattr__(self, "heads", tuple(self.heads) if not isinstance(self.heads, str) else (self.heads,))
+        specs = self.head_specs
+        if not specs:
+            raise UniqaError("no heads: name at least one, e.g. --heads quality,aesthetics")
+        names = [s.name for s in specs]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup:
+            raise UniqaError(f"head {dup!r} is given twice in heads {list(self.heads)}")
+        for spec in specs:
+            _check_head(spec)
+        self._check_choices()
+        self._check_numbers()
+        if self.precision == "fp16" and self.num_gpus == 0:
+            raise UniqaError("precision fp16 needs GPUs, but num_gpus is 0; use fp32 or bf16")
+
+    def _check_choices(self) -> None:
+        from uniqa.scoring.views import VIEW_PROTOCOLS
+
+        for field, value, valid in (
+            ("views", self.views, VIEW_PROTOCOLS),
+            ("precision", self.precision, PRECISIONS),
+            ("input_format", self.input_format, INPUT_FORMATS),
+        ):
+            if value not in valid:
+                raise UniqaError(f"{field} must be one of {list(valid)}, got {value!r}")
+
+    def _check_numbers(self) -> None:
+        positive = ("batch_size", "views_per_pass", "num_actors", "rows_per_block", "rows_per_file", "max_pixels")
+        for field in positive:
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UniqaError(f"{field} must be a positive integer, got {value!r}")
+        for field in ("image_size", "decode_size"):
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise UniqaError(f"{field} must be a positive integer or null, got {value!r}")
+        for field in ("num_gpus", "num_cpus", "decode_cpus"):
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, (int, float)) or value < 0):
+                raise UniqaError(f"{field} must be a number >= 0, got {value!r}")
+
+    @property
+    def head_specs(self) -> tuple[HeadSpec, ...]:
+        return tuple(parse_head(h) for h in self.heads)
+
+    @property
+    def head_names(self) -> list[str]:
+        return [s.name for s in self.head_specs]
+
+    def decode_config(self):
+        from uniqa.data.images import DecodeConfig
+
+        return DecodeConfig(size=self.decode_size, max_pixels=self.max_pixels)
+
+
+def _weights_checksum(pretrained: str | None) -> str | None:
+    """sha256 of a weights file / our checkpoint folder; ``open_clip:<tag>`` for a tag; None for random init."""
+    from uniqa.models import file_checksum
+
+    if not pretrained:
+        return None
+    return file_checksum(pretrained) if storage.exists(pretrained) else f"open_clip:{pretrained}"
+
+
+def fingerprint(cfg: ScoreConfig, image_size: int) -> str:
+    """sha256 of everything that determines the scores (model + weights checksum, heads + head file
+    checksums, views, sizes, decoding, precision, seed, embeddings) - the ``model_checksum`` column.
+
+    Batch size and actor counts are left out on purpose: they do not change the scores."""
+    parts = {
+        "model": cfg.model,
+        "weights": _weights_checksum(cfg.pretrained),
+        "heads": [
+            [s.name, "trained" if s.is_file else s.source, head_checksum(s) if s.is_file else None]
+            for s in cfg.head_specs
+        ],
+        "views": cfg.views,
+        "image_size": image_size,
+        "seed": cfg.seed,
+        "decode": [cfg.decode_size, cfg.max_pixels],
+        "precision": cfg.precision,
+        "embeddings": cfg.embeddings,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]

@@ -1,0 +1,68 @@
+"""Ray Data stages of scoring: decode + views (CPU tasks) and the model (an actor pool).
+
+The logic lives in :mod:`uniqa.scoring.batches` and :class:`uniqa.scoring.api.Scorer`; these only
+wire it into Ray (resources, actor pool, batch sizes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from uniqa.errors import UniqaError
+from uniqa.scoring.batches import views_batch
+from uniqa.scoring.config import ScoreConfig
+
+
+class ScoreStage:
+    """Model actor: loads the model and every head once, then scores views batches."""
+
+    def __init__(self, cfg: ScoreConfig, checksum: str, use_gpu: bool):
+        import torch
+
+        from uniqa.scoring.api import Scorer
+
+        device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
+        self.scorer = Scorer(cfg, device=device, checksum=checksum)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        return self.scorer.score_views(batch)
+
+
+def gpus_per_actor(cfg: ScoreConfig) -> float:
+    """``cfg.num_gpus``, or 1 when the cluster has GPUs and 0 when it has none."""
+    import ray
+
+    if cfg.num_gpus is not None:
+        return float(cfg.num_gpus)
+    return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
+def add_score_stages(ds, cfg: ScoreConfig, checksum: str):
+    """``image_id, image_uri`` rows -> decode + views tasks -> model actor pool -> score rows."""
+    import ray
+
+    ds = ds.map_batches(
+        views_batch,
+        fn_kwargs={"decode": cfg.decode_config(), "protocol": cfg.views, "size": cfg.image_size, "seed": cfg.seed},
+        batch_format="numpy",
+        batch_size=None,  # one block (rows_per_block rows) per task
+        num_cpus=cfg.decode_cpus,
+    )
+    num_gpus = gpus_per_actor(cfg)
+    if num_gpus == 0 and cfg.precision == "fp16":
+        raise UniqaError("precision fp16 needs GPUs, and the model actors get none (num_gpus 0 or a CPU-only "
+                         "cluster); use fp32 or bf16")
+    return ds.map_batches(
+        ScoreStage,
+        fn_constructor_kwargs={"cfg": cfg, "checksum": checksum, "use_gpu": num_gpus > 0},
+        batch_format="numpy",
+        batch_size=cfg.batch_size,
+        compute=ray.data.ActorPoolStrategy(size=cfg.num_actors),
+        num_cpus=cfg.num_cpus,
+        num_gpus=num_gpus,
+        # An empty label selector (no constraint) differs from the decode stage's none: it keeps Ray from fusing
+        # decoding into the model actors (it does when both ask for the same CPUs and no GPU), so images decode
+        # in parallel tasks while the actors run the model.
+        label_selector={},
+    )
