@@ -1,32 +1,23 @@
-"""Ray job entry point of comment purification (same run function and flags as ``uniqa purify``):
+"""Ray job entry point of comment purification: the same run function, flags and checks as ``uniqa purify``.
 
     ray job submit --working-dir . -- python pipelines/purify.py \
         --manifest s3://bucket/manifests/ava --captions s3://bucket/captions/ava --out s3://bucket/purified/ava \
         --set embedder.pretrained=s3://bucket/weights/ViT-B-16.pt --set embedder.device=cuda --set num_gpus=1
+
+Steps (uniqa.purification.run): inputs checked before any Ray work -> read the aesthetics rows with
+comments -> embedder actors (clean, rank by AR + IR, keep the best K) -> kept comments under OUT/kept,
+rejected ones with their reason under OUT/rejected.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from uniqa.errors import UniqaError
-from uniqa.purification.cli import add_arguments, load
+from uniqa.cli import main as uniqa_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        cfg = load(args)  # config errors before any Ray work
-        from uniqa.purification.run import run_purify, summary_line
-
-        print(summary_line(run_purify(args.manifest, args.captions, args.out, cfg)))
-    except UniqaError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return uniqa_main(["purify", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

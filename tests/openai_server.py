@@ -11,7 +11,8 @@ each image's fate by the size it gives it), counting attempts per distinct image
     ``WIDTH_TIMEOUT_ONCE``: sleeps past the client's timeout on the first attempt, then answers;
     ``WIDTH_TIMEOUT_ALWAYS``: always sleeps past the timeout.
 The answer is "The quality of this image is <level>: test caption <w>x<h>." (aesthetics prompts:
-"The aesthetics ...").
+"The aesthetics ..."). With ``delay_s`` the server is a slow model: it answers one request at a time,
+each after ``delay_s`` seconds.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ DATA_URL = "data:image/jpeg;base64,"
 
 
 class OpenAIServer:
-    def __init__(self, model: str = "test-vlm", api_key: str | None = None, sleep_s: float = 3.0):
-        self.model, self.api_key, self.sleep_s = model, api_key, sleep_s
+    def __init__(self, model: str = "test-vlm", api_key: str | None = None, sleep_s: float = 3.0,
+                 delay_s: float = 0.0):
+        self.model, self.api_key, self.sleep_s, self.delay_s = model, api_key, sleep_s, delay_s
+        self._one_at_a_time: asyncio.Lock | None = None  # made in the server's loop
         self.attempts: Counter[str] = Counter()  # image digest -> requests seen
         self.answered: list[tuple[str, str, int]] = []  # (level, task, width) of every 200 answer
         self.violations: list[str] = []
@@ -108,8 +111,12 @@ class OpenAIServer:
         except Exception as e:  # noqa: BLE001 - any decode failure is a protocol violation
             return self._reject(f"image does not decode: {e}")
         key = hashlib.sha1(jpeg).hexdigest()
-        self.attempts[key] += 1
+        self.attempts[key] += 1  # counted on arrival
         first = self.attempts[key] == 1
+        if self.delay_s:
+            self._one_at_a_time = self._one_at_a_time or asyncio.Lock()
+            async with self._one_at_a_time:
+                await asyncio.sleep(self.delay_s)
         if width == WIDTH_500_ALWAYS or (width == WIDTH_500_ONCE and first):
             return web.Response(status=500, text="Internal Server Error")
         if width == WIDTH_500_JSON:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import importlib.util
 import io
 import json
 import os
@@ -17,7 +18,14 @@ from PIL import Image
 
 from uniqa.captioning import chat
 from uniqa.captioning.attributes import caption_batch, caption_image, describe
-from uniqa.captioning.backends import CAPTIONERS, VLLMCaptioner, create_captioner, vllm_preprocess
+from uniqa.captioning.backends import (
+    CAPTIONERS,
+    VLLM_MODULES,
+    VLLMCaptioner,
+    check_vllm_installed,
+    create_captioner,
+    vllm_preprocess,
+)
 from uniqa.captioning.config import CaptionConfig
 from uniqa.captioning.http_session import SessionFactory
 from uniqa.captioning.measures import measure
@@ -71,26 +79,30 @@ def test_custom_prompt_file_is_validated(tmp_path):
 
 def test_measures_move_monotonically_with_each_distortion(sample_corpus):
     """More severe -> strictly lower sharpness (Gaussian blur), higher noise, blockiness (JPEG), lower/higher
-    brightness (under/over-exposure), lower contrast, lower colourfulness; motion blur: level 5 < level 1 <
-    reference (its direction is random per level)."""
+    brightness (under/over-exposure), lower contrast, lower colourfulness, higher pixelation; motion blur:
+    level 5 < level 1 < reference (its direction is random per level). Every one of the sample's distortions."""
+    from uniqa.data.distortions import DISTORTIONS
+
     checks = {1: ("sharpness", -1), 3: ("noise", 1), 4: ("blockiness", 1), 5: ("brightness", -1),
-              6: ("brightness", 1), 7: ("contrast", -1), 8: ("colourfulness", -1)}
+              6: ("brightness", 1), 7: ("contrast", -1), 8: ("colourfulness", -1), 9: ("pixelation", 1)}
     for ref in REFS:
         for d, (key, sign) in checks.items():
             values = [measured(sample_corpus, ref, d, lv)[key] for lv in range(6)]
             assert np.all(np.diff(values) * sign > 0), (ref, d, key, values)
+        assert measured(sample_corpus, ref, 9, 1)["pixelation"] > 0.45  # the mildest pixelation is named
         motion = [measured(sample_corpus, ref, 2, lv)["sharpness"] for lv in (5, 1, 0)]
         assert motion[0] < motion[1] < motion[2], motion
+    assert sorted([*checks, 2]) == [d.id for d in DISTORTIONS]
 
 
 def test_captions_name_the_distortion_and_the_level(sample_corpus):
     prompt = get_prompt("v1", "quality")
     expect = {(1, 3): "blurry", (2, 5): "blurry", (3, 3): "it is noisy", (4, 4): "strong JPEG blocking artefacts",
-              (5, 5): "underexposed", (7, 5): "low contrast", (8, 5): "washed-out colours"}
+              (5, 5): "underexposed", (7, 5): "low contrast", (8, 5): "washed-out colours", (9, 1): "it is pixelated"}
     for ref in REFS:
         clean, _ = caption_image(sample_image(sample_corpus, ref), prompt, "perfect")
         assert clean.startswith("The quality of this image is perfect: it is ")
-        assert "sharp" in clean and "blurry" not in clean and "artefacts" not in clean
+        assert "sharp" in clean and "blurry" not in clean and "artefacts" not in clean and "pixelated" not in clean
         for (d, lv), word in expect.items():
             level = LEVELS[ref % 5]
             caption, m = caption_image(sample_image(sample_corpus, ref, d, lv), prompt, level)
@@ -99,11 +111,13 @@ def test_captions_name_the_distortion_and_the_level(sample_corpus):
 
 def test_sentence_rules_are_exact():
     good = {"sharpness": 30.0, "noise": 1.0, "brightness": 0.5, "dark_clip": 0.0, "bright_clip": 0.0,
-            "contrast": 0.2, "colourfulness": 40.0, "blockiness": 1.0}
+            "contrast": 0.2, "colourfulness": 40.0, "blockiness": 1.0, "pixelation": 0.0}
     assert describe(good, "quality", "Q fair") == "Q fair: it is sharp, clean and well exposed."
     bad = {**good, "sharpness": 3.0, "noise": 4.0, "blockiness": 2.0, "colourfulness": 5.0}
     assert describe(bad, "quality", "Q bad") == (
         "Q bad: it is blurry and slightly noisy, with strong JPEG blocking artefacts and washed-out colours.")
+    pixelated = {**good, "pixelation": 0.8, "sharpness": 3.0}  # pixelation wins the sharpness aspect
+    assert describe(pixelated, "quality", "Q poor") == "Q poor: it is pixelated, clean and well exposed."
     aes = {"thirds": 0.9, "centred": 0.5, "balance": 0.8, "edge": 0.1, "brightness": 0.5, "contrast": 0.2,
            "saturation": 0.4, "harmony": 0.9, "colourfulness": 40.0, "isolation": 5.0, "sharpness": 30.0}
     assert describe(aes, "aesthetics", "A good") == (
@@ -145,7 +159,7 @@ def test_configs_fail_early_with_one_line():
     with pytest.raises(UniqaError, match="unknown config key 'vllm.max_len'"):
         load_config(CaptionConfig, None, ["vllm.max_len=4"])
     assert CAPTIONERS.names() == ["attributes", "openai", "vllm"]
-    assert create_captioner("attributes").model == "attributes-v1"
+    assert create_captioner("attributes").model == "attributes-v2"
 
 
 def test_vllm_processor_config_field_by_field():
@@ -174,6 +188,25 @@ def test_vllm_processor_config_field_by_field():
     assert pc.prepare_multimodal_stage == {"enabled": True, "model_config_kwargs": {"trust_remote_code": False}}
     assert pc.chat_template_stage is True and pc.tokenize_stage is True and pc.detokenize_stage is True
     assert cfg.model == "s3://models/qwen2.5-vl-7b"
+
+
+def test_vllm_requests_carry_our_sampling_params_and_a_missing_extra_fails_in_one_line(tmp_path, capsys):
+    cfg = load_config(CaptionConfig, None, ["backend=vllm", "vllm.temperature=0.7", "vllm.top_p=0.8",
+                                            "vllm.max_tokens=77"])
+    captioner = VLLMCaptioner(cfg)
+    row = {"image_id": "x", "task": "quality", "level": "bad", "image_url": "data:image/jpeg;base64,AA", "error": None}
+    request = captioner.preprocess()(row)
+    assert request["sampling_params"] == {"temperature": 0.7, "top_p": 0.8, "max_tokens": 77}
+    assert "rated bad" in request["messages"][1]["content"][1]["text"]
+    check_vllm_installed(find=lambda name: object())  # both modules present: passes
+    with pytest.raises(UniqaError, match="^backend 'vllm' needs transformers \\(not installed\\): pip install"):
+        check_vllm_installed(find=lambda name: None if name == "transformers" else object())
+    if not all(importlib.util.find_spec(m) for m in VLLM_MODULES):  # this machine: the CLI says so before Ray
+        from uniqa.cli import main
+
+        out = tmp_path / "out"
+        assert main(["caption", "--manifest", str(tmp_path), "--out", str(out), "--backend", "vllm"]) == 2
+        assert "backend 'vllm' needs" in capsys.readouterr().err and not out.exists()
 
 
 def test_vllm_preprocess_sends_openai_style_image_parts():

@@ -3,7 +3,13 @@ end to end against a loopback OpenAI-compatible server that fails on purpose."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +18,7 @@ import pytest
 from openai_server import FAILING_WIDTHS, OpenAIServer
 from PIL import Image
 
+from uniqa.captioning.config import CaptionConfig
 from uniqa.cli import main
 from uniqa.schema import CAPTIONS, MANIFEST, SPLIT_COLUMNS, read_table, write_table
 
@@ -63,7 +70,7 @@ def test_attributes_captions_resume_equals_one_clean_run(ray_session, mixed_mani
         m = by_id[row["image_id"]]
         assert row["task"] == m["task"] and row["error"] is None and row["prompt_version"] == "v1"
         assert f" {m['level']}" in row["caption"], row  # every caption states its level word
-        assert row["backend"] == "attributes" and row["model"] == "attributes-v1"
+        assert row["backend"] == "attributes" and row["model"] == "attributes-v2"
 
     files = sorted(os.listdir(resumed))
     assert main(args + ["--out", resumed]) == 0  # nothing left: no work, nothing rewritten
@@ -73,15 +80,16 @@ def test_attributes_captions_resume_equals_one_clean_run(ray_session, mixed_mani
     assert "holds output made with backend='attributes', this run has backend='openai'" in capsys.readouterr().err
 
 
-def synthetic_manifest(root, n: int = 12) -> tuple[str, dict[str, int]]:
-    """n tiny random images whose widths cycle through the server's behaviours, plus one missing file."""
+def synthetic_manifest(root, n: int = 12, behaviours: int = 6) -> tuple[str, dict[str, int]]:
+    """n tiny random images whose widths cycle through the server's first ``behaviours`` behaviours (1: every
+    image answered at once), plus one missing file."""
     rng = np.random.default_rng(7)
     levels = ["bad", "poor", "fair", "good", "perfect"]
     rows, widths = [], {}
     for i in range(n + 1):
         uri = str(root / f"img{i}.png")
         if i < n:
-            widths[f"t/{i}"] = 40 + i % 6
+            widths[f"t/{i}"] = 40 + i % behaviours
             Image.fromarray(rng.integers(0, 255, (24, widths[f"t/{i}"], 3), dtype=np.uint8)).save(uri)
         rows.append({"image_id": f"t/{i}", "image_uri": uri, "dataset": "t", "task": ["quality", "aesthetics"][i % 2],
                      "mos": float(i), "mos_norm": i / n, "level": levels[min(4, i * 5 // (n + 1))],
@@ -121,3 +129,80 @@ def test_openai_backend_end_to_end_with_failures(ray_session, s3_bucket, tmp_pat
             noun = "aesthetics of this image are" if row["task"] == "aesthetics" else "quality of this image is"
             assert row["caption"] == f"The {noun} {levels[image_id]}: test caption {widths[image_id]}x24."
             assert row["error"] is None
+
+
+def part_files(out) -> list[str]:
+    return sorted(f for f in os.listdir(out) if f.startswith("part-")) if os.path.isdir(out) else []
+
+
+def image_digest(uri: str) -> str:
+    """The server's key of an image: the SHA-1 of the JPEG our encoder sends for it (default openai settings)."""
+    from uniqa.captioning.chat import data_url
+    from uniqa.config import load_config
+    from uniqa.data.images import load_image
+
+    o = load_config(CaptionConfig, None, ["openai.model=m"]).openai
+    return hashlib.sha1(base64.b64decode(data_url(load_image(uri), o.max_pixels, o.jpeg_quality).split(",")[1])
+                        ).hexdigest()
+
+
+def start_killable(args: list[str], ray_address: str) -> subprocess.Popen:
+    """``uniqa <args>`` as its own process (group), a driver joining the tests' Ray cluster (warm workers: no
+    second Ray to start), as ``ray job submit`` runs a pipeline on a cluster."""
+    code = "import sys; from uniqa.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen([sys.executable, "-c", code, *args], env={**os.environ, "RAY_ADDRESS": ray_address},
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def kill_when(proc: subprocess.Popen, out: str, parts: int, timeout_s: float = 150.0) -> None:
+    """SIGKILL the driver once ``out`` holds ``parts`` committed files (or on timeout), then wait until Ray has
+    ended its job (its tasks and actors are killed: none of them can commit a file after this returns)."""
+    from ray._private.state import jobs
+
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(part_files(out)) < parts and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    while time.monotonic() < deadline:  # the GCS marks the job dead when its driver's connection drops
+        if any(j["DriverPid"] == proc.pid and j["IsDead"] for j in jobs()):
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)  # the raylet kills the job's workers right after
+
+
+@pytest.mark.timeout(300)
+def test_caption_run_killed_half_way_resumes_exactly_once(ray_session, tmp_path, capsys):
+    """SIGKILL a real ``uniqa caption`` driver after 3 of 9 rows are committed; the rerun asks the
+    server only about the images not committed and ends with exactly one row per image, each as a clean run
+    writes it (the server is deterministic: the caption states the level word and the image size)."""
+    manifest, widths = synthetic_manifest(tmp_path, n=8, behaviours=1)
+    table = read_table(manifest, MANIFEST)
+    levels = {r["image_id"]: r["level"] for r in table.to_pylist()}
+    digests = {i: image_digest(u) for i, u in zip(table["image_id"].to_pylist(), table["image_uri"].to_pylist())
+               if i in widths}
+    out = str(tmp_path / "captions")
+    with OpenAIServer(model="test-vlm", delay_s=0.4) as server:  # a slow model: one answer per 0.4 s
+        args = ["caption", "--manifest", manifest, "--out", out, "--backend", "openai", "--no-progress",
+                "--set", f"openai.url={server.url}", "--set", "openai.model=test-vlm",
+                "--set", "openai.batch_size=1", "--set", "rows_per_block=3", "--set", "rows_per_file=1"]
+        kill_when(start_killable(args, ray_session.get_runtime_context().gcs_address), out, parts=3)
+        before = set(captions_of(out)["image_id"].to_pylist())
+        asked_before = dict(server.attempts)
+        assert 3 <= len(before) < len(levels), "the run was not stopped half-way"
+        assert len(part_files(out)) == len(before)  # one row per file: every file is whole, none half-written
+        assert main(args) == 0
+        assert f"already captioned {len(before)}" in capsys.readouterr().out
+    rows = captions_of(out)
+    assert sorted(rows["image_id"].to_pylist()) == sorted(levels)  # every image, none twice
+    for row in rows.to_pylist():
+        i = row["image_id"]
+        if i not in widths:
+            assert row["caption"] is None and "file not found" in row["error"]
+            continue
+        noun = "aesthetics of this image are" if row["task"] == "aesthetics" else "quality of this image is"
+        assert row["caption"] == f"The {noun} {levels[i]}: test caption 40x24." and row["error"] is None
+        asked_after = server.attempts[digests[i]] - asked_before.get(digests[i], 0)
+        assert asked_after == (0 if i in before else 1), (i, asked_before.get(digests[i]), asked_after)

@@ -4,8 +4,10 @@ embedders, and the Ray job on the sample corpus's AVA-format comments."""
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from uniqa.cli import main
@@ -75,6 +77,12 @@ def test_ties_share_the_best_rank_and_missing_captions_are_rejected():
 def test_bag_of_words_relevance_prefers_on_topic_comments():
     kept, _ = purify_batch(["img"], [THREAD], [CAPTION], BagOfWords(), keep=2)
     assert set(kept["comment"].to_pylist()) == {THREAD[0], THREAD[8]}
+    texts = ["vivid colours and a balanced composition", "Lovely palette, nicely framed", "Good luck everyone!",
+             "The aesthetics of this image are good", "the colour", "The colours!"]
+    v = BagOfWords()(texts)
+    assert v[0] @ v[1] > 0.3  # no shared word, shared concepts: colour (palette) and composition (framed)
+    assert v[2] @ v[3] == 0  # level words and "image" are stop words: no relevance from the caption's lead
+    assert v[4] @ v[5] == pytest.approx(1.0)  # plural "s" dropped
 
 
 @pytest.mark.slow
@@ -85,6 +93,29 @@ def test_clip_text_embedder_on_a_tiny_model():
     assert np.allclose(v[0], v[2]) and not np.allclose(v[0], v[1])
     with pytest.raises(UniqaError, match="unknown text embedder 'sbert'"):
         EmbedderConfig(name="sbert")
+
+
+def relevance_quality(kept: pa.Table, rejected: pa.Table) -> tuple[float, float]:
+    """On the sample's threads, where the relevant comments are known (sample_comments.RELEVANT): (share of images
+    whose relevant comments all get a better AR than every other ranked comment, share of relevant comments
+    among each image's best n by score, n = its number of relevant comments)."""
+    from uniqa.data.sample_comments import RELEVANT
+
+    patterns = [re.compile("^" + re.escape(t).replace(re.escape("{s}"), ".+") + "$")
+                for templates in RELEVANT.values() for t in templates]
+    ranked = [r for r in kept.to_pylist() + rejected.to_pylist() if r["relevance_rank"] is not None]
+    by_image: dict[str, list[dict]] = {}
+    for r in ranked:
+        r["relevant"] = any(p.match(r["comment"]) for p in patterns)
+        by_image.setdefault(r["image_id"], []).append(r)
+    ar_first, hits, total = 0, 0, 0
+    for rows in by_image.values():
+        relevant = [r["relevance_rank"] for r in rows if r["relevant"]]
+        other = [r["relevance_rank"] for r in rows if not r["relevant"]]
+        ar_first += not other or max(relevant, default=0) < min(other)
+        best = sorted(rows, key=lambda r: (r["score"], r["relevance_rank"]))[:len(relevant)]
+        hits, total = hits + sum(r["relevant"] for r in best), total + len(relevant)
+    return ar_first / len(by_image), hits / total
 
 
 @pytest.mark.ray
@@ -117,6 +148,8 @@ def test_purify_job_rejects_the_sample_noise(ray_session, sample_corpus, tmp_pat
         assert sorted(group["rank"]) == list(range(1, len(group) + 1)) and len(group) <= 5
     first = table["image_id"][0].as_py()
     assert first not in set(kept["image_id"].to_pylist())
+    ar_first, top_relevant = relevance_quality(kept, rejected)  # measured .94, .98 (words alone: .16, .94)
+    assert ar_first >= 0.9 and top_relevant >= 0.95, (ar_first, top_relevant)
     assert main(args) == 0  # a rerun replaces, never duplicates
     order = [("image_id", "ascending"), ("rank", "ascending")]
     assert read_table(kept_dir, PURIFIED).sort_by(order).equals(kept.sort_by(order))
@@ -128,8 +161,6 @@ def test_purify_inputs_fail_before_ray(tmp_path, capsys):
 
     row = {"image_id": "a", "image_uri": "/a.jpg", "dataset": "d", "task": "quality", "mos": 1.0, "mos_norm": 1.0,
            "level": "perfect", **{c: "train" for c in SPLIT_COLUMNS}}
-    import pyarrow as pa
-
     write_table(pa.Table.from_pylist([row]), str(tmp_path / "m"), MANIFEST)
     write_table(pa.Table.from_pylist([{"image_id": "a", "task": "aesthetics", "caption": "c", "backend": "b",
                                        "model": "m", "prompt_version": "v1", "error": None}]),

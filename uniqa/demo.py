@@ -81,6 +81,10 @@ def run(args) -> int:
     purify_cfg = PurifyConfig(embedder=EmbedderConfig(name="bow"))
     start = time.perf_counter()
 
+    for key in ("iqa", "iaa", "captions", "purified", "corpus", "scores_iqa", "scores_iaa"):
+        if storage.exists(p[key]):  # a rerun starts the derived outputs afresh (the sample is kept)
+            fs, path = storage.resolve(p[key])
+            fs.delete_dir(path)
     if not storage.exists(storage.join(p["sample"], "iqa", "dmos.csv")):
         _step("build sample corpus", build_sample, p["sample"], seed=args.seed)
     _step("prepare manifests", lambda: [

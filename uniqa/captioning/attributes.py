@@ -1,11 +1,11 @@
 """The offline ``attributes`` captioner: measured attributes (see :mod:`.measures`) -> one sentence.
 
 The sentence starts with the prompt version's ``lead`` (which carries the level word G), then names
-the salient attributes: defects first, most severe first (e.g. "blurry", "noisy", "strong JPEG
-blocking artefacts"), topped up with the good qualities of the remaining aspects. Rules are data:
+the salient attributes: defects first, most severe first (e.g. "blurry", "noisy", "pixelated", "strong
+JPEG blocking artefacts"), topped up with the good qualities of the remaining aspects. Rules are data:
 ``(aspect, measure, op, threshold, phrase, severity, kind)``; per aspect the first matching rule wins,
 else the aspect's ``GOOD`` phrase. ``kind`` "adj" phrases follow "it is", "with" phrases follow "with".
-Thresholds were set on scikit-image's photos with graded blur, noise, JPEG and exposure changes.
+Thresholds were set on scikit-image's photos with graded blur, noise, JPEG, exposure and pixelation changes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from uniqa.captioning.measures import blockiness, luma, measure
+from uniqa.captioning.measures import blockiness, luma, measure, pixelation
 from uniqa.captioning.prompts import Prompt, get_prompt
 from uniqa.data.images import DecodeConfig, decode_batch
 from uniqa.errors import UniqaError
@@ -22,6 +22,7 @@ from uniqa.errors import UniqaError
 Rule = tuple[str, str, str, float, str, int, str]
 
 QUALITY_RULES: tuple[Rule, ...] = (
+    ("sharpness", "pixelation", ">", 0.45, "pixelated", 2, "adj"),  # lost detail: hard block edges are not sharp
     ("sharpness", "sharpness", "<", 6.0, "blurry", 2, "adj"),
     ("sharpness", "sharpness", "<", 12.0, "slightly soft", 1, "adj"),
     ("noise", "noise", ">", 6.0, "noisy", 2, "adj"),
@@ -113,15 +114,16 @@ def fit_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
 
 def caption_image(image: np.ndarray, prompt: Prompt, level: str | None, max_side: int | None = 1024,
                   max_phrases: int = 4) -> tuple[str, dict[str, float]]:
-    """(caption, measures) of one image. Blockiness is measured at full size (the JPEG grid), the rest
-    on the image fitted to ``max_side`` so that the thresholds mean the same for every resolution."""
+    """(caption, measures) of one image. Blockiness (the JPEG grid) and pixelation (identical neighbours) are
+    measured at full size, the rest on the image fitted to ``max_side`` so that the thresholds mean the same
+    for every resolution."""
     m = measure(fit_side(image, max_side))
     if max_side and max(image.shape[:2]) > max_side:
-        m["blockiness"] = blockiness(luma(image))
+        m.update(blockiness=blockiness(luma(image)), pixelation=pixelation(image))
     return describe(m, prompt.task, prompt.lead_text(level), max_phrases), m
 
 
-ATTRIBUTES_MODEL = "attributes-v1"  # recorded as the caption rows' ``model``; bump when rules or measures change
+ATTRIBUTES_MODEL = "attributes-v2"  # recorded as the caption rows' ``model``; bump when rules or measures change
 MEASURES_TYPE = pa.map_(pa.string(), pa.float64())
 
 

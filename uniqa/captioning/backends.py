@@ -13,6 +13,7 @@ A captioner maps a dataset with columns ``image_id, image_uri, task, level`` to 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from collections.abc import Callable
 from functools import partial
@@ -22,6 +23,7 @@ from uniqa.captioning import chat
 from uniqa.captioning.config import CaptionConfig, VLLMConfig
 from uniqa.captioning.http_session import SessionFactory
 from uniqa.data.images import DecodeConfig
+from uniqa.errors import UniqaError
 from uniqa.registry import Registry
 
 if TYPE_CHECKING:
@@ -43,6 +45,9 @@ class AttributesCaptioner:
 
     def __init__(self, cfg: CaptionConfig):
         self.cfg, self.model = cfg, cfg.model
+
+    def check(self) -> None:
+        """What this backend needs on the driver, checked before any Ray work (nothing here)."""
 
     def apply(self, ds: Dataset) -> Dataset:
         from uniqa.captioning.attributes import caption_batch
@@ -81,7 +86,8 @@ def vllm_postprocess(row: dict) -> dict:
 
 
 class _ProcessorCaptioner:
-    """Shared wiring: encode images to data URLs -> ray.data.llm processor -> caption rows."""
+    """Shared wiring: encode images to data URLs -> ray.data.llm processor -> caption rows. A subclass gives
+    ``processor_config()``, ``preprocess()`` (row -> request) and ``postprocess`` (response row -> caption)."""
 
     max_pixels: int | None = None
     jpeg_quality: int = 90
@@ -89,6 +95,9 @@ class _ProcessorCaptioner:
 
     def __init__(self, cfg: CaptionConfig):
         self.cfg, self.model = cfg, cfg.model
+
+    def check(self) -> None:
+        """What this backend needs on the driver, checked before any Ray work (nothing by default)."""
 
     def apply(self, ds: Dataset) -> Dataset:
         encode = dict(decode=DecodeConfig(max_pixels=self.cfg.max_pixels), max_pixels=self.max_pixels,
@@ -100,11 +109,16 @@ class _ProcessorCaptioner:
         return ds.map_batches(chat.caption_table, fn_kwargs=finish, batch_format="pyarrow")
 
     def processor(self):
-        raise NotImplementedError
+        """The ray.data.llm processor: ``processor(ds)`` maps encoded rows to caption rows."""
+        from ray.data.llm import build_processor
+
+        return build_processor(self.processor_config(), preprocess=self.preprocess(), postprocess=self.postprocess)
 
 
 @CAPTIONERS.register("openai")
 class OpenAICaptioner(_ProcessorCaptioner):
+    postprocess = staticmethod(openai_postprocess)
+
     def __init__(self, cfg: CaptionConfig):
         super().__init__(cfg)
         self.max_pixels, self.jpeg_quality = cfg.openai.max_pixels, cfg.openai.jpeg_quality
@@ -125,13 +139,15 @@ class OpenAICaptioner(_ProcessorCaptioner):
                                           batch_size=o.batch_size, concurrency=o.concurrency,
                                           session_factory=session)
 
-    def processor(self):
-        from ray.data.llm import build_processor
-
+    def preprocess(self) -> Callable[[dict], dict]:
         o = self.cfg.openai
-        pre = partial(openai_preprocess, model=o.model, version=self.cfg.prompt_version,
-                      prompts_file=self.cfg.prompts_file, max_tokens=o.max_tokens, temperature=o.temperature)
-        return build_processor(self.processor_config(), preprocess=pre, postprocess=openai_postprocess)
+        return partial(openai_preprocess, model=o.model, version=self.cfg.prompt_version,
+                       prompts_file=self.cfg.prompts_file, max_tokens=o.max_tokens, temperature=o.temperature)
+
+
+def vllm_sampling_params(v: VLLMConfig) -> dict[str, Any]:
+    """vLLM ``SamplingParams`` fields sent with every request."""
+    return {"temperature": v.temperature, "top_p": v.top_p, "max_tokens": v.max_tokens}
 
 
 def vllm_processor_kwargs(v: VLLMConfig) -> dict[str, Any]:
@@ -166,8 +182,22 @@ def vllm_processor_kwargs(v: VLLMConfig) -> dict[str, Any]:
     }
 
 
+VLLM_MODULES = ("vllm", "transformers")  # what building the vLLM processor imports (the uniqa[vllm] extra)
+
+
+def check_vllm_installed(find=importlib.util.find_spec) -> None:
+    """Fail before any Ray work, in one line, when the ``[vllm]`` extra is missing."""
+    missing = [name for name in VLLM_MODULES if find(name) is None]
+    if missing:
+        raise UniqaError(f"backend 'vllm' needs {' and '.join(missing)} (not installed): pip install "
+                         "'uniqa[vllm]' on a GPU machine; without a GPU use --backend attributes, or --backend openai "
+                         "with a vLLM / SGLang server")
+
+
 @CAPTIONERS.register("vllm")
 class VLLMCaptioner(_ProcessorCaptioner):
+    postprocess = staticmethod(vllm_postprocess)
+
     def __init__(self, cfg: CaptionConfig):
         super().__init__(cfg)
         self.max_pixels, self.jpeg_quality = cfg.vllm.max_pixels, cfg.vllm.jpeg_quality
@@ -177,11 +207,9 @@ class VLLMCaptioner(_ProcessorCaptioner):
 
         return vLLMEngineProcessorConfig(**vllm_processor_kwargs(self.cfg.vllm))
 
-    def processor(self):
-        from ray.data.llm import build_processor
+    def preprocess(self) -> Callable[[dict], dict]:
+        return partial(vllm_preprocess, version=self.cfg.prompt_version, prompts_file=self.cfg.prompts_file,
+                       sampling=vllm_sampling_params(self.cfg.vllm))
 
-        v = self.cfg.vllm
-        sampling = {"temperature": v.temperature, "top_p": v.top_p, "max_tokens": v.max_tokens}
-        pre = partial(vllm_preprocess, version=self.cfg.prompt_version, prompts_file=self.cfg.prompts_file,
-                      sampling=sampling)
-        return build_processor(self.processor_config(), preprocess=pre, postprocess=vllm_postprocess)
+    def check(self) -> None:
+        check_vllm_installed()

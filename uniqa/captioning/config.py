@@ -122,7 +122,8 @@ class CaptionConfig:
     prompts_file: str | None = None  # another prompt file (local or s3://); None: the packaged prompts.yaml
     tasks: tuple[str, ...] = TASKS  # caption only manifest rows of these tasks
     limit: int | None = None  # caption at most this many not-yet-captioned images in this run (then rerun)
-    rows_per_file: int = 1000  # rows per output Parquet file
+    rows_per_block: int = 64  # rows per Ray Data block: the unit of parallel work (tasks run side by side)
+    rows_per_file: int = 1000  # rows per output Parquet file: the unit of resume (a killed run loses < one file)
     max_pixels: int = 120_000_000  # decompression-bomb limit per image
     progress: bool = True  # progress bar on stderr
     attributes: AttributesConfig = AttributesConfig()
@@ -141,7 +142,8 @@ class CaptionConfig:
             raise UniqaError(f"tasks has {wrong or 'nothing'}; valid tasks: {list(TASKS)}")
         for task in self.tasks:
             get_prompt(self.prompt_version, task, self.prompts_file)
-        _positive("caption", limit=self.limit, rows_per_file=self.rows_per_file, max_pixels=self.max_pixels)
+        _positive("caption", limit=self.limit, rows_per_block=self.rows_per_block, rows_per_file=self.rows_per_file,
+                  max_pixels=self.max_pixels)
         if self.backend == "openai" and not self.openai.model.strip():
             raise UniqaError("backend 'openai' needs openai.model (e.g. --set openai.model=Qwen/Qwen2.5-VL-7B)")
 

@@ -18,6 +18,9 @@ is BT.601 luma in grey levels (0-255). The estimators (each a few numpy array op
   with ``rg = R - G`` and ``yb = (R + G) / 2 - B`` (0 = grey; ~15 slightly, ~59 quite, >80 highly colourful).
 - ``blockiness``: JPEG 8x8 blocking, the mean absolute luma step across 8-pixel block boundaries over
   the mean step inside blocks (rows and columns averaged): ~1 without blocking, > 1.2 visible.
+- ``pixelation``: the share of neighbouring pixel columns (and rows) that are identical in >= 90% of the
+  rows (columns), axes averaged: ``(b - 1) / b`` for an image enlarged from ``b``-pixel blocks, ~0 for a
+  photograph (noise, texture and gradients differ somewhere in almost every column pair).
 Aesthetic cues, from a coarse saliency map (frequency-tuned: distance of each blurred pixel from
 the image's mean colour in an opponent space) and the HSV hue histogram:
 - the "subject" is the most salient 10% of a 32x32 grid of cells; from its weighted centroid:
@@ -92,6 +95,18 @@ def blockiness(y: np.ndarray, block: int = 8) -> float:
         inside = d[:, ~at_boundary].mean()
         ratios.append(float(d[:, at_boundary].mean() / (inside + 1e-3)))
     return float(np.mean(ratios)) if ratios else 1.0
+
+
+def pixelation(rgb: np.ndarray, rate: float = 0.9) -> float:
+    """Share of adjacent column pairs (and row pairs) that are identical in at least ``rate`` of the rows
+    (columns), averaged over the two axes: (b - 1) / b for b-pixel blocks, ~0 for photographs."""
+    shares = []
+    for a in (rgb, rgb.transpose(1, 0, 2)):
+        if a.shape[1] < 2:
+            continue
+        same = np.all(a[:, 1:] == a[:, :-1], axis=-1)  # rows x (columns - 1)
+        shares.append(float((same.mean(axis=0) >= rate).mean()))
+    return float(np.mean(shares)) if shares else 0.0
 
 
 def block_mean(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -185,6 +200,7 @@ def measure(rgb: np.ndarray) -> dict[str, float]:
         "contrast": float(y.std() / 255.0),
         "colourfulness": colourfulness(rgb),
         "blockiness": blockiness(y),
+        "pixelation": pixelation(rgb),
         "harmony": harm,
         "saturation": sat,
         "isolation": isolation(y),

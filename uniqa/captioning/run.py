@@ -1,10 +1,10 @@
 """``run_caption``: manifest -> caption Parquet files under ``out``, resumable and exactly-once.
 
 Steps (each a Ray Data operator, streamed): read the manifest's id/uri/task/level columns -> drop the
-rows of other tasks and the ids already captioned under ``out`` -> [limit] -> captioner backend ->
-commit each ``rows_per_file`` rows as one Parquet file (:mod:`uniqa.sink`). A rerun of the same
-command (after a crash, Ctrl-C or a ``limit``) captions only what is missing; ``out/_run.json`` makes
-sure a rerun uses the same backend, model and prompt version.
+rows of other tasks and the ids already captioned under ``out`` -> [limit] -> blocks of ``rows_per_block``
+rows -> captioner backend -> commit each ``rows_per_file`` rows as one Parquet file (:mod:`uniqa.sink`).
+A rerun of the same command (after a crash, SIGKILL, Ctrl-C or a ``limit``) captions only what is
+missing; ``out/_run.json`` makes sure a rerun uses the same backend, model and prompt version.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pyarrow.dataset as pads
 from uniqa import sink, storage
 from uniqa.captioning.backends import create_captioner
 from uniqa.captioning.config import CaptionConfig
-from uniqa.captioning.outputs import check_run_identity, dataset_schema, drain_user_errors
+from uniqa.captioning.outputs import check_run_identity, dataset_schema, drain_user_errors, quiet_ray_data
 from uniqa.errors import UniqaError
 from uniqa.schema import CAPTIONS, MANIFEST, parquet_files
 
@@ -59,27 +59,38 @@ def prepare(manifest: str, out: str, cfg: CaptionConfig) -> tuple[list[str], set
     return files, done, min(todo, cfg.limit) if cfg.limit else todo, skipped
 
 
+def caption_dataset(files: list[str], out: str, done: set[str], captioner, cfg: CaptionConfig):
+    """The Ray Data job: manifest columns -> pending rows -> [limit] -> small blocks -> captioner -> committed
+    files; yields one count row per file (see :func:`uniqa.sink.write_batch`)."""
+    import ray
+
+    fs, _ = storage.resolve(files[0])
+    ds = ray.data.read_parquet([storage.resolve(f)[1] for f in files], filesystem=fs).select_columns(COLUMNS)
+    ds = ds.map_batches(pending_rows, fn_kwargs={"tasks": cfg.tasks, "done": sink.id_array(done)},
+                        batch_format="pyarrow", batch_size=None)
+    if cfg.limit:
+        ds = ds.limit(cfg.limit)
+    # Small blocks: captioning runs as many tasks side by side, and files are committed as blocks finish (a read
+    # block holds a whole manifest file: without this, nothing would be written before all of it was captioned).
+    ds = captioner.apply(ds.repartition(target_num_rows_per_block=cfg.rows_per_block))
+    # Writing is light I/O: with no CPU reserved it is never starved by captioning tasks holding every CPU.
+    return ds.map_batches(sink.write_batch, fn_kwargs={"out": out, "schema": CAPTIONS}, batch_format="pyarrow",
+                          batch_size=cfg.rows_per_file, num_cpus=0)
+
+
 def run_caption(manifest: str, out: str, cfg: CaptionConfig = CaptionConfig()) -> dict:
     """Caption the manifest's images not yet captioned under ``out``; returns the run's summary (rows_in,
     rows_out, errors, already_done, rows_per_second, ...), also written to ``out/_summary.json``."""
-    import ray
-
     from uniqa.runtime import init_ray
 
-    files, done, todo, skipped = prepare(manifest, out, cfg)
     captioner = create_captioner(cfg.backend, cfg)
+    captioner.check()  # e.g. the [vllm] extra, before prepare() pins the backend on the output folder
+    files, done, todo, skipped = prepare(manifest, out, cfg)
     if todo == 0:  # everything captioned already: no Ray job
         return write_summary(out, cfg, 0, sink.SinkSummary(skipped=skipped))
     init_ray()
-    fs, _ = storage.resolve(manifest)
-    ds = ray.data.read_parquet([storage.resolve(f)[1] for f in files], filesystem=fs, columns=COLUMNS)
-    done_ids = sink.id_array(done)
-    ds = ds.map_batches(pending_rows, fn_kwargs={"tasks": cfg.tasks, "done": done_ids}, batch_format="pyarrow")
-    if cfg.limit:
-        ds = ds.limit(cfg.limit)
-    ds = captioner.apply(ds)
-    results = ds.map_batches(sink.write_batch, fn_kwargs={"out": out, "schema": CAPTIONS}, batch_format="pyarrow",
-                             batch_size=cfg.rows_per_file)
+    quiet_ray_data()
+    results = caption_dataset(files, out, done, captioner, cfg)
     summary = drain_user_errors(sink.drain, results, total=todo, desc=f"captions ({cfg.backend})",
                                 progress=cfg.progress)
     summary.skipped = skipped

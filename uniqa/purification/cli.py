@@ -13,6 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set keep=5 --set embedder.name=bow "
                         "--set embedder.pretrained=PATH")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,5 +32,5 @@ def load(args):
 def run(args) -> int:
     from uniqa.purification.run import run_purify, summary_line
 
-    print(summary_line(run_purify(args.manifest, args.captions, args.out, load(args))))
+    print(summary_line(run_purify(args.manifest, args.captions, args.out, load(args), progress=not args.no_progress)))
     return 0

@@ -3,9 +3,12 @@ rows L2-normalised.
 
 - ``clip`` (default): the text tower of a CLIP model built by :func:`uniqa.models.create_model`
   (the same model family as pre-training; the paper's is ``ViT-B-16-quickgelu`` with OpenAI weights).
-- ``bow``: hashed bag of words (lower-cased words, stop words dropped, 4096 buckets, sign-hashed,
-  sublinear counts): lexical overlap with the caption, no model needed. For machines without CLIP
-  weights, e.g. the offline demo.
+- ``bow``: hashed bag of words (lower-cased words with a plural "s" dropped, stop words dropped, 4096
+  buckets, sign-hashed, sublinear counts), plus one token per photographic concept a word belongs to
+  (:data:`CONCEPTS`: colour, light, contrast, composition, focus), so that "a lovely palette" and "vivid
+  colours" overlap. No model needed: for machines without CLIP weights, e.g. the offline demo. The
+  level words and "image"/"photo" are stop words: a caption's "The aesthetics of this image are good"
+  must not make "Good luck everyone!" relevant.
 """
 
 from __future__ import annotations
@@ -24,8 +27,32 @@ Embedder = Callable[[list[str]], np.ndarray]
 EMBEDDERS: Registry[Callable[..., Embedder]] = Registry("text embedder")
 STOP_WORDS = frozenset(
     "a an and are as at be but by for from has have i in is it its me my of on or so that the this to was "
-    "were what with you your".split()
+    "were what with you your very really too much just "
+    "image photo picture shot aesthetic aesthetics quality bad poor fair good perfect".split()
 )
+CONCEPTS = {  # concept -> the (singular, lower-case) words that talk about it
+    "colour": "colour color colourful colorful hue tone palette saturation saturated oversaturated tint cast vivid "
+              "garish muted dull washed grading warm monochrome",  # not "cool": mostly praise
+    "light": "light lighting lit exposure exposed underexposed overexposed bright brightness dark murky muddy "
+             "shadow highlight glow murk key",
+    "contrast": "contrast tonal mono monochrome black white grey gray flat punchy dramatic drama harsh",
+    "composition": "composition composed frame framing framed crop cropped third centre center centred centered "
+                   "balance balanced placement placed space edge corner tilt tilted slanted rotation horizon crooked "
+                   "subject",
+    "focus": "focus focused sharp sharpness blur blurry soft bokeh depth background detail",
+}
+
+
+def concept_index(concepts: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """word -> its ``#concept`` tokens ("#": never part of a word, so a token never collides with one)."""
+    index: dict[str, tuple[str, ...]] = {}
+    for concept, names in concepts.items():
+        for word in names.split():
+            index[word] = (*index.get(word, ()), "#" + concept)
+    return index
+
+
+_CONCEPT_OF = concept_index(CONCEPTS)
 
 
 @dataclass(frozen=True)
@@ -64,15 +91,27 @@ class BagOfWords:
     def __call__(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), np.float32)
         for i, text in enumerate(texts):
-            counts: dict[str, int] = {}
-            for w in words(text):
-                w = w.casefold()
-                if w not in STOP_WORDS:
-                    counts[w] = counts.get(w, 0) + 1
-            for w, c in counts.items():
-                j, sign = self._bucket(w)
-                out[i, j] += sign * (1.0 + np.log(c))
+            for token, count in token_counts(text).items():
+                j, sign = self._bucket(token)
+                out[i, j] += sign * (1.0 + np.log(count))
         return l2_normalise(out)
+
+
+def normal_word(word: str) -> str:
+    """Lower case, a plural "s" dropped ("colours" -> "colour"; not "glass", "this" or other stop words)."""
+    w = word.casefold()
+    return w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") and w not in STOP_WORDS else w
+
+
+def token_counts(text: str) -> dict[str, int]:
+    """The bag of ``text``: its normal words without stop words, plus ``#concept`` tokens (see CONCEPTS)."""
+    counts: dict[str, int] = {}
+    for word in map(normal_word, words(text)):
+        if word in STOP_WORDS:
+            continue
+        for token in (word, *_CONCEPT_OF.get(word, ())):
+            counts[token] = counts.get(token, 0) + 1
+    return counts
 
 
 @EMBEDDERS.register("clip")

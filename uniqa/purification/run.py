@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from uniqa import storage
-from uniqa.captioning.outputs import dataset_schema, drain_user_errors, remove_parts
+from uniqa.captioning.outputs import dataset_schema, drain_user_errors, quiet_ray_data, remove_parts
 from uniqa.errors import UniqaError
 from uniqa.purification.embedders import EmbedderConfig
 from uniqa.purification.purify import PurifyConfig
@@ -26,8 +26,9 @@ from uniqa.schema import CAPTIONS, MANIFEST, parquet_files
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 
-def check_inputs(manifest: str, captions: str) -> list[str]:
-    """Fail fast (before Ray) on missing files or columns; returns the manifest's Parquet files."""
+def check_inputs(manifest: str, captions: str) -> tuple[list[str], int]:
+    """Fail fast (before Ray) on missing files or columns; returns (the manifest's Parquet files, its number of
+    aesthetics rows)."""
     files = parquet_files(manifest)
     schema = dataset_schema(files)
     MANIFEST.check_columns(schema, manifest)
@@ -38,10 +39,11 @@ def check_inputs(manifest: str, captions: str) -> list[str]:
     fs, _ = storage.resolve(files[0])
     tasks = pads.dataset([storage.resolve(f)[1] for f in files], format="parquet", filesystem=fs).to_table(
         columns=["task"])["task"]
-    if not pc.any(pc.equal(tasks, "aesthetics")).as_py():
+    aesthetics = int(pc.sum(pc.equal(tasks, "aesthetics")).as_py() or 0)
+    if not aesthetics:
         raise UniqaError(f"manifest {manifest} has no aesthetics rows: purification works on aesthetics datasets "
                          "with human comments (e.g. AVA)")
-    return files
+    return files, aesthetics
 
 
 def check_embedder(cfg: EmbedderConfig) -> None:
@@ -66,28 +68,42 @@ def run_purify(manifest: str, captions: str, out: str, cfg: PurifyConfig = Purif
 
     from uniqa.runtime import init_ray
 
-    files = check_inputs(manifest, captions)
+    files, images = check_inputs(manifest, captions)
     check_embedder(cfg.embedder)
     for folder in (storage.join(out, KEPT_DIR), storage.join(out, REJECTED_DIR)):
         remove_parts(folder)
     init_ray()
+    quiet_ray_data()
     start = time.perf_counter()
     fs, _ = storage.resolve(manifest)
-    ds = ray.data.read_parquet([storage.resolve(f)[1] for f in files], filesystem=fs,
-                               columns=["image_id", "task", "comments"])
+    ds = ray.data.read_parquet([storage.resolve(f)[1] for f in files], filesystem=fs).select_columns(
+        ["image_id", "task", "comments"])  # only these columns are read (the projection is pushed down)
     ds = ds.map_batches(comment_rows, batch_format="pyarrow")
     results = ds.map_batches(
         PurifyStage, fn_constructor_kwargs={"cfg": cfg, "captions": captions, "out": out},
         batch_size=cfg.images_per_batch, batch_format="pyarrow", num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
         compute=ray.data.ActorPoolStrategy(size=cfg.num_actors),
     )
-    batches = drain_user_errors(list, results.iter_batches(batch_format="pyarrow", batch_size=None))
+    batches = drain_user_errors(drain_counts, results, images, progress)
     summary = summarise(batches, time.perf_counter() - start)
     summary.update(out=out, kept_out=storage.join(out, KEPT_DIR), rejected_out=storage.join(out, REJECTED_DIR),
                    keep=cfg.keep,
                    embedder=cfg.embedder.name, seconds=round(time.perf_counter() - start, 2))
     storage.write_bytes(storage.join(out, "_summary.json"), json.dumps(summary, indent=2).encode())
     return summary
+
+
+def drain_counts(results, total: int, progress: bool = True) -> list:
+    """The stage's per-batch count rows, with a progress bar over images (``total``: the aesthetics rows; those
+    without comments are skipped, so the bar may end short of it)."""
+    from tqdm import tqdm
+
+    batches = []
+    with tqdm(total=total, desc="purify", unit="img", disable=not progress) as bar:
+        for batch in results.iter_batches(batch_format="pyarrow", batch_size=None):
+            batches.append(batch)
+            bar.update(int(pc.sum(batch["images"]).as_py() or 0))
+    return batches
 
 
 def summarise(batches, seconds: float) -> dict:
