@@ -2,7 +2,7 @@
 do it, (b) a bare batched torch DataLoader loop, (c) ``uniqa score``'s run function on Ray Data; then the
 driver's peak memory of (c) at two collection sizes (goal: flat).
 
-    python benchmarks/score.py [--images 2000] [--memory-counts 5000,20000] [--model uniqa-tiny]
+    python benchmarks/score.py [--images 50000] [--memory-counts 5000,20000] [--model uniqa-tiny]
                                [--views crops10] [--batch-size 64] [--workers 0,1,2] [--a-images N] [--work DIR]
 
 Prints images/s of each (end to end, model loading included; and steady state, loading excluded), the
@@ -60,11 +60,12 @@ def per_image_loop(cfg, uris: list[str]) -> tuple[float, float]:
     from uniqa.scoring.views import VIEW_COUNTS, make_views
 
     start = time.perf_counter()
-    scorer = Scorer(replace(cfg, views_per_pass=VIEW_COUNTS[cfg.views]), device="cpu")  # one image's views, no padding
+    scorer = Scorer(replace(cfg, views_per_pass=VIEW_COUNTS[cfg.views]))  # one image's views, no padding
     loop = time.perf_counter()
-    for uri in uris:
-        views = make_views(load_image(uri, scorer.decode), cfg.views, scorer.cfg.image_size, seed=cfg.seed)
-        scorer.multihead(torch.from_numpy(views[None]))
+    with torch.inference_mode():
+        for uri in uris:
+            views = make_views(load_image(uri, scorer.decode), cfg.views, scorer.cfg.image_size, seed=cfg.seed)
+            {h: s.item() for h, s in scorer.multihead(torch.from_numpy(views[None]).to(scorer.device)).items()}
     end = time.perf_counter()
     return end - start, end - loop
 
@@ -92,13 +93,15 @@ def dataloader_loop(cfg, uris: list[str], workers: int) -> tuple[float, float]:
     from uniqa.scoring.api import Scorer
 
     start = time.perf_counter()
-    scorer = Scorer(cfg, device="cpu")
+    scorer = Scorer(cfg)
     loop = time.perf_counter()
     data = ViewsDataset(uris, scorer.decode, cfg.views, scorer.cfg.image_size, cfg.seed)
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, num_workers=workers,
-                                         collate_fn=lambda b: torch.from_numpy(np.stack(b)))
-    for views in loader:
-        scorer.multihead(views)
+                                         collate_fn=lambda b: torch.from_numpy(np.stack(b)),
+                                         pin_memory=scorer.device.startswith("cuda"))
+    with torch.inference_mode():
+        for views in loader:
+            {h: s.cpu().numpy() for h, s in scorer.multihead(views.to(scorer.device)).items()}
     end = time.perf_counter()
     return end - start, end - loop
 
@@ -148,7 +151,7 @@ def _rss() -> int:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=2000, help="images for the throughput comparison")
+    ap.add_argument("--images", type=int, default=50000, help="images for the throughput comparison")
     ap.add_argument("--memory-counts", default="5000,20000", help="collection sizes for the driver memory check")
     ap.add_argument("--a-images", type=int, default=0, help="time (a) on the first N images only (0: all)")
     ap.add_argument("--model", default="uniqa-tiny")
@@ -157,8 +160,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--workers", default="", help="DataLoader worker counts to try for (b), best kept "
                     "(default: 0,1,cores)")
-    ap.add_argument("--actors", type=int, default=1)
-    ap.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs per model actor in (c)")
+    ap.add_argument("--actors", type=int, default=None, help="model actors in (c) (default: 1 with a GPU; "
+                    "without, one per core: on a CPU, processes scale better than torch threads on small models)")
+    ap.add_argument("--actor-cpus", type=float, default=None, help="CPUs reserved per model actor in (c) "
+                    "(default: 1 with a GPU, else 0.5, so decode tasks fit beside the actors)")
+    ap.add_argument("--decode-cpus", type=float, default=None, help="CPUs per decode task in (c) (default: as "
+                    "--actor-cpus)")
+    ap.add_argument("--rows-per-block", type=int, default=None, help="decode task size in (c) (default: auto)")
+    ap.add_argument("--rows-per-file", type=int, default=1024, help="rows per output file in (c)")
     ap.add_argument("--memory-views", default="full", help="view protocol of the memory runs (full: fastest)")
     ap.add_argument("--work", default="runs/bench_score", help="folder for the generated images and outputs")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c,memory")
@@ -169,13 +178,18 @@ def main(argv: list[str] | None = None) -> dict:
     from uniqa.scoring.config import ScoreConfig
 
     work, skip, cores = Path(args.work), set(filter(None, args.skip.split(","))), os.cpu_count() or 1
+    gpu = _has_gpu()
+    actors = args.actors or (1 if gpu else cores)
+    actor_cpus = args.actor_cpus if args.actor_cpus is not None else 1.0 if gpu else 0.5
     cfg = ScoreConfig(model=args.model, pretrained=args.pretrained, views=args.views, batch_size=args.batch_size,
-                      num_actors=args.actors, num_cpus=args.actor_cpus, rows_per_block=args.batch_size,
-                      rows_per_file=args.batch_size)  # small files: their times trace the steady rate
+                      num_actors=actors, num_cpus=actor_cpus, rows_per_block=args.rows_per_block,
+                      decode_cpus=args.decode_cpus if args.decode_cpus is not None else actor_cpus,
+                      rows_per_file=args.rows_per_file)  # the output files' times trace the steady rate
     manifest = make_images(work / f"n{args.images}", args.images)
     uris = uris_of(manifest)
     result: dict = {"images": args.images, "model": args.model, "views": args.views, "batch_size": args.batch_size,
-                    "cores": cores}
+                    "cores": cores, "gpu": gpu, "actors": actors, "actor_cpus": actor_cpus,
+                    "decode_cpus": cfg.decode_cpus}
     if "a" not in skip:
         a_uris = uris[: args.a_images] if args.a_images else uris
         result["a_per_image"] = timing(len(a_uris), *per_image_loop(cfg, a_uris))
@@ -187,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"(b) probe: DataLoader num_workers={workers}: {tried[workers]:.1f} images/s")
         best = max(tried, key=tried.get)
         result["b_dataloader"] = {**timing(len(uris), *dataloader_loop(cfg, uris, best)), "num_workers": best}
-    init_ray(num_cpus=max(cores, int(args.actor_cpus * args.actors) + 1))  # room for the actors + a decode task
+    init_ray(num_cpus=max(cores, int(actor_cpus * actors + cfg.decode_cpus + 0.999)))  # actors + a decode task
     if "c" not in skip:
         total, steady, steady_n = ray_run(cfg, manifest, work / "out_c")
         result["c_uniqa_score"] = timing(len(uris), total, steady, steady_n)
@@ -196,6 +210,12 @@ def main(argv: list[str] | None = None) -> dict:
         memory(cfg, work, [int(c) for c in args.memory_counts.split(",")], args.memory_views, result)
     print(json.dumps(result))
     return result
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def timing(images: int, seconds: float, steady_seconds: float, steady_images: int | None = None) -> dict:
@@ -207,7 +227,7 @@ def memory(cfg, work: Path, counts: list[int], views: str, result: dict) -> None
     """The driver's peak RSS while ``uniqa score`` runs on collections of each size (manifest input)."""
     from dataclasses import replace
 
-    mem_cfg = replace(cfg, views=views, batch_size=256, rows_per_block=256, rows_per_file=1024)
+    mem_cfg = replace(cfg, views=views, batch_size=256)
     for n in counts:
         manifest = make_images(work / f"n{n}", n, size=48)
         with PeakRSS() as rss:

@@ -100,11 +100,45 @@ def test_head_specs():
         ({"precision": "fp8"}, "precision must be one of"),
         ({"precision": "fp16", "num_gpus": 0}, "fp16 needs GPUs, but num_gpus is 0"),
         ({"model": ""}, "no model"),
+        ({"rows_per_block": 0}, "rows_per_block must be a positive integer or null, got 0"),
+        ({"threads": 1.5}, "threads must be a positive integer or null, got 1.5"),
     ],
 )
 def test_invalid_config_fails_with_one_line(kw, match):
     with pytest.raises(UniqaError, match=match):
         ScoreConfig(**{"model": "uniqa-tiny", **kw})
+
+
+@pytest.mark.parametrize(
+    "views, size, rows_per_block, rows",
+    [
+        ("crops10", 64, None, 546),  # 64 MiB / (10 x 64 x 64 x 3 bytes)
+        ("crops10", 224, None, 44),  # a ViT-B/16's views: small blocks, the object store is not flooded
+        ("crops10", 1024, None, 16),  # at least 16 rows
+        ("full", 64, None, 1024),  # at most 1024 rows
+        ("crops10", 64, 7, 7),  # given: as given
+    ],
+)
+def test_block_rows_fill_a_byte_budget(views, size, rows_per_block, rows):
+    cfg = ScoreConfig(model="uniqa-tiny", views=views, rows_per_block=rows_per_block)
+    assert cfg.block_rows(size) == rows
+
+
+def test_cpu_actor_uses_the_configured_torch_threads(tiny_model):
+    import torch
+
+    from uniqa.scoring.score_stage import ScoreStage
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        ScoreStage(ScoreConfig(model=tiny_model["ckpt"], threads=1), checksum="x", use_gpu=False)
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        ScoreStage(ScoreConfig(model=tiny_model["ckpt"]), checksum="x", use_gpu=False)  # None: left as Ray set it
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_invalid_run_fails_before_ray(tmp_path, monkeypatch, mixed_images):

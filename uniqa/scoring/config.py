@@ -19,6 +19,8 @@ from uniqa.errors import UniqaError
 PRECISIONS = ("fp32", "fp16", "bf16")
 INPUT_FORMATS = ("auto", "manifest", "images", "list")
 HEAD_FILE_SUFFIX = ".safetensors"
+BLOCK_BYTES = 64 * 2**20  # views per decode task when rows_per_block is None (see ScoreConfig.block_rows)
+BLOCK_ROWS = (16, 1024)  # ... and the bounds of that row count
 _COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -103,7 +105,8 @@ class ScoreConfig:
     num_gpus: float | None = None  # GPUs per actor, fractional ok (None: 1 if the cluster has GPUs, else 0)
     num_cpus: float = 1.0  # CPUs per model actor (Ray sizes its torch threads from it; < 1 on a tiny test box)
     decode_cpus: float = 1.0  # CPUs per decode + views task
-    rows_per_block: int = 128  # rows per decode block (views of a block are held in memory together)
+    threads: int | None = None  # torch threads of a CPU model actor (None: Ray's default, its whole num_cpus)
+    rows_per_block: int | None = None  # rows per decode task; None: as many as fill BLOCK_BYTES of views
     rows_per_file: int = 1024  # rows per output Parquet file (the unit of resume)
     input_format: str = "auto"  # auto | manifest | images | list
 
@@ -139,12 +142,12 @@ class ScoreConfig:
                 raise UniqaError(f"{field} must be one of {list(valid)}, got {value!r}")
 
     def _check_numbers(self) -> None:
-        positive = ("batch_size", "views_per_pass", "num_actors", "rows_per_block", "rows_per_file", "max_pixels")
+        positive = ("batch_size", "views_per_pass", "num_actors", "rows_per_file", "max_pixels")
         for field in positive:
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UniqaError(f"{field} must be a positive integer, got {value!r}")
-        for field in ("image_size", "decode_size"):
+        for field in ("image_size", "decode_size", "rows_per_block", "threads"):
             value = getattr(self, field)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise UniqaError(f"{field} must be a positive integer or null, got {value!r}")
@@ -160,6 +163,18 @@ class ScoreConfig:
     @property
     def head_names(self) -> list[str]:
         return [s.name for s in self.head_specs]
+
+    def block_rows(self, image_size: int) -> int:
+        """Rows per decode task: ``rows_per_block``, or as many images as fill :data:`BLOCK_BYTES` with their
+        uint8 views (within :data:`BLOCK_ROWS`). Big blocks amortise Ray's per-task cost (it dominates for
+        small models); the byte cap keeps the views of large models from flooding the object store."""
+        if self.rows_per_block is not None:
+            return self.rows_per_block
+        from uniqa.scoring.views import VIEW_COUNTS
+
+        per_image = VIEW_COUNTS[self.views] * image_size * image_size * 3
+        low, high = BLOCK_ROWS
+        return max(low, min(high, BLOCK_BYTES // per_image))
 
     def decode_config(self):
         from uniqa.data.images import DecodeConfig

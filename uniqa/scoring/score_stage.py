@@ -23,6 +23,8 @@ class ScoreStage:
         from uniqa.scoring.api import Scorer
 
         device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
+        if device == "cpu" and cfg.threads:
+            torch.set_num_threads(cfg.threads)  # Ray set OMP_NUM_THREADS = num_cpus; decoding may need less
         self.scorer = Scorer(cfg, device=device, checksum=checksum)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
@@ -46,7 +48,7 @@ def add_score_stages(ds, cfg: ScoreConfig, checksum: str):
         views_batch,
         fn_kwargs={"decode": cfg.decode_config(), "protocol": cfg.views, "size": cfg.image_size, "seed": cfg.seed},
         batch_format="numpy",
-        batch_size=None,  # one block (rows_per_block rows) per task
+        batch_size=None,  # one block (cfg.block_rows rows) per task
         num_cpus=cfg.decode_cpus,
     )
     num_gpus = gpus_per_actor(cfg)
