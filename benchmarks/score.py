@@ -7,6 +7,10 @@ driver's peak memory of (c) at two collection sizes (goal: flat).
 
 Prints images/s of each (end to end, model loading included; and steady state, loading excluded), the
 ratios c/b (goal >= 0.85) and c/a (goal >= 5), and the driver's peak RSS growth at each memory count.
+(c) runs on an already started Ray, as a job on a cluster does; its end-to-end time still includes Ray
+Data's start, the actors' start (a fresh process importing torch + open_clip) and model loading, a fixed
+cost that a large collection amortises, hence the default of 50,000 images. Without a GPU, (c) runs one
+single-threaded actor per core (override with --actors / --actor-cpus / --decode-cpus).
 """
 
 from __future__ import annotations

@@ -89,3 +89,44 @@ def test_ray_resume_is_exactly_once(ray_session, tmp_path):
     ids = table["image_id"].to_pylist()
     assert sorted(ids, key=int) == [str(i) for i in range(50)]
     assert len(set(ids)) == 50
+
+
+def _late_commit_case(out):
+    """A run read ``out`` (ids 0-3), then a killed run's in-flight write of ids 4-5 landed, then the rerun wrote
+    ids 4-7 itself: the late file's rows are all written twice."""
+    sink.write_batch(_batch([0, 1, 2, 3]), out, SCHEMA)
+    state = sink.output_state(out)
+    late = sink.write_batch(_batch([4, 5]), out, SCHEMA)["file"][0].as_py()
+    written = {sink.write_batch(_batch(ids), out, SCHEMA)["file"][0].as_py() for ids in ([4, 6], [5, 7])}
+    return state, late, written
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_settle_removes_a_killed_runs_late_commit(tmp_path, where, request):
+    out = str(tmp_path / "out") if where == "local" else f"{request.getfixturevalue('s3_bucket')}/late"
+    state, late, written = _late_commit_case(out)
+    assert state.ids == {"0", "1", "2", "3"} and len(state.files) == 1
+    assert sink.settle(out, state.files, written) == (late,)
+    assert late not in sink.part_names(out)
+    assert sorted(_all_ids(out), key=int) == [str(i) for i in range(8)]  # every row once, none lost
+    assert sink.settle(out, frozenset(sink.part_names(out)), set()) == ()  # nothing unexpected: listing only
+
+
+def test_output_state_never_drops_a_row_it_holds_once(tmp_path):
+    out = str(tmp_path / "out")
+    sink.write_batch(_batch([1, 2]), out, SCHEMA)
+    sink.write_batch(_batch([2, 3]), out, SCHEMA)  # overlaps, but each file has a row of its own
+    sink.write_batch(_batch([3, 1]), out, SCHEMA)  # ... and this one is covered by the other two
+    state = sink.output_state(out)
+    assert state.ids == {"1", "2", "3"}
+    assert len(state.removed) == 1 and len(state.files) == 2
+    ids = _all_ids(out)
+    assert len(ids) == 4 and set(ids) == {"1", "2", "3"}  # the covered file went, both others stay
+
+
+def _all_ids(out) -> list[str]:
+    from uniqa import storage
+
+    fs, root = storage.resolve(out)
+    return [i for name in sink.part_names(out)
+            for i in pq.read_table(f"{root}/{name}", filesystem=fs)["image_id"].to_pylist()]

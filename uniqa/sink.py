@@ -4,7 +4,9 @@ How it stays exactly-once across crashes and reruns:
 - each batch is written as one Parquet file named by a hash of its ids (``part-<hash>.parquet``), first to a
   ``_tmp-*`` name then moved into place (local), or as one S3 PUT (atomic): a file is there whole or not at all,
   and a retried task rewrites the same name instead of adding a duplicate;
-- a rerun reads only the id column of the finished files and drops those ids before any work is done.
+- a rerun reads only the id column of the finished files and drops those ids before any work is done;
+- a write still in flight when a run was killed may commit after the rerun looked: :func:`settle` finds such
+  late files when the rerun ends and removes each whose ids are all written again (no row is ever lost).
 Files starting with ``_`` or ``.`` are never read as output (see :func:`uniqa.schema.parquet_files`).
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,17 +26,65 @@ from uniqa import storage
 from uniqa.schema import TableSchema
 
 
-def finished_ids(out: str, id_column: str = "image_id") -> set[str]:
-    """Ids already written under ``out`` (reads only ``id_column``); empty when ``out`` does not exist."""
+@dataclass(frozen=True)
+class OutputState:
+    """What an output folder holds: the finished ids and the part files they were read from (one listing)."""
+
+    ids: set[str]
+    files: frozenset[str]  # part file names
+    removed: tuple[str, ...] = ()  # duplicate part files removed while reading (see output_state)
+
+
+def part_names(out: str) -> list[str]:
+    """Names of the finished ``part-*.parquet`` files directly under ``out`` (sorted; [] if ``out`` is missing)."""
     if not storage.exists(out):
-        return set()
+        return []
     fs, root = storage.resolve(out)
-    ids: set[str] = set()
-    for info in fs.get_file_info(pafs.FileSelector(root, recursive=False)):
-        name = info.path.rsplit("/", 1)[-1]
-        if info.type == pafs.FileType.File and name.startswith("part-") and name.endswith(".parquet"):
-            ids.update(pq.read_table(info.path, columns=[id_column], filesystem=fs)[id_column].to_pylist())
-    return ids
+    infos = fs.get_file_info(pafs.FileSelector(root, recursive=False))
+    return sorted(i.base_name for i in infos if i.type == pafs.FileType.File and _is_part(i.base_name))
+
+
+def _is_part(name: str) -> bool:
+    return name.startswith("part-") and name.endswith(".parquet")
+
+
+def output_state(out: str, id_column: str = "image_id") -> OutputState:
+    """Read the ids of every part file under ``out`` (only ``id_column``). A file whose ids all appear in other
+    files (a killed run's late commit, see :func:`settle`) is a duplicate and is removed: no row is lost."""
+    names = part_names(out)
+    if not names:
+        return OutputState(set(), frozenset())
+    fs, root = storage.resolve(out)
+    per_file = {n: pq.read_table(f"{root}/{n}", columns=[id_column], filesystem=fs)[id_column].to_pylist()
+                for n in names}
+    counts: dict[str, int] = {}
+    for ids in per_file.values():
+        for i in ids:
+            counts[i] = counts.get(i, 0) + 1
+    removed = []
+    for name in sorted(per_file, key=lambda n: (len(per_file[n]), n)):  # the smallest covered files go first
+        ids = per_file[name]
+        if ids and all(counts[i] > 1 for i in ids):
+            fs.delete_file(f"{root}/{name}")
+            removed.append(name)
+            for i in ids:
+                counts[i] -= 1
+    kept = frozenset(names) - set(removed)
+    return OutputState(set(counts), kept, tuple(removed))
+
+
+def finished_ids(out: str, id_column: str = "image_id") -> set[str]:
+    """Ids already written under ``out`` (see :func:`output_state`); empty when ``out`` does not exist."""
+    return output_state(out, id_column).ids
+
+
+def settle(out: str, before: frozenset[str], written: set[str], id_column: str = "image_id") -> tuple[str, ...]:
+    """After a run: part files that were neither there when it started (``before``) nor written by it are late
+    commits of a killed earlier run; their rows were written again by this run, so the duplicates are removed.
+    Costs one listing when there are none. Returns the names removed."""
+    if set(part_names(out)) <= before | written:
+        return ()
+    return output_state(out, id_column).removed
 
 
 def clean_temporaries(out: str) -> int:
@@ -103,6 +153,7 @@ class SinkSummary:
     files: int = 0
     skipped: int = 0  # rows already finished by an earlier run
     seconds: float = 0.0
+    file_names: set[str] = field(default_factory=set)  # part files written by this run
 
     @property
     def rows_per_second(self) -> float:
@@ -125,6 +176,7 @@ def drain(results, total: int | None = None, desc: str = "rows", progress: bool 
             summary.rows_written += n
             summary.errors += int(pc.sum(batch["errors"]).as_py() or 0)
             summary.files += len(batch)
+            summary.file_names.update(batch["file"].to_pylist())
             bar.update(n)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -45,8 +45,8 @@ def count_pending(files: list[str], tasks: tuple[str, ...], done: set[str]) -> t
     return len(table) - finished, finished
 
 
-def prepare(manifest: str, out: str, cfg: CaptionConfig) -> tuple[list[str], set[str], int, int]:
-    """Every check before Ray: inputs, run identity, leftovers; returns (files, done ids, to do, skipped)."""
+def prepare(manifest: str, out: str, cfg: CaptionConfig) -> tuple[list[str], sink.OutputState, int, int]:
+    """Every check before Ray: inputs, run identity, leftovers; returns (files, what out holds, to do, skipped)."""
     files = parquet_files(manifest)
     MANIFEST.check_columns(dataset_schema(files), manifest)
     if storage.exists(out) and not storage.is_dir(out):
@@ -54,9 +54,9 @@ def prepare(manifest: str, out: str, cfg: CaptionConfig) -> tuple[list[str], set
     check_run_identity(out, {"backend": cfg.backend, "model": cfg.model, "prompt_version": cfg.prompt_version,
                              "prompts_file": cfg.prompts_file})
     sink.clean_temporaries(out)
-    done = sink.finished_ids(out)
-    todo, skipped = count_pending(files, cfg.tasks, done)
-    return files, done, min(todo, cfg.limit) if cfg.limit else todo, skipped
+    state = sink.output_state(out)
+    todo, skipped = count_pending(files, cfg.tasks, state.ids)
+    return files, state, min(todo, cfg.limit) if cfg.limit else todo, skipped
 
 
 def caption_dataset(files: list[str], out: str, done: set[str], captioner, cfg: CaptionConfig):
@@ -85,14 +85,15 @@ def run_caption(manifest: str, out: str, cfg: CaptionConfig = CaptionConfig()) -
 
     captioner = create_captioner(cfg.backend, cfg)
     captioner.check()  # e.g. the [vllm] extra, before prepare() pins the backend on the output folder
-    files, done, todo, skipped = prepare(manifest, out, cfg)
+    files, state, todo, skipped = prepare(manifest, out, cfg)
     if todo == 0:  # everything captioned already: no Ray job
         return write_summary(out, cfg, 0, sink.SinkSummary(skipped=skipped))
     init_ray()
     quiet_ray_data()
-    results = caption_dataset(files, out, done, captioner, cfg)
+    results = caption_dataset(files, out, state.ids, captioner, cfg)
     summary = drain_user_errors(sink.drain, results, total=todo, desc=f"captions ({cfg.backend})",
                                 progress=cfg.progress)
+    sink.settle(out, state.files, summary.file_names)
     summary.skipped = skipped
     return write_summary(out, cfg, todo, summary)
 

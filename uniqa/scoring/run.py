@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from uniqa import sink, storage
@@ -72,28 +71,19 @@ def read_input(inp: ScoreInput):
     return ray.data.from_arrow(inp.table)
 
 
-def part_files(out: str) -> list[str]:
-    """Paths (inside their filesystem) of the finished ``part-*.parquet`` files directly under ``out``."""
-    if not storage.exists(out):
-        return []
-    fs, root = storage.resolve(out)
-    infos = fs.get_file_info(pafs.FileSelector(root, recursive=False))
-    return sorted(i.path for i in infos if i.base_name.startswith("part-") and i.base_name.endswith(".parquet"))
-
-
 def output_rows(out: str) -> int:
     """Rows in the finished part files of ``out`` (footers only)."""
-    fs, _ = storage.resolve(out)
-    return sum(pq.read_metadata(path, filesystem=fs).num_rows for path in part_files(out))
+    fs, root = storage.resolve(out)
+    return sum(pq.read_metadata(f"{root}/{name}", filesystem=fs).num_rows for name in sink.part_names(out))
 
 
 def check_resumable(out: str, checksum: str) -> None:
     """Refuse to add rows to an output written with another model / heads / views (mixed scores)."""
-    parts = part_files(out)
+    parts = sink.part_names(out)
     if not parts:
         return
-    fs, _ = storage.resolve(out)
-    table = pq.read_table(parts[0], filesystem=fs, columns=["model_checksum"])
+    fs, root = storage.resolve(out)
+    table = pq.read_table(f"{root}/{parts[0]}", filesystem=fs, columns=["model_checksum"])
     found = table["model_checksum"][0].as_py() if len(table) else checksum
     if found != checksum:
         raise UniqaError(
@@ -139,7 +129,8 @@ def run_score(
     schema = scores_schema(cfg.head_names, cfg.embeddings)
     check_resumable(out, checksum)
     sink.clean_temporaries(out)
-    done = sink.finished_ids(out)
+    before = sink.output_state(out)
+    done = before.ids
     if inp.table is not None:  # a listing / list file is already in memory: drop finished ids here, exactly
         inp = replace(inp, table=sink.drop_ids(inp.table, done))
     if inp.table is not None:
@@ -147,6 +138,8 @@ def run_score(
     else:  # for the progress bar only: the output may hold ids that are not in this manifest
         todo = None if inp.rows is None else max(inp.rows - len(done), 1)
     written = _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address) if todo else None
+    if written:
+        sink.settle(out, before.files, written.file_names)
     summary = ScoreSummary(
         input=inp.uri, out=out, input_kind=inp.kind, input_rows=inp.rows, already_done=len(done),
         rows_written=written.rows_written if written else 0, errors=written.errors if written else 0,
