@@ -124,6 +124,13 @@ def test_block_rows_fill_a_byte_budget(views, size, rows_per_block, rows):
     assert cfg.block_rows(size) == rows
 
 
+def test_block_rows_give_every_actor_work_on_small_inputs():
+    cfg = ScoreConfig(model="uniqa-tiny", num_actors=4)
+    assert cfg.block_rows(64, total=1000) == 125  # 8 blocks for 4 actors
+    assert cfg.block_rows(64, total=100_000) == 546  # large inputs: the byte budget
+    assert cfg.block_rows(64, total=40) == 16  # never below 16 rows
+
+
 def test_cpu_actor_uses_the_configured_torch_threads(tiny_model):
     import torch
 

@@ -164,17 +164,21 @@ class ScoreConfig:
     def head_names(self) -> list[str]:
         return [s.name for s in self.head_specs]
 
-    def block_rows(self, image_size: int) -> int:
+    def block_rows(self, image_size: int, total: int | None = None) -> int:
         """Rows per decode task: ``rows_per_block``, or as many images as fill :data:`BLOCK_BYTES` with their
         uint8 views (within :data:`BLOCK_ROWS`). Big blocks amortise Ray's per-task cost (it dominates for
-        small models); the byte cap keeps the views of large models from flooding the object store."""
+        small models); the byte cap keeps the views of large models from flooding the object store. With
+        ``total`` rows to score, blocks are also small enough to give every model actor two of them."""
         if self.rows_per_block is not None:
             return self.rows_per_block
         from uniqa.scoring.views import VIEW_COUNTS
 
         per_image = VIEW_COUNTS[self.views] * image_size * image_size * 3
         low, high = BLOCK_ROWS
-        return max(low, min(high, BLOCK_BYTES // per_image))
+        rows = BLOCK_BYTES // per_image
+        if total:
+            rows = min(rows, -(-total // (2 * self.num_actors)))
+        return max(low, min(high, rows))
 
     def decode_config(self):
         from uniqa.data.images import DecodeConfig

@@ -108,7 +108,7 @@ def _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address) 
     if done and inp.table is None:
         ds = ds.map_batches(sink.drop_ids, fn_kwargs={"ids": sink.id_array(done)}, batch_format="pyarrow",
                             batch_size=None)
-    ds = ds.repartition(target_num_rows_per_block=cfg.block_rows(cfg.image_size))
+    ds = ds.repartition(target_num_rows_per_block=cfg.block_rows(cfg.image_size, todo))
     ds = add_score_stages(ds, cfg, checksum)
     # Writing a file of scores is light I/O: with no CPU reserved it is never starved by decode tasks holding every
     # CPU, so files (the unit of resume) land as batches finish instead of all at the end.
