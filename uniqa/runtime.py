@@ -35,3 +35,17 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         log_to_driver=False,
         runtime_env={"env_vars": env_vars} if env_vars else None,
     )
+
+
+def quiet_ray_data(quiet: bool = False) -> None:
+    """No Ray Data progress bars (our own bar, :func:`uniqa.sink.drain`, counts rows); ``quiet`` also drops Ray
+    Data's INFO log lines (execution plan, "execution finished")."""
+    import logging
+
+    import ray
+    from ray.util.debug import log_once
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    log_once("ray_data_progress_manager_disabled")  # ... so Ray need not warn that its own bars are off
+    if quiet:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)

@@ -50,15 +50,6 @@ def check_run_identity(out: str, identity: dict, name: str = "_run.json") -> Non
     storage.write_bytes(uri, json.dumps(identity, indent=2).encode())
 
 
-def quiet_ray_data() -> None:
-    """No Ray Data progress bars or progress log lines: our own bar (:func:`uniqa.sink.drain`) counts rows."""
-    import ray
-    from ray.util.debug import log_once
-
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    log_once("ray_data_progress_manager_disabled")  # ... so Ray need not warn that its own bars are off
-
-
 def user_error_in(exc: BaseException) -> str | None:
     """The message of a :class:`UniqaError` a Ray worker raised, found through Ray's wrappers (``cause``,
     ``__cause__``) or, when Ray kept only the text (an actor that died in ``__init__``), in the message."""

@@ -18,7 +18,7 @@ import pyarrow.dataset as pads
 from uniqa import sink, storage
 from uniqa.captioning.backends import create_captioner
 from uniqa.captioning.config import CaptionConfig
-from uniqa.captioning.outputs import check_run_identity, dataset_schema, drain_user_errors, quiet_ray_data
+from uniqa.captioning.outputs import check_run_identity, dataset_schema, drain_user_errors
 from uniqa.errors import UniqaError
 from uniqa.schema import CAPTIONS, MANIFEST, parquet_files
 
@@ -81,7 +81,7 @@ def caption_dataset(files: list[str], out: str, done: set[str], captioner, cfg: 
 def run_caption(manifest: str, out: str, cfg: CaptionConfig = CaptionConfig()) -> dict:
     """Caption the manifest's images not yet captioned under ``out``; returns the run's summary (rows_in,
     rows_out, errors, already_done, rows_per_second, ...), also written to ``out/_summary.json``."""
-    from uniqa.runtime import init_ray
+    from uniqa.runtime import init_ray, quiet_ray_data
 
     captioner = create_captioner(cfg.backend, cfg)
     captioner.check()  # e.g. the [vllm] extra, before prepare() pins the backend on the output folder
@@ -89,7 +89,7 @@ def run_caption(manifest: str, out: str, cfg: CaptionConfig = CaptionConfig()) -
     if todo == 0:  # everything captioned already: no Ray job
         return write_summary(out, cfg, 0, sink.SinkSummary(skipped=skipped))
     init_ray()
-    quiet_ray_data()
+    quiet_ray_data(quiet=not cfg.progress)
     results = caption_dataset(files, out, state.ids, captioner, cfg)
     summary = drain_user_errors(sink.drain, results, total=todo, desc=f"captions ({cfg.backend})",
                                 progress=cfg.progress)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from uniqa import storage
-from uniqa.captioning.outputs import dataset_schema, drain_user_errors, quiet_ray_data, remove_parts
+from uniqa.captioning.outputs import dataset_schema, drain_user_errors, remove_parts
 from uniqa.errors import UniqaError
 from uniqa.purification.embedders import EmbedderConfig
 from uniqa.purification.purify import PurifyConfig
@@ -66,14 +66,14 @@ def run_purify(manifest: str, captions: str, out: str, cfg: PurifyConfig = Purif
     """Purify every aesthetics image's comments; returns the summary (also written to out/_summary.json)."""
     import ray
 
-    from uniqa.runtime import init_ray
+    from uniqa.runtime import init_ray, quiet_ray_data
 
     files, images = check_inputs(manifest, captions)
     check_embedder(cfg.embedder)
     for folder in (storage.join(out, KEPT_DIR), storage.join(out, REJECTED_DIR)):
         remove_parts(folder)
     init_ray()
-    quiet_ray_data()
+    quiet_ray_data(quiet=not progress)
     start = time.perf_counter()
     fs, _ = storage.resolve(manifest)
     ds = ray.data.read_parquet([storage.resolve(f)[1] for f in files], filesystem=fs).select_columns(

@@ -94,16 +94,12 @@ def check_resumable(out: str, checksum: str) -> None:
 
 def _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address) -> sink.SinkSummary:
     """Build and drain the Ray Data job (see the module docstring)."""
-    import ray
 
-    from uniqa.runtime import init_ray
+    from uniqa.runtime import init_ray, quiet_ray_data
     from uniqa.scoring.score_stage import add_score_stages
 
     init_ray(address)
-    from ray.util.debug import log_once
-
-    ray.data.DataContext.get_current().enable_progress_bars = False  # ours (drain) counts images written
-    log_once("ray_data_progress_manager_disabled")  # ... so Ray need not warn that its own bars are off
+    quiet_ray_data(quiet=not progress)
     ds = read_input(inp)
     if done and inp.table is None:
         ds = ds.map_batches(sink.drop_ids, fn_kwargs={"ids": sink.id_array(done)}, batch_format="pyarrow",
