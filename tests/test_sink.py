@@ -124,6 +124,14 @@ def test_output_state_never_drops_a_row_it_holds_once(tmp_path):
     assert len(ids) == 4 and set(ids) == {"1", "2", "3"}  # the covered file went, both others stay
 
 
+def test_output_state_keeps_a_file_that_repeats_an_id_within_itself(tmp_path):
+    out = str(tmp_path / "out")
+    sink.write_batch(_batch([1, 1, 2]), out, SCHEMA)  # e.g. a manifest that lists an image twice
+    state = sink.output_state(out)
+    assert state.removed == () and state.ids == {"1", "2"}
+    assert sorted(_all_ids(out)) == ["1", "1", "2"]
+
+
 def _all_ids(out) -> list[str]:
     from uniqa import storage
 

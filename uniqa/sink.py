@@ -55,9 +55,9 @@ def output_state(out: str, id_column: str = "image_id") -> OutputState:
     if not names:
         return OutputState(set(), frozenset())
     fs, root = storage.resolve(out)
-    per_file = {n: pq.read_table(f"{root}/{n}", columns=[id_column], filesystem=fs)[id_column].to_pylist()
+    per_file = {n: set(pq.read_table(f"{root}/{n}", columns=[id_column], filesystem=fs)[id_column].to_pylist())
                 for n in names}
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = {}  # id -> number of files holding it
     for ids in per_file.values():
         for i in ids:
             counts[i] = counts.get(i, 0) + 1
