@@ -102,11 +102,12 @@ def _late_commit_case(out):
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
-def test_settle_removes_a_killed_runs_late_commit(tmp_path, where, request):
+def test_settle_removes_a_killed_runs_late_commit(tmp_path, where, request, caplog):
     out = str(tmp_path / "out") if where == "local" else f"{request.getfixturevalue('s3_bucket')}/late"
     state, late, written = _late_commit_case(out)
     assert state.ids == {"0", "1", "2", "3"} and len(state.files) == 1
     assert sink.settle(out, state.files, written) == (late,)
+    assert f"removed 1 part file(s) under {out}" in caplog.text
     assert late not in sink.part_names(out)
     assert sorted(_all_ids(out), key=int) == [str(i) for i in range(8)]  # every row once, none lost
     assert sink.settle(out, frozenset(sink.part_names(out)), set()) == ()  # nothing unexpected: listing only

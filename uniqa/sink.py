@@ -13,6 +13,7 @@ Files starting with ``_`` or ``.`` are never read as output (see :func:`uniqa.sc
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ import pyarrow.parquet as pq
 
 from uniqa import storage
 from uniqa.schema import TableSchema
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,11 @@ def settle(out: str, before: frozenset[str], written: set[str], id_column: str =
     Costs one listing when there are none. Returns the names removed."""
     if set(part_names(out)) <= before | written:
         return ()
-    return output_state(out, id_column).removed
+    removed = output_state(out, id_column).removed
+    if removed:
+        log.warning("removed %d part file(s) under %s that a killed run committed late, whose rows this run wrote "
+                    "again: %s", len(removed), out, ", ".join(removed))
+    return removed
 
 
 def clean_temporaries(out: str) -> int:
