@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
                     "(default: 1 with a GPU, else 0.5, so decode tasks fit beside the actors)")
     ap.add_argument("--decode-cpus", type=float, default=None, help="CPUs per decode task in (c) (default: as "
                     "--actor-cpus)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per CPU model actor in (c) "
+                    "(default: Ray's, the actor's CPUs)")
     ap.add_argument("--rows-per-block", type=int, default=None, help="decode task size in (c) (default: auto)")
     ap.add_argument("--rows-per-file", type=int, default=1024, help="rows per output file in (c)")
     ap.add_argument("--memory-views", default="full", help="view protocol of the memory runs (full: fastest)")
@@ -188,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = ScoreConfig(model=args.model, pretrained=args.pretrained, views=args.views, batch_size=args.batch_size,
                       num_actors=actors, num_cpus=actor_cpus, rows_per_block=args.rows_per_block,
                       decode_cpus=args.decode_cpus if args.decode_cpus is not None else actor_cpus,
+                      threads=args.threads,
                       rows_per_file=args.rows_per_file)  # the output files' times trace the steady rate
     manifest = make_images(work / f"n{args.images}", args.images)
     uris = uris_of(manifest)
