@@ -120,7 +120,7 @@ def ray_run(cfg, manifest: Path, out: Path) -> tuple[float, float, int]:
     wall_start, start = time.time(), time.perf_counter()
     summary = run_score(str(manifest), str(out), cfg, progress=False)
     total = time.perf_counter() - start
-    assert summary.complete and summary.rows_written == summary.input_rows, summary.line()
+    assert summary.complete and summary.rows_written == summary.rows_in, summary.line()
     parts = sorted((p.stat().st_mtime, pq.read_metadata(p).num_rows) for p in out.glob("part-*.parquet"))
     print(f"(c) first output file after {parts[0][0] - wall_start:.1f} s (Ray Data start, actor start, model load)")
     steady = parts[-1][0] - parts[0][0]

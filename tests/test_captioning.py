@@ -300,7 +300,8 @@ def test_cluster_vllm_config_file_loads():
 
 def test_caption_inputs_fail_before_ray(tmp_path, capsys):
     from uniqa.cli import main
-    from uniqa.schema import MANIFEST, SPLIT_COLUMNS, write_table
+    from uniqa.schema import MANIFEST, SPLIT_COLUMNS
+    from uniqa.tables import write_table
 
     assert main(["caption", "--manifest", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "no such file or directory" in capsys.readouterr().err

@@ -20,7 +20,8 @@ from PIL import Image
 
 from uniqa.captioning.config import CaptionConfig
 from uniqa.cli import main
-from uniqa.schema import CAPTIONS, MANIFEST, SPLIT_COLUMNS, read_table, write_table
+from uniqa.schema import CAPTIONS, MANIFEST, SPLIT_COLUMNS
+from uniqa.tables import read_table, write_table
 
 pytestmark = pytest.mark.ray
 

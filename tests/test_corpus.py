@@ -12,7 +12,8 @@ from uniqa.cli import main
 from uniqa.corpus import CorpusConfig, build_pairs, stats
 from uniqa.corpus.build import read_images
 from uniqa.errors import UniqaError
-from uniqa.schema import CAPTIONS, CORPUS, MANIFEST, PURIFIED, SPLIT_COLUMNS, read_table, write_table
+from uniqa.schema import CAPTIONS, CORPUS, MANIFEST, PURIFIED, SPLIT_COLUMNS
+from uniqa.tables import read_table, write_table
 
 
 def manifest_table(ids: list[str], task: str) -> pa.Table:

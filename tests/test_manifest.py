@@ -14,7 +14,8 @@ from uniqa import storage
 from uniqa.cli import main
 from uniqa.data.prepare import PrepareConfig, missing_files, prepare, read_source
 from uniqa.errors import UniqaError
-from uniqa.schema import MANIFEST, SPLIT_COLUMNS, parquet_files, read_table, validate_manifest, write_table
+from uniqa.schema import MANIFEST, SPLIT_COLUMNS, validate_manifest
+from uniqa.tables import parquet_files, read_table, write_table
 
 
 def kadid_table(root) -> pa.Table:

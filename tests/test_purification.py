@@ -14,7 +14,8 @@ from uniqa.cli import main
 from uniqa.errors import UniqaError
 from uniqa.purification import CleanConfig, clean, min_ranks, purify_batch
 from uniqa.purification.embedders import BagOfWords, EmbedderConfig, create_embedder
-from uniqa.schema import CAPTIONS, MANIFEST, PURIFIED, REJECTED, read_table, write_table
+from uniqa.schema import CAPTIONS, MANIFEST, PURIFIED, REJECTED
+from uniqa.tables import read_table, write_table
 
 CAPTION = "warm colours and soft light on the cat"
 THREAD = [

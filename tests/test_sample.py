@@ -172,7 +172,8 @@ def test_builds_are_deterministic_and_seed_dependent(sample_corpus, tmp_path, ca
 
 def test_both_parts_load_through_the_adapters(sample_corpus, tmp_path):
     from uniqa.data.prepare import prepare
-    from uniqa.schema import MANIFEST, SPLIT_COLUMNS, read_table, validate_manifest
+    from uniqa.schema import MANIFEST, SPLIT_COLUMNS, validate_manifest
+    from uniqa.tables import read_table
 
     iqa = prepare("kadid10k", str(Path(sample_corpus) / "iqa"), str(tmp_path / "kadid"))
     iaa = prepare("ava", str(Path(sample_corpus) / "iaa"), str(tmp_path / "ava"))

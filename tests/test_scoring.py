@@ -171,23 +171,24 @@ def test_invalid_run_fails_before_ray(tmp_path, monkeypatch, mixed_images):
 
 
 def test_cli_flags_override_config_file_and_set(tmp_path):
-    from uniqa.scoring.cli import add_arguments, config_from_args
+    from uniqa.scoring.cli import COMMAND
+    from uniqa.stagecli import add_arguments, resolve
 
     (tmp_path / "c.yaml").write_text("model: uniqa-small\nbatch_size: 8\nviews: five\nnum_actors: 3\n")
     p = argparse.ArgumentParser()
-    add_arguments(p)
+    add_arguments(p, COMMAND)
     args = p.parse_args(["--input", "x", "--out", "y", "--config", str(tmp_path / "c.yaml"), "--set", "batch_size=16",
                          "--set", "num_gpus=0.5", "--model", "uniqa-tiny", "--heads", "quality,q2=quality-ensemble",
                          "--actors", "2", "--embeddings"])
-    cfg, input_uri, out = config_from_args(args)
+    (input_uri,), out, cfg = resolve(COMMAND, args)
     assert (input_uri, out) == ("x", "y")
     assert (cfg.model, cfg.batch_size, cfg.views, cfg.num_actors, cfg.num_gpus) == ("uniqa-tiny", 16, "five", 2, 0.5)
     assert cfg.heads == ("quality", "q2=quality-ensemble") and cfg.embeddings is True
     (tmp_path / "job.yaml").write_text("input: s3://b/manifest\nout: s3://b/scores\nmodel: uniqa-tiny\n")
-    cfg, input_uri, out = config_from_args(p.parse_args(["--config", str(tmp_path / "job.yaml")]))
+    (input_uri,), out, cfg = resolve(COMMAND, p.parse_args(["--config", str(tmp_path / "job.yaml")]))
     assert (input_uri, out, cfg.model) == ("s3://b/manifest", "s3://b/scores", "uniqa-tiny")
     with pytest.raises(UniqaError, match="no out: pass --out"):
-        config_from_args(p.parse_args(["--input", "x", "--model", "uniqa-tiny"]))
+        resolve(COMMAND, p.parse_args(["--input", "x", "--model", "uniqa-tiny"]))
 
 
 def test_cluster_config_example_has_valid_keys():

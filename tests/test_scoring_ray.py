@@ -71,7 +71,7 @@ def test_zoo_every_row_same_scores_for_any_batching_on_s3_and_as_api(
     small = tiny_config(tiny_model, batch_size=3, num_actors=1, rows_per_block=7, rows_per_file=5, num_cpus=0.5,
                         decode_cpus=0.5)
     summary = run_score(str(listing), str(tmp_path / "small"), small, progress=False)
-    assert (summary.rows_written, summary.errors, summary.output_rows, summary.complete) == (n, n_bad, n, True)
+    assert (summary.rows_written, summary.rows_with_errors, summary.rows_out, summary.complete) == (n, n_bad, n, True)
     assert len(os.listdir(tmp_path / "small")) >= n // 5  # many small files: the units of resume
     small_rows = read_scores(str(tmp_path / "small"))
     check_zoo_rows({r["image_uri"]: r for r in small_rows.values()}, mixed_images)
@@ -94,8 +94,9 @@ def test_zoo_every_row_same_scores_for_any_batching_on_s3_and_as_api(
            "decode_cpus": 0.5, "embeddings": True}
     storage.write_bytes(f"{s3_bucket}/jobs/score.yaml", yaml.safe_dump(job).encode())
     assert run_pipeline(["--config", f"{s3_bucket}/jobs/score.yaml", "--quiet"]) == 0  # as `ray job submit` would
-    summary = json.loads(storage.read_bytes(f"{out}/_score_summary.json"))["summary"]
-    assert [summary[k] for k in ("already_done", "rows_written", "errors", "output_rows")] == [2, n - 2, n_bad, n]
+    summary = json.loads(storage.read_bytes(f"{out}/_summary.json"))
+    counts = [summary[k] for k in ("already_done", "rows_written", "rows_with_errors", "rows_out")]
+    assert counts == [2, n - 2, n_bad, n]
     assert not storage.exists(f"{out}/_tmp-0123.parquet")
     large_rows = read_scores(out)
     check_zoo_rows({uris[ids.index(k)]: r for k, r in large_rows.items()}, mixed_images)

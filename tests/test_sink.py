@@ -35,7 +35,7 @@ def test_write_batch_is_idempotent_and_counts_errors(tmp_path):
     files = sorted(os.listdir(out))
     assert files == [r1["file"][0].as_py()]
     assert pq.read_table(os.path.join(out, files[0]))["image_id"].to_pylist() == ["1", "2", "3"]
-    assert sink.finished_ids(out) == {"1", "2", "3"}
+    assert sink.output_state(out).ids == {"1", "2", "3"}
 
 
 def test_write_batch_validates_schema(tmp_path):
@@ -46,7 +46,7 @@ def test_write_batch_validates_schema(tmp_path):
 
 
 def test_drop_ids_and_empty_output(tmp_path):
-    assert sink.finished_ids(str(tmp_path / "missing")) == set()
+    assert sink.output_state(str(tmp_path / "missing")).ids == set()
     kept = sink.drop_ids(_batch([1, 2, 3, 4]), {"2", "4"})
     assert kept["image_id"].to_pylist() == ["1", "3"]
     assert len(sink.drop_ids(_batch([1]), set())) == 1
@@ -56,7 +56,7 @@ def test_temporaries_ignored_and_cleaned(tmp_path):
     out = tmp_path / "out"
     sink.write_batch(_batch([1]), str(out), SCHEMA)
     (out / "_tmp-dead.parquet").write_bytes(b"partial garbage from a killed run")
-    assert sink.finished_ids(str(out)) == {"1"}
+    assert sink.output_state(str(out)).ids == {"1"}
     assert sink.clean_temporaries(str(out)) == 1
     assert not (out / "_tmp-dead.parquet").exists()
 
@@ -64,7 +64,7 @@ def test_temporaries_ignored_and_cleaned(tmp_path):
 def test_s3_roundtrip(s3_bucket):
     out = f"{s3_bucket}/scores"
     sink.write_batch(_batch([7, 8]), out, SCHEMA)
-    assert sink.finished_ids(out) == {"7", "8"}
+    assert sink.output_state(out).ids == {"7", "8"}
 
 
 @pytest.mark.ray
@@ -79,7 +79,7 @@ def test_ray_resume_is_exactly_once(ray_session, tmp_path):
     s1 = sink.drain(first.map_batches(sink.write_batch, fn_args=(out, SCHEMA), batch_format="pyarrow",
                                       batch_size=None), progress=False)
     assert s1.rows_written == 25
-    done = sink.finished_ids(out)
+    done = sink.output_state(out).ids
     second = ray.data.from_items(rows).repartition(10)
     second = second.map_batches(sink.drop_ids, fn_args=(done,), batch_format="pyarrow", batch_size=None)
     s2 = sink.drain(second.map_batches(sink.write_batch, fn_args=(out, SCHEMA), batch_format="pyarrow",

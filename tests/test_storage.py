@@ -26,8 +26,7 @@ def test_write_read_list(base):
         storage.read_bytes(storage.join(base, "missing.bin"))
 
 
-def test_makedirs_and_overwrite(base):
-    storage.makedirs(storage.join(base, "deep", "er"))
+def test_write_creates_parents_and_overwrites(base):
     uri = storage.join(base, "deep", "er", "f.bin")
     storage.write_bytes(uri, b"1")
     storage.write_bytes(uri, b"22")

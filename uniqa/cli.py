@@ -1,7 +1,9 @@
 """``uniqa`` console script: the local front door to every stage's run function.
 
-Each sub-command lives in its stage's ``cli.py`` module with a ``register(subparsers)`` function;
-heavy imports (torch, ray) happen inside the command, so ``uniqa --help`` is fast.
+Each stage's ``cli.py`` declares a ``COMMAND`` (:class:`uniqa.stagecli.StageCommand`: the same common flags,
+config loading, summary line and exit code for every stage); other commands (``data``, ``demo``) have a
+``register(subparsers)`` function. Heavy imports (torch, ray) happen inside the command, so ``uniqa --help``
+is fast.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 
 from uniqa import __version__
 from uniqa.errors import UniqaError
+from uniqa.stagecli import register as register_stage
 
 # Sub-command modules, in data-flow order.
 COMMANDS = (
@@ -32,7 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"uniqa {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
-        importlib.import_module(module).register(sub)
+        mod = importlib.import_module(module)
+        if hasattr(mod, "COMMAND"):  # a stage: the shared stage command line (uniqa.stagecli)
+            register_stage(sub, mod.COMMAND)
+        else:
+            mod.register(sub)
     return parser
 
 

@@ -39,7 +39,8 @@ def evaluate(manifest: str, scores: str, head: str, split: str = "split_0") -> d
 
     from uniqa import storage
     from uniqa.evaluation.metrics import all_metrics
-    from uniqa.schema import MANIFEST, parquet_files, read_table
+    from uniqa.schema import MANIFEST
+    from uniqa.tables import parquet_files, read_table
 
     labels = read_table(manifest, MANIFEST).select(["image_id", "mos", split])
     score_tables = []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+
+from uniqa.errors import UniqaError
 
 # Safe defaults for local runs; a cluster's own environment wins (setdefault).
 _ENV_DEFAULTS = {
@@ -49,3 +52,32 @@ def quiet_ray_data(quiet: bool = False) -> None:
     log_once("ray_data_progress_manager_disabled")  # ... so Ray need not warn that its own bars are off
     if quiet:
         logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def user_error_in(exc: BaseException) -> str | None:
+    """The message of a :class:`UniqaError` a Ray worker raised, found through Ray's wrappers (``cause``,
+    ``__cause__``) or, when Ray kept only the text (an actor that died in ``__init__``), in the message."""
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, UniqaError) and type(e).__module__.startswith("uniqa"):
+            return str(e).splitlines()[0]
+        todo += [getattr(e, "cause", None), e.__cause__, e.__context__]
+    found = re.findall(r"uniqa\.errors\.UniqaError: (.+)", str(exc))
+    return found[-1].strip() if found else None
+
+
+def drain_user_errors(fn, *args, **kwargs):
+    """Run ``fn`` (which drives a Ray job); a UniqaError raised in a worker comes out as that one-line error."""
+    try:
+        return fn(*args, **kwargs)
+    except UniqaError:
+        raise
+    except Exception as e:  # Ray wraps worker exceptions; surface bad input as the one-line error it is
+        message = user_error_in(e)
+        if message is None:
+            raise
+        raise UniqaError(message) from None

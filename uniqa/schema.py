@@ -1,21 +1,16 @@
 """Declared Parquet schemas of every stage hand-off, checked at each stage boundary.
 
-A stage reads with :func:`read_table` (validates) and writes with :func:`write_table` (conforms,
-validates, shards). A missing or mistyped column raises :class:`UniqaError` naming the column.
+Declarations and their checks only; reading and writing them is :mod:`uniqa.tables`. A missing or
+mistyped column raises :class:`UniqaError` naming the column.
 """
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
-from uniqa import storage
 from uniqa.errors import UniqaError
 
 LEVELS = ("bad", "poor", "fair", "good", "perfect")
@@ -77,7 +72,7 @@ class TableSchema:
                 fields.append(table.schema.field(name))
         out = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
         if self.unique and len(out):
-            _check_unique(out[self.unique], f"{self.name}{' in ' + where if where else ''}", self.unique)
+            check_unique(out[self.unique], f"{self.name}{' in ' + where if where else ''}", self.unique)
         return out
 
 
@@ -93,11 +88,13 @@ def _compatible(got: pa.DataType, want: pa.DataType) -> bool:
     return False
 
 
-def _check_unique(column: pa.ChunkedArray, where: str, name: str) -> None:
+def check_unique(column: pa.ChunkedArray | pa.Array, where: str, name: str = "image_id") -> None:
+    """The one duplicate-id check: fails naming the first value that appears more than once."""
+    if pc.count_distinct(column).as_py() + column.null_count == len(column):
+        return
     counts = pc.value_counts(column)
     dup = counts.filter(pc.greater(counts.field("counts"), 1))
-    if len(dup):
-        raise UniqaError(f"{where}: column {name!r} has duplicate value {dup[0]['values'].as_py()!r}")
+    raise UniqaError(f"{where}: column {name!r} has duplicate value {dup[0]['values'].as_py()!r}")
 
 
 MANIFEST = TableSchema(
@@ -170,61 +167,6 @@ def _check_in(table: pa.Table, col: str, allowed: tuple[str, ...], label: str) -
     wrong = [v for v in values if v not in allowed]
     if wrong:
         raise UniqaError(f"{label}: column {col!r} has value {wrong[0]!r}; valid values are {list(allowed)}")
-
-
-# ---------------------------------------------------------------------------------------- I/O
-
-
-def parquet_files(uri: str) -> list[str]:
-    """The Parquet files of a table: ``uri`` itself if it is a file, else every ``*.parquet`` below it."""
-    if not storage.exists(uri):
-        raise UniqaError(f"no such file or directory: {uri}")
-    if not storage.is_dir(uri):
-        return [uri]
-    files = [f for f in storage.list_files(uri, (".parquet",)) if not posixpath.basename(f).startswith(("_", "."))]
-    if not files:
-        raise UniqaError(f"no Parquet files under {uri}")
-    return files
-
-
-def read_table(uri: str, schema: TableSchema, columns: list[str] | None = None) -> pa.Table:
-    """Read every Parquet file of ``uri`` (file or directory, local or s3://) and validate."""
-    files = parquet_files(uri)
-    fs, _ = storage.resolve(uri)
-    paths = [storage.resolve(f)[1] for f in files]
-    try:
-        dataset = pads.dataset(paths, format="parquet", filesystem=fs)
-    except pa.ArrowInvalid as e:
-        raise UniqaError(f"cannot read {schema.name} at {uri}: {e}") from e
-    schema.check_columns(dataset.schema, uri)
-    table = dataset.to_table(columns=columns)
-    if columns is not None:
-        return table
-    if schema is MANIFEST:
-        return validate_manifest(table, uri)
-    return schema.conform(table, uri)
-
-
-def write_table(
-    table: pa.Table, out: str, schema: TableSchema, rows_per_shard: int = 100_000, prefix: str = "part"
-) -> list[str]:
-    """Validate and write ``table`` as ``{out}/{prefix}-00000.parquet`` ... ; old shards of the same
-    prefix are removed first. Returns the written URIs."""
-    table = validate_manifest(table) if schema is MANIFEST else schema.conform(table)
-    fs, root = storage.resolve(out)
-    fs.create_dir(root, recursive=True)
-    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
-        name = posixpath.basename(info.path)
-        if name.startswith(f"{prefix}-") and name.endswith(".parquet"):
-            fs.delete_file(info.path)
-    written = []
-    n_shards = max(1, -(-len(table) // rows_per_shard))
-    for i in range(n_shards):
-        shard = table.slice(i * rows_per_shard, rows_per_shard)
-        uri = storage.join(out, f"{prefix}-{i:05d}.parquet")
-        pq.write_table(shard, storage.resolve(uri)[1], filesystem=fs)
-        written.append(uri)
-    return written
 
 
 # ------------------------------------------------------------------------------------- scores

@@ -7,12 +7,13 @@ How it stays exactly-once across crashes and reruns:
 - a rerun reads only the id column of the finished files and drops those ids before any work is done;
 - a write still in flight when a run was killed may commit after the rerun looked: :func:`settle` finds such
   late files when the rerun ends and removes each whose ids are all written again (no row is ever lost).
-Files starting with ``_`` or ``.`` are never read as output (see :func:`uniqa.schema.parquet_files`).
+Files starting with ``_`` or ``.`` are never read as output (see :func:`uniqa.tables.parquet_files`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 import uuid
@@ -24,6 +25,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from uniqa import storage
+from uniqa.errors import UniqaError
 from uniqa.schema import TableSchema
 
 log = logging.getLogger(__name__)
@@ -74,11 +76,6 @@ def output_state(out: str, id_column: str = "image_id") -> OutputState:
                 counts[i] -= 1
     kept = frozenset(names) - set(removed)
     return OutputState(set(counts), kept, tuple(removed))
-
-
-def finished_ids(out: str, id_column: str = "image_id") -> set[str]:
-    """Ids already written under ``out`` (see :func:`output_state`); empty when ``out`` does not exist."""
-    return output_state(out, id_column).ids
 
 
 def settle(out: str, before: frozenset[str], written: set[str], id_column: str = "image_id") -> tuple[str, ...]:
@@ -187,3 +184,18 @@ def drain(results, total: int | None = None, desc: str = "rows", progress: bool 
             bar.update(n)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def check_run_identity(out: str, identity: dict, name: str = "_run.json") -> None:
+    """Refuse to mix outputs of different settings in one folder: ``identity`` is stored under ``out`` on
+    the first run and must match on every rerun (resume)."""
+    uri = storage.join(out, name)
+    if storage.exists(uri):
+        before = json.loads(storage.read_bytes(uri))
+        differ = {k: (before.get(k), v) for k, v in identity.items() if before.get(k) != v}
+        if differ:
+            key, (old, new) = next(iter(differ.items()))
+            raise UniqaError(f"{out} holds output made with {key}={old!r}, this run has {key}={new!r}; "
+                             "resume with the same settings or use another --out")
+        return
+    storage.write_bytes(uri, json.dumps(identity, indent=2).encode())

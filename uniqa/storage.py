@@ -16,6 +16,16 @@ import pyarrow.fs as pafs
 
 from uniqa.errors import UniqaError
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
+def looks_like_path(text: str) -> bool:
+    """The one rule for "checkpoint path or open_clip tag": a URI, a path with a separator, or a name with a
+    checkpoint suffix is a path (and must exist); anything else (``openai``, ``laion2b_s34b_b88k``) is a tag.
+    Decided from the text alone, so configs can apply it without touching storage."""
+    text = str(text)
+    return is_s3(text) or "/" in text or os.sep in text or text.lower().endswith(CHECKPOINT_SUFFIXES)
+
 
 def is_s3(uri: str) -> bool:
     return str(uri).startswith("s3://")
@@ -93,11 +103,6 @@ def write_bytes(uri: str, data: bytes) -> None:
         fs.create_dir(parent, recursive=True)
     with fs.open_output_stream(path) as f:
         f.write(data)
-
-
-def makedirs(uri: str) -> None:
-    fs, path = resolve(uri)
-    fs.create_dir(path, recursive=True)
 
 
 def list_files(uri: str, suffixes: tuple[str, ...] | None = None) -> list[str]:

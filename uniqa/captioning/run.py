@@ -20,7 +20,8 @@ from uniqa.captioning.backends import create_captioner
 from uniqa.captioning.config import CaptionConfig
 from uniqa.captioning.outputs import check_run_identity, dataset_schema, drain_user_errors
 from uniqa.errors import UniqaError
-from uniqa.schema import CAPTIONS, MANIFEST, parquet_files
+from uniqa.schema import CAPTIONS, MANIFEST
+from uniqa.tables import parquet_files
 
 COLUMNS = ["image_id", "image_uri", "task", "level"]
 

@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 
 from uniqa import storage
 from uniqa.errors import UniqaError
-from uniqa.schema import CAPTIONS, CORPUS, MANIFEST, PURIFIED, read_table
+from uniqa.schema import CAPTIONS, CORPUS, MANIFEST, PURIFIED
+from uniqa.tables import read_table
 
 SOURCES = ("quality_caption", "aesthetics_caption", "comment")
 

@@ -6,7 +6,8 @@ import json
 
 from uniqa import storage
 from uniqa.corpus.build import CorpusConfig, build_pairs, load_parts, read_images, stats
-from uniqa.schema import CORPUS, write_table
+from uniqa.schema import CORPUS
+from uniqa.tables import write_table
 
 
 def run_corpus(manifests: list[str], captions: list[str], purified: list[str], out: str,

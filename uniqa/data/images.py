@@ -24,6 +24,11 @@ from uniqa.errors import UniqaError
 
 log = logging.getLogger(__name__)
 
+# The one list of image file suffixes (folders to prepare, folders and prefixes to score).
+IMAGE_SUFFIXES = (
+    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jp2", ".avif",
+)
+
 # Raster formats we open. Deliberately excludes EPS/PDF-like formats that shell out to Ghostscript.
 DEFAULT_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "AVIF", "JPEG2000", "PPM", "ICO")
 _MAGIC = {

@@ -22,7 +22,8 @@ from uniqa import storage
 from uniqa.data import levels as L
 from uniqa.data.sources import Records, Source, get_source
 from uniqa.errors import UniqaError
-from uniqa.schema import LEVELS, MANIFEST, TASKS, validate_manifest, write_table
+from uniqa.schema import LEVELS, MANIFEST, TASKS, validate_manifest
+from uniqa.tables import write_table
 
 SPLIT_MODES = ("auto", "seeded")
 MISSING_SHOWN = 5  # missing files named in the error message / summary

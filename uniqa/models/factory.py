@@ -28,7 +28,6 @@ from uniqa.models.checkpoints import load_state_dict_into, read_checkpoint
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 OUR_MODELS = tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
 PRECISIONS = ("fp32", "fp16", "bf16", "pure_fp16", "pure_bf16", "amp", "amp_bf16")
-_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 open_clip.add_model_config(CONFIG_DIR)
 
@@ -68,8 +67,7 @@ def _pretrained_tag(name: str, pretrained: str | None) -> str | None:
         return None
     if open_clip.get_pretrained_cfg(name, pretrained):
         return pretrained
-    looks_like_path = storage.is_s3(pretrained) or "/" in pretrained or pretrained.endswith(_CHECKPOINT_SUFFIXES)
-    if looks_like_path:
+    if storage.looks_like_path(pretrained):
         raise UniqaError(f"no such checkpoint: {pretrained}")
     raise UniqaError(
         f"pretrained {pretrained!r} is neither a checkpoint file/folder nor an open_clip tag for {name}; "

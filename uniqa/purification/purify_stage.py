@@ -12,7 +12,8 @@ import pyarrow.compute as pc
 from uniqa import sink, storage
 from uniqa.purification.embedders import create_embedder
 from uniqa.purification.purify import PurifyConfig, purify_batch
-from uniqa.schema import CAPTIONS, PURIFIED, REJECTED, read_table
+from uniqa.schema import CAPTIONS, PURIFIED, REJECTED
+from uniqa.tables import read_table
 
 KEPT_DIR, REJECTED_DIR = "kept", "rejected"  # under the purify --out folder
 COUNTS = pa.schema([("images", pa.int64()), ("comments", pa.int64()), ("kept", pa.int64()),

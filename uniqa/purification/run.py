@@ -21,7 +21,8 @@ from uniqa.errors import UniqaError
 from uniqa.purification.embedders import EmbedderConfig
 from uniqa.purification.purify import PurifyConfig
 from uniqa.purification.purify_stage import KEPT_DIR, REJECTED_DIR, PurifyStage, comment_rows
-from uniqa.schema import CAPTIONS, MANIFEST, parquet_files
+from uniqa.schema import CAPTIONS, MANIFEST
+from uniqa.tables import parquet_files
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 

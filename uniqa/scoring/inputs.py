@@ -18,12 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from uniqa import storage
+from uniqa.data.images import IMAGE_SUFFIXES
 from uniqa.errors import UniqaError
-from uniqa.schema import parquet_files
+from uniqa.tables import parquet_files
 
-IMAGE_SUFFIXES = (
-    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jp2", ".avif",
-)
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 ID_COLUMNS = ("image_id", "image_uri")
 

@@ -7,8 +7,7 @@ through :mod:`uniqa.sink` (a rerun after a crash skips every image already writt
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 
 import pyarrow.parquet as pq
 
@@ -17,40 +16,8 @@ from uniqa.errors import UniqaError
 from uniqa.schema import scores_schema
 from uniqa.scoring.config import ScoreConfig, fingerprint
 from uniqa.scoring.inputs import ScoreInput, resolve_input
-
-SUMMARY_FILE = "_score_summary.json"
-
-
-@dataclass
-class ScoreSummary:
-    input: str
-    out: str
-    input_kind: str
-    input_rows: int | None  # unique images in the input (None: unknown)
-    already_done: int  # rows the output held before this run
-    rows_written: int  # rows written by this run
-    errors: int  # of those, rows with an error (null scores)
-    output_rows: int  # rows in the output after this run
-    seconds: float  # of the Ray job (model loading included, Ray start-up not)
-    model_checksum: str
-    duplicates_in_input: int = 0
-
-    @property
-    def images_per_second(self) -> float:
-        return self.rows_written / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def complete(self) -> bool:
-        return self.input_rows is not None and self.output_rows == self.input_rows
-
-    def line(self) -> str:
-        rows_in = "?" if self.input_rows is None else self.input_rows
-        state = "complete" if self.complete else "INCOMPLETE" if self.input_rows is not None else "unchecked"
-        return (
-            f"scored {self.rows_written} images ({self.errors} with errors) in {self.seconds:.1f} s = "
-            f"{self.images_per_second:.1f} images/s; {self.already_done} already done; "
-            f"rows out {self.output_rows} / rows in {rows_in} ({state}) -> {self.out}"
-        )
+from uniqa.stage import StageSummary, config_fingerprint
+from uniqa.tables import ray_read
 
 
 def read_input(inp: ScoreInput):
@@ -58,16 +25,7 @@ def read_input(inp: ScoreInput):
     import ray
 
     if inp.kind == "manifest":
-        fs, _ = storage.resolve(inp.uri)
-        paths = [storage.resolve(f)[1] for f in inp.files]
-        # The shards are known (resolve_input listed them): Ray's V1 Parquet reader reads them straight away,
-        # where the V2 one first lists them again in extra tasks (seconds of start-up on a small machine).
-        context = ray.data.DataContext.get_current()
-        v2, context.use_datasource_v2 = context.use_datasource_v2, False
-        try:
-            return ray.data.read_parquet(paths, filesystem=fs, columns=["image_id", "image_uri"])
-        finally:
-            context.use_datasource_v2 = v2
+        return ray_read(inp.files, columns=["image_id", "image_uri"])
     return ray.data.from_arrow(inp.table)
 
 
@@ -114,8 +72,8 @@ def _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address) 
 
 
 def run_score(
-    input_uri: str, out: str, cfg: ScoreConfig, progress: bool = True, address: str | None = None
-) -> ScoreSummary:
+    input_uri: str, out: str, cfg: ScoreConfig, *, progress: bool = True, address: str | None = None
+) -> StageSummary:
     """Score every image of ``input_uri`` into ``out`` (local or ``s3://``); resumes where ``out`` left off."""
     from uniqa.scoring.api import resolved
 
@@ -136,12 +94,10 @@ def run_score(
     written = _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address) if todo else None
     if written:
         sink.settle(out, before.files, written.file_names)
-    summary = ScoreSummary(
-        input=inp.uri, out=out, input_kind=inp.kind, input_rows=inp.rows, already_done=len(done),
-        rows_written=written.rows_written if written else 0, errors=written.errors if written else 0,
-        output_rows=output_rows(out), seconds=written.seconds if written else 0.0, model_checksum=checksum,
-        duplicates_in_input=inp.duplicates,
-    )
-    record = {"summary": asdict(summary), "images_per_second": summary.images_per_second, "config": asdict(cfg)}
-    storage.write_bytes(storage.join(out, SUMMARY_FILE), json.dumps(record, indent=2).encode())
-    return summary
+    return StageSummary(
+        stage="score", inputs={"input": inp.uri, "input_kind": inp.kind}, output=out, rows_in=inp.rows,
+        rows_out=output_rows(out), rows_written=written.rows_written if written else 0,
+        rows_with_errors=written.errors if written else 0, already_done=len(done),
+        seconds=written.seconds if written else 0.0, unit="images", config_fingerprint=config_fingerprint(cfg),
+        details={"model_checksum": checksum, "duplicates_in_input": inp.duplicates},
+    ).write()

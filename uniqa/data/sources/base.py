@@ -16,11 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from uniqa import storage
+from uniqa.data.images import IMAGE_SUFFIXES  # noqa: F401  (re-exported for the sources)
 from uniqa.errors import UniqaError
 from uniqa.registry import Registry
 from uniqa.schema import SPLIT_VALUES, TASKS
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
 @dataclass

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from uniqa.data.sources.base import register_source
-from uniqa.schema import MANIFEST, read_table
+from uniqa.schema import MANIFEST
+from uniqa.tables import read_table
 
 
 @register_source(

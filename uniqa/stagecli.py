@@ -1,0 +1,125 @@
+"""One command line for every stage: a :class:`StageCommand` declares a stage's inputs and flags; this module
+turns it into the ``uniqa <stage>`` sub-command (and so into ``pipelines/<stage>.py``, which forwards to it).
+
+Every stage gets the same common flags: ``--out``, ``--config FILE``, ``--set key=value``, ``--quiet`` and
+``--ray-address``. The config is built as defaults <- ``--config`` file <- ``--set`` overrides <- the
+stage's own flags. The config file may also name the stage's inputs and output as top-level keys (``out:``,
+``manifest:``, ...), so one file drives a whole cluster job; flags win over the file.
+Then the stage's run function is called, its one-line summary printed, and its exit code returned
+(0 complete, 1 rows missing; bad input raises :class:`UniqaError`, which ``uniqa.cli`` turns into exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from uniqa.errors import UniqaError
+
+COMMON_FLAGS = ("--out", "--config", "--set", "--quiet", "--ray-address")
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One flag of a stage: an input of its run function (``key=None``) or a shortcut for a config key."""
+
+    flag: str  # e.g. "--manifest"
+    help: str
+    key: str | None = None  # config key the flag sets (None: an input passed to the run function)
+    multiple: bool = False  # repeatable; the run function gets a list
+    required: bool = True  # inputs only: must come from the flag or the config file
+    type: Callable[[str], Any] = str
+    metavar: str | None = None
+    store_true: bool = False  # a switch (config keys only)
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class StageCommand:
+    name: str  # sub-command, e.g. "score"
+    help: str  # one line for ``uniqa --help``
+    config: str  # "module:Class" of the stage's frozen config
+    run: str  # "module:function", called as run(*inputs, out, cfg, progress=..., address=...)
+    inputs: tuple[Arg, ...] = ()
+    options: tuple[Arg, ...] = ()
+    description: str | None = None  # longer --help text (default: help)
+
+    def load(self, ref: str) -> Any:
+        module, _, name = ref.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+def add_common_arguments(p: argparse.ArgumentParser, config_name: str) -> None:
+    """The flags every stage takes (see the module docstring)."""
+    group = p.add_argument_group("common to every stage")
+    group.add_argument("--out", help="output folder, local or s3:// (default: `out:` of --config)")
+    group.add_argument("--config", help=f"YAML/JSON {config_name} file, local or s3:// (may also hold the inputs "
+                                        "and `out:`)")
+    group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help=f"{config_name} override (repeatable), e.g. --set a.b=1")
+    group.add_argument("--quiet", action="store_true", help="no progress bar and no Ray Data INFO lines")
+    group.add_argument("--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
+
+
+def add_arguments(p: argparse.ArgumentParser, command: StageCommand) -> None:
+    for arg in command.inputs:
+        p.add_argument(arg.flag, action="append" if arg.multiple else "store", type=arg.type, metavar=arg.metavar,
+                       help=arg.help + (" (repeatable)" if arg.multiple else ""))
+    for arg in command.options:
+        if arg.store_true:
+            p.add_argument(arg.flag, action="store_true", default=None, help=arg.help)
+        else:
+            p.add_argument(arg.flag, type=arg.type, metavar=arg.metavar, help=arg.help)
+    add_common_arguments(p, command.config.rpartition(":")[2])
+
+
+def register(sub: argparse._SubParsersAction, command: StageCommand) -> argparse.ArgumentParser:
+    p = sub.add_parser(command.name, help=command.help, description=command.description or command.help,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p, command)
+    p.set_defaults(func=lambda args: run_command(command, args))
+    return p
+
+
+def resolve(command: StageCommand, args: argparse.Namespace) -> tuple[list[Any], str, Any]:
+    """(the run function's inputs, out, the config) from the flags and the config file; nothing touches
+    storage beyond reading the config file."""
+    from uniqa.config import from_dict, merge, parse_overrides, read_config_file
+
+    data = read_config_file(args.config) if args.config else {}
+    data = merge(data, parse_overrides(args.set))
+    inputs = []
+    for arg in command.inputs:
+        value = getattr(args, arg.dest)
+        from_file = data.pop(arg.dest, None)
+        value = value if value is not None else from_file
+        if arg.multiple:
+            value = [] if value is None else [value] if isinstance(value, str) else [str(v) for v in value]
+        if arg.required and not value:
+            raise UniqaError(f"no {arg.dest}: pass {arg.flag} or set `{arg.dest}:` in the --config file")
+        inputs.append(str(value) if isinstance(value, (str, int, float)) else value)
+    out = args.out or data.pop("out", None)
+    data.pop("out", None)
+    if not out:
+        raise UniqaError("no out: pass --out or set `out:` in the --config file")
+    flags = {arg.key: getattr(args, arg.dest) for arg in command.options if getattr(args, arg.dest) is not None}
+    for key, value in flags.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return inputs, str(out), from_dict(command.load(command.config), data)
+
+
+def run_command(command: StageCommand, args: argparse.Namespace) -> int:
+    inputs, out, cfg = resolve(command, args)
+    summary = command.load(command.run)(*inputs, out, cfg, progress=not args.quiet, address=args.ray_address)
+    print(summary.line())
+    return summary.exit_code
