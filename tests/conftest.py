@@ -48,15 +48,10 @@ def ray_session(s3_server):
     """One Ray session for all Ray tests (started after the S3 server so workers see its endpoint)."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            object_store_memory=512 * 2**20,
-            log_to_driver=False,
-            runtime_env={"env_vars": {"AWS_ENDPOINT_URL": s3_server}},
-        )
+    from uniqa.runtime import local_ray_options
+
+    if not ray.is_initialized():  # on loopback, like every local run (uniqa.runtime.keep_local_ray_on_loopback)
+        ray.init(**local_ray_options(num_cpus=2, object_store_memory=512 * 2**20))
     yield ray
     ray.shutdown()
 

@@ -15,8 +15,42 @@ _ENV_DEFAULTS = {
 }
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join the cluster at ``address`` / ``$RAY_ADDRESS``; otherwise start a local Ray sized to this machine.
+LOOPBACK_ENV = "UNIQA_RAY_LOOPBACK"  # "0": a local Ray takes Ray's default node address (the machine's interface)
+
+
+def loopback_enabled() -> bool:
+    return os.environ.get(LOOPBACK_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def keep_local_ray_on_loopback() -> str:
+    """Make the next local ``ray.init`` stay on 127.0.0.1 and return that address.
+
+    Ray rewrites ``127.0.0.1`` (and ``localhost``, ``::1``) given as the node address into the machine's interface
+    address, and its gRPC servers then listen on every interface. With ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (the
+    switch Ray itself uses for single-machine sessions) the address is kept, and GCS, raylet, object manager and
+    workers listen on 127.0.0.1 only. The switch also forbids other nodes joining, so it is set for local sessions
+    only, never when joining a cluster. Set ``UNIQA_RAY_LOOPBACK=0`` for Ray's default instead."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # inherited by Ray's own processes
+    import ray._private.ray_constants as ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time; set here too in case Ray was imported before
+    return "127.0.0.1"
+
+
+def local_ray_options(num_cpus: int | None = None, **options) -> dict:
+    """``ray.init`` arguments of a private local session (the run functions', the tests', the benchmarks')."""
+    env_vars = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3") if k in os.environ}
+    out = dict(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+               runtime_env={"env_vars": env_vars} if env_vars else None)
+    if loopback_enabled():
+        out["_node_ip_address"] = keep_local_ray_on_loopback()
+    out.update(options)
+    return out
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None, **options) -> None:
+    """Join the cluster at ``address`` / ``$RAY_ADDRESS``; otherwise start a local Ray sized to this machine, on
+    loopback (see :func:`keep_local_ray_on_loopback`); ``options`` go to ``ray.init``.
 
     A no-op when Ray is already initialised (tests, notebooks, ``ray job submit``)."""
     import ray
@@ -30,14 +64,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, log_to_driver=True)
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local session needs no token
-    env_vars = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3") if k in os.environ}
-    ray.init(
-        num_cpus=num_cpus,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        runtime_env={"env_vars": env_vars} if env_vars else None,
-    )
+    ray.init(**local_ray_options(num_cpus, **options))
 
 
 def quiet_ray_data(quiet: bool = False) -> None:
