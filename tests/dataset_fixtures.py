@@ -37,11 +37,12 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 KONIQ = [("100.jpg", 1.0, 0.3), ("101.jpg", 3.0, 0.5), ("102.jpg", 5.0, 0.2)]
 
 
-def make_koniq(root: Path) -> list[tuple]:
+def make_koniq(root: Path, image_dirs: tuple[str, ...] = ("1024x768",)) -> list[tuple]:
     header = ["image_name", "c1", "c2", "c3", "c4", "c5", "c_total", "MOS", "SD", "MOS_zscore"]
     write_csv(root / "koniq10k_scores_and_distributions.csv", header,
               [[n, 1, 2, 3, 4, 5, 15, m, sd, 20 * m] for n, m, sd in KONIQ])
-    write_images(root / "1024x768", [n for n, *_ in KONIQ])
+    for folder in image_dirs:
+        write_images(root / folder, [n for n, *_ in KONIQ])
     return KONIQ
 
 
@@ -104,13 +105,16 @@ def make_kadid(root: Path, rows: list[tuple] = KADID, images: bool = True) -> li
 # MOS (0-9), name
 TID = [(9.0, "i01_01_1.bmp"), (0.0, "i01_05_3.bmp"), (4.5, "I02_02_2.BMP"), (7.2, "i02_17_5.bmp"),
        (1.8, "i03_03_4.bmp")]
+# as in the published data: MOS within about 0.2-7.3 of the 0-9 scale
+TID_OBSERVED = [(7.1, "i01_01_1.bmp"), (0.3, "i01_05_3.bmp"), (3.8, "I02_02_2.BMP"), (5.9, "i02_17_5.bmp"),
+                (1.7, "i03_03_4.bmp")]
 
 
-def make_tid(root: Path) -> list[tuple]:
+def make_tid(root: Path, rows: list[tuple] = TID) -> list[tuple]:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "mos_with_names.txt").write_text("".join(f"{m} {n}\n" for m, n in TID) + "\n")
-    write_images(root / "distorted_images", [n for _, n in TID])
-    return TID
+    (root / "mos_with_names.txt").write_text("".join(f"{m} {n}\n" for m, n in rows) + "\n")
+    write_images(root / "distorted_images", [n for _, n in rows])
+    return rows
 
 
 # image id, votes for 1..10, tag1, tag2, challenge
@@ -143,13 +147,83 @@ AADB = {"Train": [("farm1_1.jpg", 0.0), ("farm1_2.jpg", 0.6)], "Validation": [("
         "Test": [("farm1_4.jpg", 1.0), ("farm1_5.jpg", 0.55)]}
 
 
-def make_aadb(root: Path) -> dict:
+def make_aadb(root: Path, image_dirs: tuple[str, ...] = ("datasetImages_warp256",)) -> dict:
     labels = root / "imgListFiles_label"
     labels.mkdir(parents=True, exist_ok=True)
     for split, rows in AADB.items():
         (labels / f"imgList{split}Regression_score.txt").write_text("".join(f"{n} {s}\n" for n, s in rows))
-    write_images(root / "datasetImages_warp256", [n for rows in AADB.values() for n, _ in rows])
+    for folder in image_dirs:
+        write_images(root / folder, [n for rows in AADB.values() for n, _ in rows])
     return AADB
+
+
+def make_ava_test_list(root: Path, ids: list[str], name: str = "test_ids.txt", column: str = "") -> Path:
+    """The standard AVA test list: ids one a line (``.txt``), or a CSV with ``column`` and a second column."""
+    path = root / name
+    if column:
+        write_csv(path, [column, "other"], [[i, 0] for i in ids])
+    else:
+        path.write_text("".join(f"{i}\n" for i in ids))
+    return path
+
+
+# image, dst_idx, dst_type, dst_lev, dmos_std, dmos (0-1, lower is better); a numeric name as in the sheet
+CSIQ = [(1600, 1, "noise", 1, 0.061, 0.062), (1600, 5, "blur", 3, 0.1, 0.5),
+        ("aerial_city", 3, "jpeg 2000", 2, 0.05, 1.0), ("aerial_city", 6, "contrast", 4, 0.09, 0.0),
+        ("boston", 2, "jpeg", 5, 0.1, 0.3),
+        ("boston", 4, "fnoise", 2, 0.08, 0.2)]
+CSIQ_FILES = ["awgn/1600.AWGN.1.png", "blur/1600.BLUR.3.png", "jpeg2000/aerial_city.jpeg2000.2.png",
+              "contrast/aerial_city.contrast.4.png", "jpeg/boston.JPEG.5.png", "fnoise/boston.fnoise.2.png"]
+CSIQ_HEADER = ["image", "dst_idx", "dst_type", "dst_lev", "dmos_std", "dmos"]
+
+
+def make_csiq(root: Path, rows: list[tuple] = CSIQ, header: list[str] = CSIQ_HEADER) -> list[tuple]:
+    """``csiq.DMOS.xlsx`` with a notes sheet first and title rows above the header (as the published one),
+    and the distorted images under ``dst_imgs/<type>/``."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "notes"
+    wb.active.append(["CSIQ image quality database"])
+    ws = wb.create_sheet("all_by_image")
+    ws.append(["DMOS of all distorted images"])
+    ws.append([])
+    ws.append(header)
+    for row in rows:
+        ws.append(list(row))
+    root.mkdir(parents=True, exist_ok=True)
+    wb.save(root / "csiq.DMOS.xlsx")
+    write_images(root / "dst_imgs", CSIQ_FILES[: len(rows)])
+    return rows
+
+
+# LIVE release 2: folder -> [(image, reference, DMOS 0-100 lower is better, orgs, parameter)], in dmos.mat order
+LIVE = {"jp2k": [("img1.bmp", "bikes.bmp", 30.0, 0, 0.4), ("img2.bmp", "bikes.bmp", 0.0, 1, 0.0),
+                 ("img3.bmp", "house.bmp", 80.0, 0, 2.0)],
+        "jpeg": [("img1.bmp", "house.bmp", 10.0, 0, 15.0), ("img2.bmp", "parrots.bmp", 100.0, 0, 5.0)],
+        "wn": [("img1.bmp", "parrots.bmp", 50.0, 0, 0.1)],
+        "gblur": [("img1.bmp", "bikes.bmp", 20.5, 0, 1.2)],
+        "fastfading": [("img1.bmp", "house.bmp", 0.0, 1, 0.0)]}
+
+
+def make_live(root: Path, folders: dict = LIVE) -> dict:
+    """``dmos.mat`` (dmos, orgs), ``refnames_all.mat`` (a cell array), the folders with ``info.txt`` (written in
+    reverse order: entries follow the image number, not the line order) and the images."""
+    from scipy.io import savemat
+
+    entries = [e for rows in folders.values() for e in rows]
+    root.mkdir(parents=True, exist_ok=True)
+    savemat(root / "dmos.mat", {"dmos": np.array([[e[2] for e in entries]]),
+                                "orgs": np.array([[e[3] for e in entries]], dtype=float)})
+    refs = np.empty((1, len(entries)), dtype=object)
+    for i, e in enumerate(entries):
+        refs[0, i] = e[1]
+    savemat(root / "refnames_all.mat", {"refnames_all": refs})
+    for folder, rows in folders.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / "info.txt").write_text("".join(f"{r[1]} {r[0]} {r[4]}\n" for r in reversed(rows)))
+        write_images(root / folder, [r[0] for r in rows])
+    return folders
 
 
 # name (with sub-folders, as in FLIVE), mos (0-100)

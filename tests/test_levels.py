@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from uniqa.data.levels import level_edges, level_index, levels, normalise, official_splits, seeded_splits
+from uniqa.data.levels import (
+    level_edges,
+    level_index,
+    levels,
+    normalise,
+    observed_span,
+    official_splits,
+    seeded_splits,
+)
 from uniqa.errors import UniqaError
 from uniqa.schema import LEVELS, SPLIT_COLUMNS
 
@@ -33,6 +41,20 @@ def test_levels_at_bin_edges():
     # edges reached through float arithmetic land where the decimal value says: (1.8 - 1) / 4 == 0.19999...
     assert levels(normalise([1.8, 4.2, 3.4, 2.6], 1, 5)) == ["poor", "perfect", "good", "fair"]
     assert levels([np.nan, 0.5]) == [None, "fair"]
+
+
+def test_levels_over_a_span():
+    values = [0.0, 0.05, 0.3, 0.45, 0.6, 0.7, np.nan]  # labelled values fill 0 .. 0.7 of [0, 1]
+    assert observed_span(values) == (0.0, 0.7)
+    assert levels(values) == ["bad", "bad", "poor", "fair", "good", "good", None]  # no "perfect"
+    # over the observed 0 .. 0.7: 0.3 -> 0.43 fair, 0.45 -> 0.64 good, 0.6 -> 0.86 perfect, 0.7 -> 1 perfect
+    assert levels(values, span=observed_span(values)) == ["bad", "bad", "fair", "good", "perfect", "perfect", None]
+    assert levels([0.1, 0.2, 0.3], span=(0.1, 0.3)) == ["bad", "fair", "perfect"]
+    assert levels([0.1, 0.2, 0.3], span=(0.1, 0.3)) != levels([0.1, 0.2, 0.3])
+    assert levels([0.1, 0.2, 0.3], "quantile", span=(0.1, 0.3)) == levels([0.1, 0.2, 0.3], "quantile")
+    assert observed_span([0.5, 0.5]) is None and observed_span([np.nan]) is None
+    with pytest.raises(UniqaError, match=r"level span must have hi > lo"):
+        levels([0.5], span=(0.5, 0.5))
 
 
 def test_quantile_levels_give_equal_bins():

@@ -8,19 +8,21 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dataset_fixtures import KADID, make_ava, make_folder, make_kadid, make_spaq, upload_tree
+from dataset_fixtures import KADID, make_ava, make_folder, make_kadid, make_koniq, make_spaq, upload_tree
 
 from uniqa import storage
 from uniqa.cli import main
-from uniqa.data.prepare import PrepareConfig, missing_files, prepare, read_source
+from uniqa.data.prepare import PrepareConfig, missing_files, prepare, read_dataset, run_prepare
 from uniqa.errors import UniqaError
 from uniqa.schema import MANIFEST, SPLIT_COLUMNS, validate_manifest
+from uniqa.stage import StageSummary, config_fingerprint, read_summary
+from uniqa.stagecli import COMMON_FLAGS
 from uniqa.tables import parquet_files, read_table, write_table
 
 
 def kadid_table(root) -> pa.Table:
     make_kadid(root)
-    return read_source("kadid10k", str(root), PrepareConfig())[0]
+    return read_dataset("kadid10k", str(root), PrepareConfig())[0]
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
@@ -124,11 +126,11 @@ def test_prepare_with_root_and_out_on_s3(tmp_path, s3_bucket, capsys):
     out = f"{s3_bucket}/manifests/kadid"
     code, stdout, _ = run_cli(capsys, "data", "prepare", "kadid10k", "--root", f"{s3_bucket}/datasets/kadid",
                               "--out", out)
-    assert code == 0 and "10 rows" in stdout
+    assert code == 0 and "10 rows" in stdout and "prepare: 10 images written" in stdout
     m = read_table(out, MANIFEST).to_pydict()
     assert m["image_uri"] == [f"{s3_bucket}/datasets/kadid/images/{r[0]}" for r in KADID]
     assert m["mos_norm"][0] == 1.0 and m["level"][0] == "perfect"
-    assert json.loads(storage.read_bytes(f"{out}/_summary.json"))["rows"] == 10
+    assert json.loads(storage.read_bytes(f"{out}/_summary.json"))["rows_out"] == 10
     # a missing S3 object is found by the listing check
     assert missing_files([m["image_uri"][0], f"{s3_bucket}/datasets/kadid/images/nope.png"]) == [
         f"{s3_bucket}/datasets/kadid/images/nope.png"]
@@ -139,7 +141,66 @@ def test_manifest_source_revalidates_and_rewrites(tmp_path, s3_bucket):
     prepare("kadid10k", str(tmp_path / "kadid"), f"{s3_bucket}/first")
     summary = prepare("manifest", f"{s3_bucket}/first", str(tmp_path / "second"))
     assert summary["rows"] == 10 and summary["datasets"] == ["kadid10k"]
+    assert summary["split_source"] == "the input manifest's split columns" and summary["image_dir"] is None
     assert read_table(str(tmp_path / "second"), MANIFEST).equals(read_table(f"{s3_bucket}/first", MANIFEST))
+
+
+# ---------------------------------------------------------------------------------------- the stage contract
+
+
+def test_run_prepare_returns_and_writes_the_stage_summary(tmp_path):
+    make_koniq(tmp_path / "koniq", image_dirs=("1024x768", "512x384"))
+    cfg = PrepareConfig(rows_per_shard=2)
+    summary = run_prepare("koniq10k", str(tmp_path / "koniq"), str(tmp_path / "m"), cfg)
+    assert isinstance(summary, StageSummary) and summary.exit_code == 0
+    assert (summary.stage, summary.unit, summary.rows_in, summary.rows_out, summary.rows_written,
+            summary.rows_dropped) == ("prepare", "images", 3, 3, 3, 0)
+    assert summary.inputs == {"name": "koniq10k", "root": str(tmp_path / "koniq"), "options": {}}
+    assert summary.config_fingerprint == config_fingerprint(cfg) and summary.output == str(tmp_path / "m")
+    d = summary.details
+    assert (d["dataset"], d["image_dir"], d["rows"], d["levels"]["perfect"]) == ("koniq10k", "512x384", 3, 1)
+    assert d["split_source"] == "seeded (split_i: seed 0 + i, 0.8 of the images in train)"
+    written = read_summary(str(tmp_path / "m"))
+    assert written == json.loads(json.dumps(summary.to_dict()))
+    assert len(parquet_files(str(tmp_path / "m"))) == 2
+    # prepare(): the same run, returning the details (kept for its callers)
+    details = prepare("koniq10k", str(tmp_path / "koniq"), str(tmp_path / "m2"), cfg, image_dir="1024x768")
+    assert details["image_dir"] == "1024x768" and details["rows"] == 3
+    assert read_summary(str(tmp_path / "m2"))["inputs"]["options"] == {"image_dir": "1024x768"}
+
+
+def test_prepare_help_lists_the_common_flags(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["data", "prepare", "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    for flag in (*COMMON_FLAGS, "--root", "--option", "--allow-missing", "NAME"):
+        assert flag in out, flag
+    assert "needs no Ray; --ray-address is accepted for uniformity" in out
+
+
+def test_prepare_from_a_config_file_quiet_with_ray_address(tmp_path, capsys):
+    make_kadid(tmp_path / "kadid")
+    config = tmp_path / "prepare.yaml"
+    config.write_text(f"name: kadid10k\nroot: {tmp_path / 'kadid'}\nout: {tmp_path / 'm'}\nseed: 3\n"
+                      "binning: quantile\n")
+    code, out, err = run_cli(capsys, "data", "prepare", "--config", str(config), "--set", "train_fraction=0.6",
+                             "--quiet", "--ray-address", "ray://nowhere:10001")
+    assert code == 0, err
+    assert len(out.splitlines()) == 1 and out.startswith("prepare: 10 images written")  # --quiet: the line only
+    summary = read_summary(str(tmp_path / "m"))
+    assert summary["details"]["split_source"] == "seeded (split_i: seed 3 + i, 0.6 of the reference groups in train)"
+    assert summary["config_fingerprint"] == config_fingerprint(
+        PrepareConfig(seed=3, binning="quantile", train_fraction=0.6))
+    levels = summary["details"]["levels"]
+    assert levels == {"bad": 2, "poor": 2, "fair": 2, "good": 2, "perfect": 2}  # quantile bins from the file
+    config.write_text(f"root: {tmp_path / 'kadid'}\nout: {tmp_path / 'm'}\n")
+    assert_one_line_error(*run_cli(capsys, "data", "prepare", "--config", str(config))[::2], "no dataset name",
+                          "NAME")
+    assert_one_line_error(*run_cli(capsys, "data", "prepare", "kadid10k", "--out", str(tmp_path / "m"))[::2],
+                          "no root: pass --root")
+    assert_one_line_error(*run_cli(capsys, "data", "prepare", "kadid10k", "--root", str(tmp_path / "kadid"))[::2],
+                          "no out: pass --out")
 
 
 # ---------------------------------------------------------------------------------------- the CLI
@@ -149,9 +210,9 @@ def test_data_list_shows_every_source(capsys):
     code, out, _ = run_cli(capsys, "data", "list")
     assert code == 0
     names = [line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")]
-    assert names == ["aadb", "ava", "flive", "folder", "kadid10k", "koniq10k", "livec", "manifest", "spaq",
-                     "table", "tid2013"]
-    assert "-o comments_file=..." in out
+    assert names == ["aadb", "ava", "csiq", "flive", "folder", "kadid10k", "koniq10k", "live", "livec", "manifest",
+                     "spaq", "table", "tid2013"]
+    assert "-o comments_file=..." in out and "-o test_list=..." in out
 
 
 def test_prepare_prints_summary_and_writes_shards(tmp_path, capsys):
@@ -159,13 +220,18 @@ def test_prepare_prints_summary_and_writes_shards(tmp_path, capsys):
     code, out, err = run_cli(capsys, "data", "prepare", "kadid10k", "--root", str(tmp_path / "kadid"),
                              "--out", str(tmp_path / "m"), "--set", "rows_per_shard=5")
     assert code == 0, err
-    assert out.splitlines() == [
+    lines = out.splitlines()
+    assert lines[:-1] == [
         f"kadid10k (quality): 10 rows, 10 labelled -> {tmp_path / 'm'}",
         "MOS range: 1 .. 5",
         "levels: bad 2, poor 2, fair 2, good 1, perfect 3",
         "split_0: test 2, train 8",
+        "splits: seeded (split_i: seed 0 + i, 0.8 of the reference groups in train)",
+        "image folder: images",
         "missing files: 0",
     ]
+    assert lines[-1].startswith("prepare: 10 images written (0 with errors) in ")
+    assert lines[-1].endswith(f"rows out 10 / rows in 10 (complete) -> {tmp_path / 'm'}")
     assert len(parquet_files(str(tmp_path / "m"))) == 2
     assert len(read_table(str(tmp_path / "m"), MANIFEST)) == 10
 
@@ -197,7 +263,9 @@ def test_allow_missing_drops_and_lists(tmp_path, capsys):
     ids = read_table(str(tmp_path / "m"), MANIFEST)["image_id"].to_pylist()
     assert len(ids) == 9 and f"kadid10k/{KADID[3][0]}" not in ids
     summary = json.loads((tmp_path / "m" / "_summary.json").read_text())
-    assert summary["missing_files"] == 1 and summary["missing_examples"] == [str(tmp_path / "images" / KADID[3][0])]
+    assert (summary["rows_in"], summary["rows_out"], summary["rows_dropped"], summary["complete"]) == (10, 9, 1, True)
+    details = summary["details"]
+    assert details["missing_files"] == 1 and details["missing_examples"] == [str(tmp_path / "images" / KADID[3][0])]
 
 
 def test_bad_input_cases_are_one_line_errors(tmp_path, capsys):

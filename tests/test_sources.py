@@ -12,6 +12,8 @@ from dataset_fixtures import (
     AADB,
     AVA,
     AVA_CAPTIONS,
+    CSIQ,
+    CSIQ_FILES,
     FLIVE,
     KADID,
     KONIQ,
@@ -19,12 +21,16 @@ from dataset_fixtures import (
     SPAQ,
     SPAQ_HEADER,
     TID,
+    TID_OBSERVED,
     make_aadb,
     make_ava,
+    make_ava_test_list,
+    make_csiq,
     make_flive,
     make_folder,
     make_kadid,
     make_koniq,
+    make_live,
     make_livec,
     make_spaq,
     make_tid,
@@ -33,18 +39,18 @@ from dataset_fixtures import (
     write_images,
 )
 
-from uniqa.data.prepare import PrepareConfig, read_source
+from uniqa.data.prepare import PrepareConfig, read_dataset
 from uniqa.data.sources import SOURCES, get_source
 from uniqa.errors import UniqaError
 from uniqa.schema import SPLIT_COLUMNS
 
-OFFICIAL = {"koniq10k", "spaq", "livec", "kadid10k", "tid2013", "ava", "aadb", "flive"}
+OFFICIAL = {"koniq10k", "spaq", "livec", "kadid10k", "tid2013", "ava", "aadb", "flive", "csiq", "live"}
 GENERIC = {"folder", "table", "manifest"}
 
 
 def manifest(name: str, root, **options) -> dict[str, list]:
     """The validated manifest of ``name`` at ``root`` as {column: values}."""
-    table, _ = read_source(name, str(root), PrepareConfig(), **options)
+    table, _ = read_dataset(name, str(root), PrepareConfig(), **options)
     return table.to_pydict()
 
 
@@ -76,6 +82,32 @@ def test_koniq(tmp_path):
     assert m["mos_norm"] == [0.0, 0.5, 1.0]
     assert m["level"] == ["bad", "fair", "perfect"]
     assert attrs(m["attrs"][1])["SD"] == 0.5 and attrs(m["attrs"][1])["MOS_zscore"] == 60.0
+
+
+@pytest.mark.parametrize("present, option, used", [
+    (("1024x768",), {}, "1024x768"),  # only the large copy: found
+    (("1024x768", "512x384"), {}, "512x384"),  # both: the reference's 512x384 first
+    (("512x384",), {"image_dir": "1024x768"}, "1024x768"),  # an explicit option wins (files then missing)
+])
+def test_koniq_finds_its_image_folder(tmp_path, present, option, used):
+    make_koniq(tmp_path, image_dirs=present)
+    table, records = read_dataset("koniq10k", str(tmp_path), PrepareConfig(), **option)
+    assert records.image_dir == used
+    assert table["image_uri"].to_pylist() == [str(tmp_path / used / n) for n, *_ in KONIQ]
+
+
+@pytest.mark.parametrize("present, used", [
+    (("datasetImages_warp256",), "datasetImages_warp256"),
+    (("datasetImages_warp256", "datasetImages_originalSize"), "datasetImages_originalSize"),  # full size first
+    ((), "datasetImages_originalSize"),  # neither: the first, so the missing-file check names those paths
+])
+def test_aadb_finds_its_image_folder(tmp_path, present, used):
+    make_aadb(tmp_path, image_dirs=present)
+    table, records = read_dataset("aadb", str(tmp_path), PrepareConfig())
+    assert records.image_dir == used and records.split_source == "official (AADB imgListFiles_label/ lists)"
+    assert table["image_uri"].to_pylist()[0] == str(tmp_path / used / "farm1_1.jpg")
+    table, records = read_dataset("aadb", str(tmp_path), PrepareConfig(), image_dir="mine")
+    assert records.image_dir == "mine" and table["image_uri"].to_pylist()[0] == str(tmp_path / "mine" / "farm1_1.jpg")
 
 
 def test_spaq_xlsx(tmp_path):
@@ -112,7 +144,7 @@ def test_spaq_errors_name_file_column_and_value(tmp_path):
 
 def test_livec_mat_drops_training_examples(tmp_path):
     make_livec(tmp_path)
-    table, records = read_source("livec", str(tmp_path), PrepareConfig())
+    table, records = read_dataset("livec", str(tmp_path), PrepareConfig())
     m = table.to_pydict()
     assert len(LIVEC) == 11 and len(m["image_id"]) == 4
     assert m["image_id"] == ["livec/10.JPG", "livec/11.bmp", "livec/12.bmp", "livec/13.bmp"]
@@ -168,7 +200,7 @@ def test_tid2013_direction_and_case_insensitive_groups(tmp_path):
 
 def test_ava_votes_comments_and_official_split(tmp_path):
     make_ava(tmp_path)
-    table, records = read_source("ava", str(tmp_path), PrepareConfig())
+    table, records = read_dataset("ava", str(tmp_path), PrepareConfig())
     m = table.to_pydict()
     assert m["image_id"] == [f"ava/{r[0]}.jpg" for r in AVA]
     assert m["image_uri"][0] == str(tmp_path / "images" / "953619.jpg")
@@ -184,6 +216,136 @@ def test_ava_votes_comments_and_official_split(tmp_path):
     assert (a["tag_1"], a["tag_2"], a["challenge"]) == (1.0, 22.0, 1396.0)
     assert records.notes == {"without_official_split": 1}
     assert set(m["task"]) == {"aesthetics"}
+
+
+def test_ava_standard_test_list(tmp_path):
+    make_ava(tmp_path)
+    make_ava_test_list(tmp_path, ["953958", "954113.jpg", "999999"])  # one id not in AVA.txt, one with .jpg
+    table, records = read_dataset("ava", str(tmp_path), PrepareConfig(), test_list="test_ids.txt")
+    m = table.to_pydict()
+    assert m["split_0"] == ["train", "test", "train", "test"] and m["split_9"] == m["split_0"]
+    assert m["comments"][:3] == [AVA_CAPTIONS["953619"][1], ["blurry"], []]  # comments still from the JSON
+    assert records.split_source == "standard test list test_ids.txt"
+    assert records.notes == {"test_list_ids_not_in_ava": 1}
+    make_ava_test_list(tmp_path, ["954184", "953619"], name="list.csv", column="image_id")
+    table, records = read_dataset("ava", str(tmp_path), PrepareConfig(), test_list="list.csv",
+                                  test_list_column="image_id")
+    assert table["split_0"].to_pylist() == ["test", "train", "test", "train"] and records.notes == {}
+    table, _ = read_dataset("ava", str(tmp_path), PrepareConfig(), test_list="list.csv")  # default: first column
+    assert table["split_0"].to_pylist() == ["test", "train", "test", "train"]
+    _, records = read_dataset("ava", str(tmp_path), PrepareConfig())
+    assert records.split_source == "AVA-Captions JSON CLEAN_AVA_FULL_AFTER_SUBJECTIVE_CLEANING.json"
+
+
+def test_ava_test_list_errors(tmp_path):
+    make_ava(tmp_path)
+    with pytest.raises(UniqaError, match=r"expected dataset file not found: .*nope.txt"):
+        manifest("ava", tmp_path, test_list="nope.txt")
+    make_ava_test_list(tmp_path, ["1", "2"])
+    with pytest.raises(UniqaError, match=r"test_ids.txt: none of its 2 ids \(e.g. '1'\) is an image of AVA.txt"):
+        manifest("ava", tmp_path, test_list="test_ids.txt")
+    make_ava_test_list(tmp_path, ["953619"], name="l.csv", column="id")
+    with pytest.raises(UniqaError, match=r"l.csv: expected column 'image_id', found columns \['id', 'other'\]"):
+        manifest("ava", tmp_path, test_list="l.csv", test_list_column="image_id")
+    with pytest.raises(UniqaError, match=r"option test_list_column needs test_list"):
+        manifest("ava", tmp_path, test_list_column="id")
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(UniqaError, match=r"empty.txt: the test list holds no image ids"):
+        manifest("ava", tmp_path, test_list="empty.txt")
+
+
+def test_csiq_xlsx_flipped_and_grouped(tmp_path):
+    make_csiq(tmp_path)
+    table, records = read_dataset("csiq", str(tmp_path), PrepareConfig())
+    m = table.to_pydict()
+    assert m["image_id"] == [f"csiq/{f}" for f in CSIQ_FILES]
+    assert m["image_uri"] == [str(tmp_path / "dst_imgs" / f) for f in CSIQ_FILES]
+    assert m["mos"] == [r[5] for r in CSIQ]
+    np.testing.assert_allclose(m["mos_norm"], [0.938, 0.5, 0.0, 1.0, 0.7, 0.8])  # DMOS 0-1 flipped
+    assert m["level"] == ["perfect", "fair", "bad", "perfect", "good", "perfect"]
+    assert m["group"] == ["1600", "1600", "aerial_city", "aerial_city", "boston", "boston"]
+    assert attrs(m["attrs"][1]) == {"dist_type": 5.0, "dist_level": 3.0, "dmos_std": 0.1}
+    assert records.image_dir == "dst_imgs" and set(m["task"]) == {"quality"}
+    for col in SPLIT_COLUMNS:  # a reference never on both sides
+        assert len({(g, s) for g, s in zip(m["group"], m[col])}) == len(set(m["group"]))
+
+
+def test_csiq_errors(tmp_path):
+    make_csiq(tmp_path, rows=[(1600, 1, "ripples", 1, 0.1, 0.2)])
+    with pytest.raises(UniqaError, match=r"csiq.DMOS.xlsx: row 4 column 'dst_type' has unknown distortion 'ripples'"):
+        manifest("csiq", tmp_path)
+    make_csiq(tmp_path, rows=[(1600, 1, "noise", 1, 0.1, 1.2)])
+    with pytest.raises(UniqaError, match=r"MOS 1.2 of image 'csiq/awgn/1600.AWGN.1.png' is outside .*\[0, 1\]; "
+                                         r"give the range with -o mos_min=... -o mos_max=..."):
+        manifest("csiq", tmp_path)
+    assert manifest("csiq", tmp_path, mos_min="0", mos_max="1.5")["mos_norm"] == [pytest.approx(0.2)]
+    make_csiq(tmp_path, header=["image", "dst_idx", "type", "dst_lev", "dmos_std", "dmos"])
+    with pytest.raises(UniqaError, match=r"csiq.DMOS.xlsx: expected column 'dst_type', found columns \['image', "
+                                         r"'dst_idx', 'type', 'dst_lev', 'dmos_std', 'dmos'\] \(sheet 'all_by_image', "
+                                         r"row 3\)"):
+        manifest("csiq", tmp_path)
+    make_csiq(tmp_path)
+    with pytest.raises(UniqaError, match=r"no sheet 'Sheet9'; sheets: \['notes', 'all_by_image'\]"):
+        manifest("csiq", tmp_path, sheet="Sheet9")
+    assert len(manifest("csiq", tmp_path, sheet="all_by_image")["image_id"]) == len(CSIQ)
+
+
+def test_live_release2_drops_reference_copies(tmp_path):
+    make_live(tmp_path)
+    table, records = read_dataset("live", str(tmp_path), PrepareConfig())
+    m = table.to_pydict()
+    names = ["jp2k/img1.bmp", "jp2k/img3.bmp", "jpeg/img1.bmp", "jpeg/img2.bmp", "wn/img1.bmp", "gblur/img1.bmp"]
+    assert m["image_id"] == [f"live/{n}" for n in names]
+    assert m["image_uri"] == [str(tmp_path / n) for n in names]
+    assert m["mos"] == [30.0, 80.0, 10.0, 100.0, 50.0, 20.5]
+    np.testing.assert_allclose(m["mos_norm"], [0.7, 0.2, 0.9, 0.0, 0.5, 0.795])  # DMOS 0-100 flipped
+    assert m["level"] == ["good", "poor", "perfect", "bad", "fair", "good"]
+    assert m["group"] == ["bikes", "house", "house", "parrots", "parrots", "bikes"]
+    assert attrs(m["attrs"][1]) == {"dist_type": 1.0, "dist_param": 2.0}  # from info.txt, by image name
+    assert attrs(m["attrs"][4]) == {"dist_type": 3.0, "dist_param": 0.1}
+    assert records.notes == {"dropped_reference_copies": 2}
+    assert records.image_dir == "jp2k,jpeg,wn,gblur,fastfading"
+    kept = read_dataset("live", str(tmp_path), PrepareConfig(), keep_references="true")[0].to_pydict()
+    assert len(kept["image_id"]) == 8 and kept["mos_norm"][1] == 1.0
+    assert attrs(kept["attrs"][1])["reference_copy"] == 1.0
+
+
+def test_live_errors(tmp_path):
+    from scipy.io import savemat
+
+    make_live(tmp_path)
+    (tmp_path / "wn" / "info.txt").write_text("parrots.bmp img1.bmp 0.1\nparrots.bmp img2.bmp 0.2\n")
+    with pytest.raises(UniqaError, match=r"the info files list 9 images \(jp2k 3, jpeg 2, wn 2, gblur 1, "
+                                         r"fastfading 1\) but .*dmos.mat has 8 entries"):
+        manifest("live", tmp_path)
+    (tmp_path / "wn" / "info.txt").write_text("parrots.bmp img7.bmp 0.1\n")
+    with pytest.raises(UniqaError, match=r"wn/info.txt: lists 1 images but not img1.bmp"):
+        manifest("live", tmp_path)
+    savemat(tmp_path / "dmos.mat", {"dmos": np.ones((1, 8))})
+    with pytest.raises(UniqaError, match=r"dmos.mat: expected variable 'orgs', found variables \['dmos'\]"):
+        manifest("live", tmp_path)
+    savemat(tmp_path / "dmos.mat", {"dmos": np.ones((1, 7)), "orgs": np.zeros((1, 7))})
+    with pytest.raises(UniqaError, match=r"dmos.mat has 7 dmos and 7 orgs entries but .*refnames_all.mat has 8"):
+        manifest("live", tmp_path)
+    make_live(tmp_path)
+    savemat(tmp_path / "dmos.mat", {"dmos": np.full((1, 8), 120.0), "orgs": np.zeros((1, 8))})
+    with pytest.raises(UniqaError, match=r"MOS 120 of image 'live/jp2k/img1.bmp' is outside .*-o mos_max="):
+        manifest("live", tmp_path)
+    with pytest.raises(UniqaError, match=r"option keep_references='maybe' is not a boolean"):
+        manifest("live", tmp_path, keep_references="maybe")
+
+
+def test_tid2013_levels_over_the_observed_range(tmp_path):
+    make_tid(tmp_path, rows=TID_OBSERVED)  # MOS 0.3 .. 7.1 of the 0-9 scale
+    m = manifest("tid2013", tmp_path)
+    np.testing.assert_allclose(m["mos_norm"], [m / 9 for m, _ in TID_OBSERVED])  # normalised over 0-9
+    # bins over the observed 0.3 .. 7.1: 3.8 -> 0.51 fair, 5.9 -> 0.82 perfect, 1.7 -> 0.21 poor
+    assert m["level"] == ["perfect", "bad", "fair", "perfect", "poor"]
+    published = read_dataset("tid2013", str(tmp_path), PrepareConfig(level_range="published"))[0]
+    assert published["level"].to_pylist() == ["good", "bad", "fair", "good", "bad"]  # over 0-9: no "perfect"
+    assert get_source("tid2013").level_range == "observed" and get_source("kadid10k").level_range == "published"
+    with pytest.raises(UniqaError, match=r"level_range must be one of \['auto', 'published', 'observed'\]"):
+        PrepareConfig(level_range="data")
 
 
 def test_ava_without_comments_gets_seeded_splits(tmp_path):
@@ -218,7 +380,7 @@ def test_aadb_official_split(tmp_path):
 
 def test_aadb_seeded_splits_on_request(tmp_path):
     make_aadb(tmp_path)
-    table, _ = read_source("aadb", str(tmp_path), PrepareConfig(splits="seeded"))
+    table, _ = read_dataset("aadb", str(tmp_path), PrepareConfig(splits="seeded"))
     assert sorted(table["split_0"].to_pylist()) == ["test"] + ["train"] * 4
 
 
@@ -295,7 +457,8 @@ def test_missing_metadata_file_is_named(tmp_path):
     for name, expected in [("koniq10k", "koniq10k_scores_and_distributions.csv"), ("kadid10k", "dmos.csv"),
                            ("tid2013", "mos_with_names.txt"), ("ava", "AVA.txt"), ("flive", "labels_image.csv"),
                            ("aadb", "imgListTrainRegression_score.txt"), ("livec", "AllImages_release.mat"),
-                           ("spaq", "MOS and Image attribute scores.xlsx")]:
+                           ("spaq", "MOS and Image attribute scores.xlsx"), ("csiq", "csiq.DMOS.xlsx"),
+                           ("live", "dmos.mat")]:
         with pytest.raises(UniqaError, match=rf"expected dataset file not found: .*{expected}"):
             manifest(name, tmp_path)
 

@@ -1,8 +1,35 @@
-"""``uniqa data list | prepare`` (and, from the sample module, ``sample``)."""
+"""``uniqa data list | prepare`` (and, from the sample module, ``sample``).
+
+``uniqa data prepare NAME --root PATH --out OUT`` is a stage on the stage contract (:data:`PREPARE`): the
+common flags ``--out --config --set --quiet --ray-address`` of :mod:`uniqa.stagecli`, the config built as
+``PrepareConfig`` defaults <- ``--config`` <- ``--set`` <- ``--allow-missing``, :func:`uniqa.data.prepare.run_prepare`
+called, its summary printed and its exit code returned. The config file may also hold ``name:``, ``root:`` and
+``out:``. Prepare runs in this process and needs no Ray: ``--ray-address`` is accepted for uniformity.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+from uniqa.stagecli import Arg, StageCommand, add_common_arguments
+
+PREPARE = StageCommand(
+    name="prepare",
+    help="read a dataset's official files and write its manifest (Parquet)",
+    config="uniqa.data.prepare:PrepareConfig",
+    run="uniqa.data.prepare:run_prepare",
+    inputs=(
+        Arg("--name", "dataset source name (see `uniqa data list`)"),  # given as the positional NAME
+        Arg("--root", "dataset root: local folder or s3://bucket/prefix (a file for `table`/`manifest`) "
+            "(default: `root:` of --config)"),
+    ),
+    options=(
+        Arg("--allow-missing", "drop rows whose image file is missing (listed in OUT/_missing.txt) instead of "
+            "failing", key="allow_missing", store_true=True),
+    ),
+    description="Read a dataset's official files and write its manifest (Parquet shards) and OUT/_summary.json.\n"
+                "Prepare runs in this process and needs no Ray; --ray-address is accepted for uniformity.",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,17 +39,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = dsub.add_parser("list", help="list the dataset sources and their options")
     ls.set_defaults(func=_list)
 
-    pr = dsub.add_parser("prepare", help="read a dataset's official files and write its manifest (Parquet)")
-    pr.add_argument("name", help="dataset source name (see `uniqa data list`)")
-    pr.add_argument("--root", required=True, help="dataset root: local folder or s3://bucket/prefix")
-    pr.add_argument("--out", required=True, help="output folder for manifest shards (local or s3://)")
+    pr = dsub.add_parser("prepare", help=PREPARE.help, description=PREPARE.description,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    name, root = PREPARE.inputs
+    pr.add_argument("name", nargs="?", metavar="NAME", help=name.help)
+    pr.add_argument(root.flag, help=root.help)
     pr.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                     help="source option, e.g. -o mos_column=MOS (see `uniqa data list`)")
-    pr.add_argument("--config", help="YAML/JSON PrepareConfig file")
-    pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="PrepareConfig override, e.g. --set binning=quantile")
-    pr.add_argument("--allow-missing", action="store_true",
-                    help="drop rows whose image file is missing (listed in OUT/_missing.txt) instead of failing")
+    for arg in PREPARE.options:
+        pr.add_argument(arg.flag, action="store_true", default=None, help=arg.help)
+    add_common_arguments(pr, "PrepareConfig")
     pr.set_defaults(func=_prepare)
 
     from uniqa.data.sample import register_sample  # stdlib-only at import: `uniqa --help` stays fast
@@ -58,19 +84,26 @@ def parse_options(items: list[str]) -> dict[str, str]:
 def _prepare(args) -> int:
     import pyarrow as pa
 
-    from uniqa.config import load_config
-    from uniqa.data.prepare import PrepareConfig, format_summary, prepare
+    from uniqa.data.prepare import format_summary, run_prepare
     from uniqa.errors import UniqaError
+    from uniqa.stagecli import resolve
 
-    overrides = list(args.set) + (["allow_missing=true"] if args.allow_missing else [])
     try:
-        cfg = load_config(PrepareConfig, args.config, overrides)
-        summary = prepare(args.name, args.root, args.out, cfg, **parse_options(args.option))
+        options = parse_options(args.option)
+        (name, root), out, cfg = resolve(PREPARE, args)
+        summary = run_prepare(name, root, out, cfg, progress=not args.quiet, address=args.ray_address,
+                              options=options)
     except UniqaError as e:
-        if "\n" in str(e):
-            raise UniqaError(" ".join(str(e).split())) from e
+        text = str(e)
+        if text.startswith("no name: pass --name"):
+            raise UniqaError("no dataset name: give NAME (see `uniqa data list`) or set `name:` in the --config "
+                             "file") from e
+        if "\n" in text:
+            raise UniqaError(" ".join(text.split())) from e
         raise
     except (OSError, pa.ArrowException) as e:  # storage failures the sources did not name themselves
         raise UniqaError(" ".join(f"{type(e).__name__}: {e}".split())) from e
-    print(format_summary(summary, args.out))
-    return 0
+    if not args.quiet:
+        print(format_summary(summary.details, out))
+    print(summary.line())
+    return summary.exit_code

@@ -45,13 +45,31 @@ def level_edges(mos_norm: np.ndarray, binning: str = "equal") -> np.ndarray:
     raise UniqaError(f"unknown level binning {binning!r}; valid: {list(BINNINGS)}")
 
 
-def levels(mos_norm: np.ndarray, binning: str = "equal") -> list[str | None]:
+def observed_span(mos_norm: np.ndarray) -> tuple[float, float] | None:
+    """(min, max) of the labelled values; ``None`` when there are none or all are equal (nothing to rescale)."""
+    values = np.asarray(mos_norm, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if values.size == 0 or values.min() == values.max():
+        return None
+    return float(values.min()), float(values.max())
+
+
+def levels(mos_norm: np.ndarray, binning: str = "equal", span: tuple[float, float] | None = None) -> list[str | None]:
     """bad [0, .2), poor [.2, .4), fair [.4, .6), good [.6, .8), perfect [.8, 1] (equal binning);
     ``None`` for unlabelled (NaN) entries. Values are rounded to 1e-9 first, so a MOS that sits on an
-    edge in decimal (KADID 1.8 -> 0.19999999999999998) lands in the upper bin as written."""
+    edge in decimal (KADID 1.8 -> 0.19999999999999998) lands in the upper bin as written.
+
+    ``span=(lo, hi)`` bins over that part of [0, 1] instead (values rescaled to ``(v - lo) / (hi - lo)``
+    first): with :func:`observed_span` the words cover the observed range (TID2013, METHOD §6). Quantile
+    bins do not change under rescaling."""
     mos_norm = np.asarray(mos_norm, dtype=np.float64)
     if np.isnan(mos_norm).all():
         return [None] * len(mos_norm)
+    if span is not None:
+        lo, hi = span
+        if not hi > lo:
+            raise UniqaError(f"level span must have hi > lo, got lo={lo}, hi={hi}")
+        mos_norm = np.clip((mos_norm - lo) / (hi - lo), 0.0, 1.0)
     edges = level_edges(mos_norm, binning)
     idx = np.searchsorted(np.round(edges, 9), np.round(mos_norm, 9), side="right")
     return [None if np.isnan(v) else LEVELS[i] for v, i in zip(mos_norm, idx)]

@@ -1,4 +1,9 @@
-"""Records from a source -> a validated, sharded manifest, plus a summary.
+"""``uniqa data prepare``: records from a source -> a validated, sharded manifest, plus a stage summary.
+
+:func:`run_prepare` is the stage function (the stage contract: ``run_prepare(name, root, out, cfg, *,
+progress=True, address=None) -> StageSummary``, written to ``OUT/_summary.json``); it runs in this process
+and needs no Ray (``address`` is accepted so every stage has one signature). :func:`prepare` is the same run
+returning the summary's ``details`` dict (rows, levels, split counts, ...), kept for its existing callers.
 
 Every image file is checked (one listing per directory, not one request per image); missing files
 fail the run with their names unless ``allow_missing`` is set, in which case they are dropped and
@@ -7,7 +12,6 @@ listed in ``{out}/_missing.txt`` and in the summary — never silently.
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 from collections import Counter
@@ -21,11 +25,14 @@ import pyarrow.fs as pafs
 from uniqa import storage
 from uniqa.data import levels as L
 from uniqa.data.sources import Records, Source, get_source
+from uniqa.data.sources.base import LEVEL_RANGES
 from uniqa.errors import UniqaError
 from uniqa.schema import LEVELS, MANIFEST, TASKS, validate_manifest
+from uniqa.stage import StageSummary, Timer, config_fingerprint
 from uniqa.tables import write_table
 
 SPLIT_MODES = ("auto", "seeded")
+LEVEL_RANGE_MODES = ("auto", *LEVEL_RANGES)
 MISSING_SHOWN = 5  # missing files named in the error message / summary
 
 
@@ -35,6 +42,9 @@ class PrepareConfig:
     splits: str = "auto"  # auto: the dataset's official split where it has one, else seeded; seeded: always seeded
     seed: int = 0  # split i uses seed + i
     train_fraction: float = 0.8  # fraction of content groups in train
+    # range the level words are binned over: auto = the source's choice (observed for TID2013, METHOD §6;
+    # published elsewhere), published = the dataset's published score range, observed = the data's min-max
+    level_range: str = "auto"
     check_files: bool = True  # verify every image file exists
     allow_missing: bool = False  # drop missing images (listed in _missing.txt) instead of failing
     rows_per_shard: int = 100_000
@@ -44,6 +54,8 @@ class PrepareConfig:
             raise UniqaError(f"binning must be one of {list(L.BINNINGS)}, got {self.binning!r}")
         if self.splits not in SPLIT_MODES:
             raise UniqaError(f"splits must be one of {list(SPLIT_MODES)}, got {self.splits!r}")
+        if self.level_range not in LEVEL_RANGE_MODES:
+            raise UniqaError(f"level_range must be one of {list(LEVEL_RANGE_MODES)}, got {self.level_range!r}")
         if not 0 < self.train_fraction < 1:
             raise UniqaError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
         if self.rows_per_shard < 1:
@@ -77,8 +89,9 @@ def _score_spec(source: Source, records: Records) -> tuple[str, str, tuple[float
     return records.dataset or source.name, task, records.mos_range or source.mos_range, better
 
 
-def normalise_records(dataset: str, records: Records, mos_range, higher_is_better: bool) -> np.ndarray:
-    """``mos_norm`` for the records (NaN where unlabelled); no published range: the data's min-max."""
+def normalise_records(dataset: str, records: Records, mos_range, higher_is_better: bool, hint: str = "") -> np.ndarray:
+    """``mos_norm`` for the records (NaN where unlabelled); no published range: the data's min-max. ``hint``
+    is added to an out-of-range error (how to give another range)."""
     mos = np.array([np.nan if m is None else m for m in records.mos], dtype=np.float64)
     labelled = mos[~np.isnan(mos)]
     if labelled.size == 0:
@@ -90,7 +103,12 @@ def normalise_records(dataset: str, records: Records, mos_range, higher_is_bette
                 f"dataset {dataset!r}: every MOS equals {mos_range[0]:g} and no range was given; cannot normalise "
                 "(give the published range with -o mos_min=... -o mos_max=...)"
             )
-    return L.normalise(mos, *mos_range, higher_is_better, names=records.image_id)
+    try:
+        return L.normalise(mos, *mos_range, higher_is_better, names=records.image_id)
+    except UniqaError as e:
+        if not hint:
+            raise
+        raise UniqaError(f"{e}; {hint}") from e
 
 
 def build_manifest(name: str, records: Records, cfg: PrepareConfig) -> pa.Table:
@@ -100,7 +118,10 @@ def build_manifest(name: str, records: Records, cfg: PrepareConfig) -> pa.Table:
     if n == 0:
         raise UniqaError(f"dataset {name!r} produced no rows")
     dataset, task, mos_range, better = _score_spec(source, records)
-    mos_norm = normalise_records(dataset, records, mos_range, better)
+    hint = "give the range with -o mos_min=... -o mos_max=..." if "mos_max" in source.options else ""
+    mos_norm = normalise_records(dataset, records, mos_range, better, hint)
+    level_range = source.level_range if cfg.level_range == "auto" else cfg.level_range
+    span = L.observed_span(mos_norm) if level_range == "observed" else None
     groups = records.group or list(records.image_id)
     if records.split is not None and cfg.splits == "auto":
         splits = L.official_splits(records.split)
@@ -113,7 +134,7 @@ def build_manifest(name: str, records: Records, cfg: PrepareConfig) -> pa.Table:
         "task": [task] * n,
         "mos": [None if m is None else float(m) for m in records.mos],
         "mos_norm": [None if np.isnan(v) else float(v) for v in mos_norm],
-        "level": L.levels(mos_norm, cfg.binning),
+        "level": L.levels(mos_norm, cfg.binning, span),
         "group": groups,
         **splits,
         "comments": records.comments or [None] * n,
@@ -121,6 +142,16 @@ def build_manifest(name: str, records: Records, cfg: PrepareConfig) -> pa.Table:
     }
     table = pa.table({k: pa.array(v, type=MANIFEST.schema.field(k).type) for k, v in columns.items()})
     return validate_manifest(table, f"dataset {name!r}")
+
+
+def split_source(records: Records | None, cfg: PrepareConfig) -> str:
+    """Where the manifest's split columns came from, in words (the summary's ``split_source``)."""
+    if records is None:
+        return "the input manifest's split columns"
+    if records.split is not None and cfg.splits == "auto":
+        return records.split_source or "official"
+    unit = "reference groups" if records.group else "images"
+    return f"seeded (split_i: seed {cfg.seed} + i, {cfg.train_fraction:g} of the {unit} in train)"
 
 
 def summarise(table: pa.Table, missing: list[str], notes: dict[str, int] | None = None) -> dict:
@@ -142,19 +173,23 @@ def summarise(table: pa.Table, missing: list[str], notes: dict[str, int] | None 
     }
 
 
-def format_summary(summary: dict, out: str) -> str:
-    """The summary as a few human-readable lines."""
-    rng = summary["mos_range"]
+def format_summary(details: dict, out: str) -> str:
+    """A prepare summary's details as a few human-readable lines."""
+    rng = details["mos_range"]
     lines = [
-        f"{', '.join(summary['datasets'])} ({', '.join(summary['tasks'])}): {summary['rows']} rows, "
-        f"{summary['labelled']} labelled -> {out}",
+        f"{', '.join(details['datasets'])} ({', '.join(details['tasks'])}): {details['rows']} rows, "
+        f"{details['labelled']} labelled -> {out}",
         "MOS range: " + (f"{rng[0]:g} .. {rng[1]:g}" if rng else "none (unlabelled)"),
-        "levels: " + ", ".join(f"{k} {v}" for k, v in summary["levels"].items()),
-        "split_0: " + ", ".join(f"{k} {v}" for k, v in summary["split_0"].items()),
-        f"missing files: {summary['missing_files']}"
-        + (f" (dropped, listed in {storage.join(out, '_missing.txt')})" if summary["missing_files"] else ""),
+        "levels: " + ", ".join(f"{k} {v}" for k, v in details["levels"].items()),
+        "split_0: " + ", ".join(f"{k} {v}" for k, v in details["split_0"].items()),
     ]
-    lines += [f"note: {k} = {v}" for k, v in summary["notes"].items()]
+    if details.get("split_source"):
+        lines.append(f"splits: {details['split_source']}")
+    if details.get("image_dir") is not None:
+        lines.append(f"image folder: {details['image_dir'] or '(the root)'}")
+    lines.append(f"missing files: {details['missing_files']}"
+                 + (f" (dropped, listed in {storage.join(out, '_missing.txt')})" if details["missing_files"] else ""))
+    lines += [f"note: {k} = {v}" for k, v in details["notes"].items()]
     return "\n".join(lines)
 
 
@@ -170,8 +205,10 @@ def _absolute(root: str) -> str:
     return storage.resolve(root)[1]
 
 
-def read_source(name: str, root: str, cfg: PrepareConfig, **options) -> tuple[pa.Table, Records | None]:
-    """Run source ``name`` on ``root`` -> (validated manifest table, its records or None for manifests)."""
+def read_dataset(name: str, root: str, cfg: PrepareConfig, **options) -> tuple[pa.Table, Records | None]:
+    """Run source ``name`` on ``root`` -> (validated manifest table, its records or None for manifests).
+
+    (Not :func:`uniqa.data.images.read_source`, which reads one image's bytes.)"""
     source = get_source(name)
     unknown = sorted(set(options) - set(source.options))
     if unknown:
@@ -185,26 +222,54 @@ def read_source(name: str, root: str, cfg: PrepareConfig, **options) -> tuple[pa
     return build_manifest(name, records, cfg), records
 
 
+def run_prepare(
+    name: str, root: str, out: str, cfg: PrepareConfig = PrepareConfig(), *, progress: bool = True,
+    address: str | None = None, options: dict[str, str] | None = None,
+) -> StageSummary:
+    """Read dataset ``name`` at ``root`` (source ``options``: ``-o key=value``) and write its manifest shards and
+    ``_summary.json`` to ``out``.
+
+    ``rows_in`` = records the source found, ``rows_out`` = manifest rows, ``rows_dropped`` = missing images
+    dropped under ``allow_missing``; ``details`` holds the dataset, the image folder used, the split source and
+    the figures of :func:`summarise`. Runs in this process: ``address`` (a Ray cluster) and ``progress`` are
+    accepted for the uniform stage signature and not used. Bad input raises :class:`UniqaError` before anything
+    is written."""
+    del progress, address  # no Ray, no progress bar: a listing per image folder is the slowest step
+    options = dict(options or {})
+    with Timer() as timer:
+        table, records = read_dataset(name, root, cfg, **options)
+        rows_in = len(table)
+        uris = table["image_uri"].to_pylist()
+        check = cfg.check_files and not (records is not None and records.files_listed)
+        missing = missing_files(uris) if check else []
+        if missing and not cfg.allow_missing:
+            raise UniqaError(
+                f"{len(missing)} of {len(uris)} image files listed by {name!r} are missing: "
+                f"{', '.join(missing[:MISSING_SHOWN])}{' ...' if len(missing) > MISSING_SHOWN else ''}; "
+                "fix --root / -o image_dir=..., or pass --allow-missing to drop them (listed in OUT/_missing.txt)"
+            )
+        if missing:
+            if len(missing) == len(uris):
+                raise UniqaError(f"every image file listed by {name!r} is missing (e.g. {missing[0]})")
+            table = _drop_missing(table, missing, out)
+        elif storage.exists(storage.join(out, "_missing.txt")):  # a stale list from an earlier run
+            fs, path = storage.resolve(storage.join(out, "_missing.txt"))
+            fs.delete_file(path)
+        write_table(table, out, MANIFEST, cfg.rows_per_shard)
+    details = {
+        "dataset": name,
+        "image_dir": records.image_dir if records is not None else None,
+        "split_source": split_source(records, cfg),
+        **summarise(table, missing, records.notes if records is not None else None),
+    }
+    return StageSummary(
+        stage="prepare", inputs={"name": name, "root": root, "options": options}, output=out, rows_in=rows_in,
+        rows_out=len(table), rows_written=len(table), rows_dropped=len(missing), seconds=timer.seconds,
+        unit="images", config_fingerprint=config_fingerprint(cfg), details=details,
+    ).write()
+
+
 def prepare(name: str, root: str, out: str, cfg: PrepareConfig = PrepareConfig(), **options) -> dict:
-    """Read dataset ``name`` at ``root`` and write its manifest shards to ``out``; returns the summary."""
-    table, records = read_source(name, root, cfg, **options)
-    uris = table["image_uri"].to_pylist()
-    check = cfg.check_files and not (records is not None and records.files_listed)
-    missing = missing_files(uris) if check else []
-    if missing and not cfg.allow_missing:
-        raise UniqaError(
-            f"{len(missing)} of {len(uris)} image files listed by {name!r} are missing: "
-            f"{', '.join(missing[:MISSING_SHOWN])}{' ...' if len(missing) > MISSING_SHOWN else ''}; "
-            "fix --root / -o image_dir=..., or pass --allow-missing to drop them (listed in OUT/_missing.txt)"
-        )
-    if missing:
-        if len(missing) == len(uris):
-            raise UniqaError(f"every image file listed by {name!r} is missing (e.g. {missing[0]})")
-        table = _drop_missing(table, missing, out)
-    elif storage.exists(storage.join(out, "_missing.txt")):  # a stale list from an earlier run
-        fs, path = storage.resolve(storage.join(out, "_missing.txt"))
-        fs.delete_file(path)
-    write_table(table, out, MANIFEST, cfg.rows_per_shard)
-    summary = summarise(table, missing, records.notes if records is not None else None)
-    storage.write_bytes(storage.join(out, "_summary.json"), json.dumps(summary, indent=2).encode())
-    return summary
+    """:func:`run_prepare` with source options as keywords; returns the summary's ``details`` (``rows``,
+    ``levels``, ``split_0``, ``image_dir``, ``split_source``, ...)."""
+    return run_prepare(name, root, out, cfg, progress=False, options=options).details

@@ -1,7 +1,12 @@
 """AVA: ``AVA.txt`` (15 space-separated columns: index, image id, vote counts for scores 1..10, semantic
 tag 1, tag 2, challenge id); MOS = vote-weighted mean (1-10); images ``images/<id>.jpg``. Human comments
 and the official split come from an optional AVA-Captions-style JSON
-(``{"images": [{"filename": "<id>.jpg", "split": "train", "sentences": [{"raw": "..."}]}]}``)."""
+(``{"images": [{"filename": "<id>.jpg", "split": "train", "sentences": [{"raw": "..."}]}]}``).
+
+Split source: the AVA-Captions JSON's split by default; ``-o test_list=FILE`` uses instead the standard test
+list of most AVA papers (about 20k image ids): a text file of ids, one a line (the first field of each line),
+or a CSV whose ``test_list_column`` holds the ids (default: its first column). Listed images are ``test``, the
+others ``train``; comments still come from the JSON. The summary says which split source was used."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from uniqa.data.sources.base import (
     image_id,
     image_uri,
     read_columns,
+    read_csv_rows,
     read_text,
     register_source,
     split_name,
@@ -85,6 +91,9 @@ def _raws(item: dict, where: str) -> list[str]:
         "image_ext": "image file extension (default .jpg)",
         "comments_file": "AVA-Captions JSON relative to root, used when present "
                          "(default CLEAN_AVA_FULL_AFTER_SUBJECTIVE_CLEANING.json; empty: none)",
+        "test_list": "standard test list relative to root: image ids one a line, or a .csv (default: none; "
+                     "given, it replaces the JSON's split: listed ids test, the rest train)",
+        "test_list_column": "the id column when test_list is a .csv (default: its first column)",
     },
 )
 def read_ava(
@@ -93,6 +102,8 @@ def read_ava(
     image_dir: str = "images",
     image_ext: str = ".jpg",
     comments_file: str = "CLEAN_AVA_FULL_AFTER_SUBJECTIVE_CLEANING.json",
+    test_list: str = "",
+    test_list_column: str = "",
 ) -> Records:
     uri = storage.join(root, scores_file)
     names, mos, attrs = [], [], []
@@ -106,11 +117,54 @@ def read_ava(
         image_uri=[image_uri(root, image_dir, n) for n in names],
         mos=mos,
         attrs=attrs,
+        image_dir=image_dir,
     )
     comments_uri = storage.join(root, comments_file) if comments_file else ""
     if comments_uri and storage.exists(comments_uri):
         _attach_comments(records, names, read_comments(comments_uri))
+        records.split_source = f"AVA-Captions JSON {comments_file}"
+    if test_list:
+        list_uri = storage.join(root, test_list)
+        _apply_test_list(records, names, image_ext, read_test_list(list_uri, test_list_column), list_uri)
+        records.split_source = f"standard test list {test_list}"
+    elif test_list_column:
+        raise UniqaError("option test_list_column needs test_list (the file that holds the column)")
     return records
+
+
+def _id_of(text: str, image_ext: str) -> str:
+    """``"953619"``, ``"953619.jpg"`` or ``"images/953619.jpg"`` -> ``"953619"``."""
+    name = posixpath.basename(text.strip())
+    return name[: -len(image_ext)] if image_ext and name.lower().endswith(image_ext.lower()) else name
+
+
+def read_test_list(uri: str, column: str = "") -> list[str]:
+    """The ids of a test list: a .csv's ``column`` (default its first), else the first field of each line.
+    Ids are returned as written (extension and folder stripped by the caller)."""
+    if uri.lower().endswith(".csv"):
+        rows = read_csv_rows(uri, [column] if column else [])
+        if not rows:
+            raise UniqaError(f"{uri}: the test list has no rows")
+        key = column or next(iter(rows[0]))
+        return [str(row[key] or "").strip() for row in rows if str(row[key] or "").strip()]
+    if column:
+        raise UniqaError(f"option test_list_column={column!r} applies to a .csv test list, not {uri}")
+    return [fields[0] for _, fields in read_columns(uri, 1)]
+
+
+def _apply_test_list(records: Records, names: list[str], image_ext: str, ids: list[str], uri: str) -> None:
+    """Listed images -> test, the others -> train; a list that matches no AVA image is an error (wrong file)."""
+    listed = {_id_of(i, image_ext) for i in ids}
+    if not listed:
+        raise UniqaError(f"{uri}: the test list holds no image ids")
+    ours = [_id_of(n, image_ext) for n in names]
+    records.split = ["test" if i in listed else "train" for i in ours]
+    matched = len(listed & set(ours))
+    if not matched:
+        raise UniqaError(f"{uri}: none of its {len(listed)} ids (e.g. {sorted(listed)[0]!r}) is an image of AVA.txt")
+    records.notes.pop("without_official_split", None)
+    if len(listed) > matched:
+        records.notes["test_list_ids_not_in_ava"] = len(listed) - matched
 
 
 def _attach_comments(records: Records, names: list[str], by_name: dict[str, tuple[str, list[str]]]) -> None:

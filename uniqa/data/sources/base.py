@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import posixpath
 import re
@@ -20,6 +21,9 @@ from uniqa.data.images import IMAGE_SUFFIXES  # noqa: F401  (re-exported for the
 from uniqa.errors import UniqaError
 from uniqa.registry import Registry
 from uniqa.schema import SPLIT_VALUES, TASKS
+
+log = logging.getLogger("uniqa.data")
+LEVEL_RANGES = ("published", "observed")
 
 
 @dataclass
@@ -43,6 +47,8 @@ class Records:
     higher_is_better: bool | None = None
     files_listed: bool = False  # image_uri came from a storage listing: no existence check needed
     notes: dict[str, int] = field(default_factory=dict)
+    image_dir: str | None = None  # the image folder the reader used (said in the prepare summary)
+    split_source: str | None = None  # where ``split`` came from, e.g. "official (AADB label lists)"
 
     def __post_init__(self):
         n = len(self.image_id)
@@ -58,7 +64,9 @@ class Source:
 
     ``mos_range`` is the published score range used for min-max normalisation (``None``: the data's
     own min and max, for generic sources); ``higher_is_better=False`` flips DMOS-style scores.
-    ``task=None`` means the task comes from the data (the ``manifest`` source)."""
+    ``task=None`` means the task comes from the data (the ``manifest`` source). ``level_range`` says
+    which range the level words are binned over: ``published`` (``mos_range``) or ``observed`` (the
+    labelled data's own min and max, e.g. TID2013, whose MOS fills only about 0-7.3 of its 0-9 scale)."""
 
     name: str
     task: str | None  # quality | aesthetics
@@ -67,6 +75,7 @@ class Source:
     higher_is_better: bool = True
     description: str = ""
     options: dict[str, str] = field(default_factory=dict)  # option name -> help (column/path overrides)
+    level_range: str = "published"  # published | observed
 
 
 SOURCES: Registry[Source] = Registry("dataset")
@@ -188,7 +197,25 @@ def csv_records(
         mos=[to_float(r[mos_column], uri, mos_column, line) for line, r in enumerate(rows, start=2)],
         attrs=[optional_floats(r, attr_columns, uri, line) for line, r in enumerate(rows, start=2)]
         if attr_columns else None,
+        image_dir=image_dir,
     )
+
+
+def find_image_dir(dataset: str, root: str, candidates: tuple[str, ...], chosen: str = "") -> str:
+    """The image folder to read: ``chosen`` when given (``-o image_dir=...``), else the first of the dataset's
+    published ``candidates`` present under ``root``, else the first candidate (the missing-file check then
+    names the files). The choice is logged and said in the prepare summary (``Records.image_dir``)."""
+    if chosen:
+        log.info("%s: image folder %s (given)", dataset, chosen)
+        return chosen
+    for folder in candidates:
+        if storage.is_dir(storage.join(root, folder)):
+            log.info("%s: image folder %s (found under %s; looked for %s)", dataset, folder, root,
+                     ", ".join(candidates))
+            return folder
+    log.warning("%s: none of the image folders %s is under %s; expecting %s", dataset, ", ".join(candidates), root,
+                candidates[0])
+    return candidates[0]
 
 
 def parent(uri: str) -> str:

@@ -59,4 +59,5 @@ def read_kadid(
         mos=mos,
         group=refs,
         attrs=attrs,
+        image_dir=image_dir,
     )

@@ -13,8 +13,8 @@ from uniqa.data.sources.base import Records, image_id, image_uri, opt_int, read_
 from uniqa.errors import UniqaError
 
 
-def load_mat_variable(uri: str, key: str) -> np.ndarray:
-    """Variable ``key`` of a MATLAB v5 file (or its only variable when ``key`` is absent)."""
+def load_mat(uri: str) -> dict[str, np.ndarray]:
+    """The variables of a MATLAB v5 file (scipy's ``__header__``-style entries left out)."""
     from scipy.io import loadmat
 
     data = read_file(uri)
@@ -22,12 +22,21 @@ def load_mat_variable(uri: str, key: str) -> np.ndarray:
         mat = loadmat(io.BytesIO(data))
     except Exception as e:  # scipy raises ValueError/TypeError/MatReadError/NotImplementedError on bad files
         raise UniqaError(f"{uri}: not a readable MATLAB .mat file: {e}") from e
-    names = [k for k in mat if not k.startswith("__")]
+    return {k: v for k, v in mat.items() if not k.startswith("__")}
+
+
+def mat_variable(mat: dict[str, np.ndarray], uri: str, key: str, only_fallback: bool = True) -> np.ndarray:
+    """Variable ``key`` of a loaded .mat (or, with ``only_fallback``, its only variable when ``key`` is absent)."""
     if key in mat:
         return mat[key]
-    if len(names) == 1:
-        return mat[names[0]]
-    raise UniqaError(f"{uri}: expected variable {key!r}, found variables {names}")
+    if only_fallback and len(mat) == 1:
+        return next(iter(mat.values()))
+    raise UniqaError(f"{uri}: expected variable {key!r}, found variables {sorted(mat)}")
+
+
+def load_mat_variable(uri: str, key: str) -> np.ndarray:
+    """Variable ``key`` of a MATLAB v5 file (or its only variable when ``key`` is absent)."""
+    return mat_variable(load_mat(uri), uri, key)
 
 
 def mat_strings(value: np.ndarray, uri: str) -> list[str]:
@@ -98,6 +107,7 @@ def read_livec(
         image_uri=[image_uri(root, image_dir, n) for n in names],
         mos=mos.tolist(),
         attrs=attrs,
+        image_dir=image_dir,
         notes={"dropped_training_examples": dropped} if dropped else {},
     )
 

@@ -13,8 +13,11 @@ from uniqa.errors import UniqaError
 ATTR_COLUMNS = ("Brightness", "Colorfulness", "Contrast", "Noisiness", "Sharpness")
 
 
-def read_xlsx_rows(uri: str, required: list[str], sheet: str = "") -> list[tuple[int, dict]]:
-    """(spreadsheet row number, {header: value}) for every non-empty row of one sheet."""
+def read_xlsx_rows(uri: str, required: list[str], sheet: str = "", header_rows: int = 1) -> list[tuple[int, dict]]:
+    """(spreadsheet row number, {header: value}) for every non-empty row of one sheet.
+
+    The header is the first of the sheet's first ``header_rows`` rows that holds every ``required`` column
+    (title rows above it are skipped). Without ``sheet``, the first sheet that has such a header is read."""
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -26,17 +29,22 @@ def read_xlsx_rows(uri: str, required: list[str], sheet: str = "") -> list[tuple
     try:
         if sheet and sheet not in wb.sheetnames:
             raise UniqaError(f"{uri}: no sheet {sheet!r}; sheets: {wb.sheetnames}")
-        rows = wb[sheet].iter_rows(values_only=True) if sheet else wb.worksheets[0].iter_rows(values_only=True)
-        header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
-        for col in required:
-            if col not in header:
-                raise UniqaError(f"{uri}: expected column {col!r}, found columns {[h for h in header if h]}")
-        out = []
-        for number, values in enumerate(rows, start=2):
-            if values is None or all(v is None or str(v).strip() == "" for v in values):
-                continue
-            out.append((number, dict(zip(header, values))))
-        return out
+        best = (-1, [], "", 0)  # (required columns present, header, sheet, row) of the closest row
+        for ws in [wb[sheet]] if sheet else wb.worksheets:
+            rows = enumerate(ws.iter_rows(values_only=True), start=1)
+            for number, values in rows:
+                header = [str(h).strip() if h is not None else "" for h in values or ()]
+                if all(col in header for col in required):
+                    return [(n, dict(zip(header, v))) for n, v in rows
+                            if v is not None and not all(x is None or str(x).strip() == "" for x in v)]
+                present = sum(col in header for col in required)
+                best = max(best, (present, header, ws.title, number), key=lambda b: b[0])
+                if number >= header_rows:
+                    break
+        _, header, title, number = best
+        missing = next(col for col in required if col not in header)
+        where = f" (sheet {title!r}, row {number})" if len(wb.sheetnames) > 1 or number > 1 else ""
+        raise UniqaError(f"{uri}: expected column {missing!r}, found columns {[h for h in header if h]}{where}")
     finally:
         wb.close()
 
@@ -77,4 +85,5 @@ def read_spaq(
         image_uri=[image_uri(root, image_dir, n) for n in names],
         mos=mos,
         attrs=attrs,
+        image_dir=image_dir,
     )

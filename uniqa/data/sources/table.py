@@ -98,4 +98,5 @@ def read_table_source(
         task=opt_task(task),
         mos_range=opt_range(mos_min, mos_max),
         higher_is_better=opt_bool("higher_is_better", higher_is_better),
+        split_source=f"official (column {split_column})" if split_column else None,
     )
