@@ -121,6 +121,9 @@ def two_node_cluster(tmp_path_factory):
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        marker = Path("/tmp/ray/ray_current_cluster")  # `ray start --head` left it; `ray stop` would remove it
+        if marker.exists() and address in marker.read_text():
+            marker.unlink()
 
 
 DRIVER = """

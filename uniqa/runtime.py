@@ -40,7 +40,8 @@ def keep_local_ray_on_loopback() -> str:
 def local_ray_options(num_cpus: int | None = None, **options) -> dict:
     """``ray.init`` arguments of a private local session (the run functions', the tests', the benchmarks')."""
     env_vars = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3") if k in os.environ}
-    out = dict(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+    # address="local": always a new private session, never a cluster some `ray start` left on this machine.
+    out = dict(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                runtime_env={"env_vars": env_vars} if env_vars else None)
     if loopback_enabled():
         out["_node_ip_address"] = keep_local_ray_on_loopback()
