@@ -18,18 +18,13 @@ from PIL import Image
 
 from uniqa.captioning import chat
 from uniqa.captioning.attributes import caption_batch, caption_image, describe
-from uniqa.captioning.backends import (
-    CAPTIONERS,
-    VLLM_MODULES,
-    VLLMCaptioner,
-    check_vllm_installed,
-    create_captioner,
-    vllm_preprocess,
-)
-from uniqa.captioning.config import CaptionConfig
+from uniqa.captioning.backends import CAPTIONERS, LLMStep, MapStep, create_captioner
+from uniqa.captioning.backends.vllm import VLLM_MODULES, VLLMCaptioner, check_vllm_installed, vllm_preprocess
+from uniqa.captioning.caption_stage import processor_config
+from uniqa.captioning.config import AttributesConfig, CaptionConfig
 from uniqa.captioning.http_session import SessionFactory
+from uniqa.captioning.instructions import get_prompt, load_prompts, task_prompts
 from uniqa.captioning.measures import measure
-from uniqa.captioning.prompts import get_prompt, load_prompts
 from uniqa.config import load_config
 from uniqa.data.images import load_image
 from uniqa.errors import UniqaError
@@ -72,11 +67,15 @@ def test_custom_prompt_file_is_validated(tmp_path):
                     "lead_unlabelled: Q}\n")
     with pytest.raises(UniqaError, match="version 'v2' has no 'aesthetics' prompt"):
         load_prompts(str(path))
+    with pytest.raises(UniqaError, match="prompt file not found: /nonexistent/p.yaml"):
+        task_prompts("v1", TASKS, "/nonexistent/p.yaml")
+    assert {t: p.version for t, p in task_prompts("v1", ("aesthetics",)).items()} == {"aesthetics": "v1"}
 
 
 # ------------------------------------------------------------------------------------ measures
 
 
+@pytest.mark.slow
 def test_measures_move_monotonically_with_each_distortion(sample_corpus):
     """More severe -> strictly lower sharpness (Gaussian blur), higher noise, blockiness (JPEG), lower/higher
     brightness (under/over-exposure), lower contrast, lower colourfulness, higher pixelation; motion blur:
@@ -140,6 +139,10 @@ def test_caption_batch_rows_and_errors(tmp_path):
     assert t[2]["caption"].startswith("This image, with ")  # unlabelled aesthetics row
     assert {r["backend"] for r in t} == {"attributes"} and {r["prompt_version"] for r in t} == {"v1"}
     assert set(dict(t[0]["measures"])) >= {"sharpness", "noise", "blockiness", "colourfulness", "harmony"}
+    only_quality = caption_batch(batch, task_prompts("v1", ("quality",))).to_pylist()  # no prompt for aesthetics
+    assert only_quality[0]["caption"] == t[0]["caption"]
+    assert only_quality[2]["caption"] is None
+    assert only_quality[2]["error"] == "task 'aesthetics' is not one of ['quality']"
 
 
 # ------------------------------------------------------------------------------------- configs
@@ -147,9 +150,11 @@ def test_caption_batch_rows_and_errors(tmp_path):
 
 def test_configs_fail_early_with_one_line():
     with pytest.raises(UniqaError, match="unknown captioner 'llava'; known: \\['attributes', 'openai', 'vllm'\\]"):
-        load_config(CaptionConfig, None, ["backend=llava"])
-    with pytest.raises(UniqaError, match="needs openai.model"):
-        load_config(CaptionConfig, None, ["backend=openai"])
+        create_captioner(load_config(CaptionConfig, None, ["backend=llava"]))
+    with pytest.raises(UniqaError, match="^backend 'openai' needs openai.model"):
+        create_captioner(load_config(CaptionConfig, None, ["backend=openai"])).check()
+    with pytest.raises(UniqaError, match="prompt_version must be a non-empty string, got ''"):
+        CaptionConfig(prompt_version="")
     with pytest.raises(UniqaError, match="openai.url must be an http"):
         load_config(CaptionConfig, None, ["openai.url=ftp://x"])
     with pytest.raises(UniqaError, match="tasks has \\['colour'\\]"):
@@ -159,7 +164,47 @@ def test_configs_fail_early_with_one_line():
     with pytest.raises(UniqaError, match="unknown config key 'vllm.max_len'"):
         load_config(CaptionConfig, None, ["vllm.max_len=4"])
     assert CAPTIONERS.names() == ["attributes", "openai", "vllm"]
-    assert create_captioner("attributes").model == "attributes-v2"
+    # __post_init__ reads no prompt file: an unknown version or a missing file fails in the run's pre-flight
+    assert CaptionConfig(prompt_version="v9", prompts_file="/nonexistent/p.yaml").prompt_version == "v9"
+
+
+def test_each_backend_owns_its_model_name_and_steps():
+    """The model recorded on rows comes from the backend; steps are data that caption_stage applies."""
+    from uniqa.captioning import chat
+    from uniqa.captioning.attributes import caption_batch
+
+    prompts = task_prompts()
+    attributes = create_captioner(CaptionConfig(attributes=AttributesConfig(num_cpus=0.5)))
+    assert (attributes.name, attributes.model) == ("attributes", "attributes-v2")
+    [step] = attributes.steps(prompts)
+    assert step.fn is caption_batch and step.num_cpus == 0.5 and step.kwargs["prompts"] == prompts
+    openai = create_captioner(load_config(CaptionConfig, None, ["backend=openai", "openai.model=qwen-vl",
+                                                                "openai.batch_size=4", "openai.qps=5"]))
+    vllm = create_captioner(load_config(CaptionConfig, None, ["backend=vllm", "vllm.model_source=/w/qwen"]))
+    assert (openai.model, vllm.model) == ("qwen-vl", "/w/qwen") and not hasattr(CaptionConfig, "model")
+    encode, llm, finish = openai.steps(prompts)
+    assert isinstance(encode, MapStep) and encode.fn is chat.encode_batch and encode.batch_size == 4
+    assert isinstance(llm, LLMStep) and llm.config == "HttpRequestProcessorConfig"
+    assert finish.fn is chat.caption_table and finish.kwargs == {"backend": "openai", "model": "qwen-vl",
+                                                                 "version": "v1"}
+    http = processor_config(llm)  # the real ray.data.llm config
+    assert http.batch_size == 4 and http.qps == 5 and http.max_retries == 0
+    assert http.session_factory.timeout_s == 120.0
+    row = {"image_id": "x", "task": "quality", "level": "poor", "image_url": "data:,", "error": None}
+    payload = llm.preprocess(row)
+    assert payload["payload"]["model"] == "qwen-vl" and "rated poor" in str(payload["payload"]["messages"])
+    assert [type(s).__name__ for s in vllm.steps(prompts)] == ["MapStep", "LLMStep", "MapStep"]
+
+
+def test_config_module_imports_no_backend():
+    """No import circle: the backends import the config, never the other way round."""
+    import subprocess
+    import sys
+
+    code = ("import sys, uniqa.captioning.config, uniqa.captioning.instructions; "
+            "print(sorted(m for m in sys.modules if m.startswith('uniqa.captioning.')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "backends" not in loaded and "uniqa.captioning.config" in loaded
 
 
 def test_vllm_processor_config_field_by_field():
@@ -174,7 +219,8 @@ def test_vllm_processor_config_field_by_field():
         "vllm.temperature=0.0", "vllm.top_p=1.0", "vllm.max_tokens=64", "vllm.dtype=bfloat16",
         "vllm.engine_kwargs={enforce_eager: true}",
     ])
-    pc = VLLMCaptioner(cfg).processor_config()
+    captioner = VLLMCaptioner(cfg)
+    pc = processor_config(captioner.llm_step(task_prompts()))
     assert isinstance(pc, vLLMEngineProcessorConfig)
     assert pc.model_source == "s3://models/qwen2.5-vl-7b"
     assert pc.engine_kwargs == {
@@ -187,7 +233,7 @@ def test_vllm_processor_config_field_by_field():
     assert pc.max_concurrent_batches == 4 and pc.should_continue_on_error is True
     assert pc.prepare_multimodal_stage == {"enabled": True, "model_config_kwargs": {"trust_remote_code": False}}
     assert pc.chat_template_stage is True and pc.tokenize_stage is True and pc.detokenize_stage is True
-    assert cfg.model == "s3://models/qwen2.5-vl-7b"
+    assert captioner.model == "s3://models/qwen2.5-vl-7b"
 
 
 def test_vllm_requests_carry_our_sampling_params_and_a_missing_extra_fails_in_one_line(tmp_path, capsys):
@@ -195,7 +241,7 @@ def test_vllm_requests_carry_our_sampling_params_and_a_missing_extra_fails_in_on
                                             "vllm.max_tokens=77"])
     captioner = VLLMCaptioner(cfg)
     row = {"image_id": "x", "task": "quality", "level": "bad", "image_url": "data:image/jpeg;base64,AA", "error": None}
-    request = captioner.preprocess()(row)
+    request = captioner.llm_step(task_prompts()).preprocess(row)
     assert request["sampling_params"] == {"temperature": 0.7, "top_p": 0.8, "max_tokens": 77}
     assert "rated bad" in request["messages"][1]["content"][1]["text"]
     check_vllm_installed(find=lambda name: object())  # both modules present: passes
@@ -213,13 +259,13 @@ def test_vllm_preprocess_sends_openai_style_image_parts():
     sampling = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 64}
     row = {"image_id": "x", "task": "aesthetics", "level": "good", "image_url": "data:image/jpeg;base64,AAA",
            "error": None}
-    out = vllm_preprocess(row, "v1", None, sampling)
+    out = vllm_preprocess(row, task_prompts(), sampling)
     assert out[chat.ERROR_KEY] == "" and out["sampling_params"] == sampling
     system, user = out["messages"]
     assert system["role"] == "system" and user["content"][0] == {
         "type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AAA"}}
     assert "rated good" in user["content"][1]["text"] and "aesthetic" in user["content"][1]["text"]
-    failed = vllm_preprocess({**row, "error": "x.jpg: file not found", "image_url": ""}, "v1", None, sampling)
+    failed = vllm_preprocess({**row, "error": "x.jpg: file not found", "image_url": ""}, task_prompts(), sampling)
     assert failed[chat.ERROR_KEY] == "x.jpg: file not found"  # ray.data.llm passes it through untouched
 
 
@@ -291,11 +337,24 @@ def test_session_retries_then_answers_and_never_raises():
 
 
 def test_cluster_vllm_config_file_loads():
+    import argparse
+
+    from uniqa.captioning.cli import COMMAND
+    from uniqa.stagecli import add_arguments, resolve
+
+    p = argparse.ArgumentParser()
+    add_arguments(p, COMMAND)
     path = os.path.join(os.path.dirname(__file__), "..", "cluster", "caption-vllm.yaml")
-    cfg = load_config(CaptionConfig, path)
+    inputs, out, cfg = resolve(COMMAND, p.parse_args(["--config", path]))
+    assert inputs == ["s3://BUCKET/manifests/ava"] and out == "s3://BUCKET/captions/ava"
     assert cfg.backend == "vllm" and cfg.vllm.concurrency == (1, 8) and cfg.vllm.accelerator_type == "H100"
-    kwargs = VLLMCaptioner(cfg).processor_config().engine_kwargs
+    kwargs = processor_config(VLLMCaptioner(cfg).llm_step(task_prompts())).engine_kwargs
     assert kwargs["max_num_batched_tokens"] == 8192 and kwargs["mm_processor_kwargs"]["max_pixels"] == 1003520
+    inputs, out, cfg = resolve(COMMAND, p.parse_args(["--config", path, "--manifest", "m", "--out", "o",
+                                                      "--backend", "attributes", "--limit", "5"]))
+    assert (inputs, out, cfg.backend, cfg.limit) == (["m"], "o", "attributes", 5)  # flags win over the file
+    with pytest.raises(SystemExit):
+        p.parse_args(["--no-progress"])  # gone: the common --quiet
 
 
 def test_caption_inputs_fail_before_ray(tmp_path, capsys):
@@ -313,7 +372,14 @@ def test_caption_inputs_fail_before_ray(tmp_path, capsys):
 
     shutil.copy(tmp_path / "m2" / "part-00000.parquet", tmp_path / "m1" / "part-00001.parquet")
     assert main(["caption", "--manifest", str(tmp_path / "m1"), "--out", str(tmp_path / "o")]) == 2
-    assert "lists image_id 'a' more than once" in capsys.readouterr().err
+    assert "(captions are keyed by image_id): column 'image_id' has duplicate value 'a'" in capsys.readouterr().err
+    assert main(["caption", "--manifest", str(tmp_path / "m2"), "--out", str(tmp_path / "o"),
+                 "--set", "prompt_version=v9"]) == 2
+    assert "error: unknown prompt_version 'v9'" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["caption", "--manifest", str(tmp_path / "m2"), "--out", str(tmp_path / "file")]) == 2
+    assert "is a file; captions are written as a folder" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing written by a failed pre-flight
     assert main(["caption", "--manifest", str(tmp_path / "m2"), "--out", str(tmp_path / "o"),
                  "--set", "openai.timeout_s=-1"]) == 2
     assert "openai.timeout_s must be a positive number, got -1" in capsys.readouterr().err
@@ -333,7 +399,9 @@ def test_pipeline_entry_points_share_the_cli_checks(tmp_path, capsys):
 
 
 def test_worker_user_errors_surface_as_one_line(tmp_path):
-    from uniqa.captioning.outputs import check_run_identity, drain_user_errors, remove_parts, user_error_in
+    from uniqa.runtime import drain_user_errors, user_error_in
+    from uniqa.sink import check_run_identity
+    from uniqa.tables import remove_parts
 
     class ActorDied(RuntimeError):
         pass

@@ -21,9 +21,10 @@ from PIL import Image
 from uniqa.captioning.config import CaptionConfig
 from uniqa.cli import main
 from uniqa.schema import CAPTIONS, MANIFEST, SPLIT_COLUMNS
+from uniqa.stage import read_summary
 from uniqa.tables import read_table, write_table
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +51,26 @@ def captions_of(out: str) -> pa.Table:
 def test_attributes_captions_resume_equals_one_clean_run(ray_session, mixed_manifest, tmp_path, capsys):
     manifest = read_table(mixed_manifest, MANIFEST)
     clean, resumed = str(tmp_path / "clean"), str(tmp_path / "resumed")
-    args = ["caption", "--manifest", mixed_manifest, "--backend", "attributes", "--no-progress"]
+    args = ["caption", "--manifest", mixed_manifest, "--backend", "attributes", "--quiet"]
     assert main(args + ["--out", clean]) == 0
-    assert "rows in 18, rows out 18, errors 0, already captioned 0" in capsys.readouterr().out
+    line = capsys.readouterr().out
+    assert line.startswith("caption: 18 images written (0 with errors)") and "0 already done" in line
+    assert "rows out 18 / rows in 18 (complete)" in line
+    s = read_summary(clean)
+    assert (s["stage"], s["unit"], s["inputs"]) == ("caption", "images", {"manifest": mixed_manifest})
+    assert (s["rows_in"], s["rows_out"], s["rows_written"], s["already_done"], s["complete"]) == (18, 18, 18, 0, True)
+    assert s["details"] == {"backend": "attributes", "model": "attributes-v2", "prompt_version": "v1",
+                            "tasks": ["quality", "aesthetics"], "files_written": 1}
 
-    assert main(args + ["--out", resumed, "--limit", "7"]) == 0  # stopped half-way
-    assert len(captions_of(resumed)) == 7
+    assert main(args + ["--out", resumed, "--limit", "7"]) == 1  # stopped half-way: rows missing
+    assert "7 images written" in (line := capsys.readouterr().out) and "INCOMPLETE: 11 missing, rerun" in line
+    assert len(captions_of(resumed)) == 7 and read_summary(resumed)["rows_missing"] == 11
     with open(os.path.join(resumed, "_tmp-killed.parquet"), "wb") as f:  # what a killed writer leaves
         f.write(b"partial")
     assert main(args + ["--out", resumed]) == 0
-    assert "rows in 11, rows out 11, errors 0, already captioned 7" in capsys.readouterr().out
+    line = capsys.readouterr().out
+    assert "11 images written (0 with errors)" in line
+    assert "7 already done; rows out 18 / rows in 18 (complete)" in line
     assert not os.path.exists(os.path.join(resumed, "_tmp-killed.parquet"))
 
     a, b = captions_of(clean), captions_of(resumed)
@@ -75,7 +86,8 @@ def test_attributes_captions_resume_equals_one_clean_run(ray_session, mixed_mani
 
     files = sorted(os.listdir(resumed))
     assert main(args + ["--out", resumed]) == 0  # nothing left: no work, nothing rewritten
-    assert "rows in 0, rows out 0" in capsys.readouterr().out and sorted(os.listdir(resumed)) == files
+    assert "0 images written (0 with errors)" in (line := capsys.readouterr().out) and "18 already done" in line
+    assert sorted(os.listdir(resumed)) == files
     assert main(["caption", "--manifest", mixed_manifest, "--out", resumed, "--set", "prompt_version=v1",
                  "--backend", "openai", "--set", "openai.model=m"]) == 2
     assert "holds output made with backend='attributes', this run has backend='openai'" in capsys.readouterr().err
@@ -107,7 +119,7 @@ def test_openai_backend_end_to_end_with_failures(ray_session, s3_bucket, tmp_pat
     monkeypatch.setenv("UNIQA_TEST_KEY", "sk-loopback")
     out = f"{s3_bucket}/captions"
     with OpenAIServer(model="test-vlm", api_key="sk-loopback", sleep_s=2.0) as server:
-        code = main(["caption", "--manifest", manifest, "--out", out, "--backend", "openai", "--no-progress",
+        code = main(["caption", "--manifest", manifest, "--out", out, "--backend", "openai", "--quiet",
                      "--set", f"openai.url={server.url}", "--set", "openai.model=test-vlm",
                      "--set", "openai.api_key_env=UNIQA_TEST_KEY", "--set", "openai.timeout_s=0.5",
                      "--set", "openai.max_retries=2", "--set", "openai.retry_wait_s=0.05",
@@ -116,7 +128,9 @@ def test_openai_backend_end_to_end_with_failures(ray_session, s3_bucket, tmp_pat
         assert server.violations == []  # model, data-URL JPEG image and level word checked on every request
         assert sorted(server.attempts.values()) == sorted(
             [3 if w in FAILING_WIDTHS else 2 if w in (41, 44) else 1 for w in widths.values()])
-    assert "rows in 13, rows out 13, errors 7" in capsys.readouterr().out
+    line = capsys.readouterr().out
+    assert "13 images written (7 with errors)" in line and "rows out 13 / rows in 13 (complete)" in line
+    assert read_summary(out)["details"]["model"] == "test-vlm"
     rows = {r["image_id"]: r for r in captions_of(out).to_pylist()}
     assert sorted(rows) == sorted(levels)  # row count in == row count out, one row per image
     for image_id, row in rows.items():
@@ -148,10 +162,11 @@ def image_digest(uri: str) -> str:
 
 
 def start_killable(args: list[str], ray_address: str) -> subprocess.Popen:
-    """``uniqa <args>`` as its own process (group), a driver joining the tests' Ray cluster (warm workers: no
-    second Ray to start), as ``ray job submit`` runs a pipeline on a cluster."""
+    """``uniqa <args> --ray-address ADDRESS`` as its own process (group), a driver joining the tests' Ray cluster
+    (warm workers: no second Ray to start), as ``ray job submit`` runs a pipeline on a cluster."""
     code = "import sys; from uniqa.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.Popen([sys.executable, "-c", code, *args], env={**os.environ, "RAY_ADDRESS": ray_address},
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.Popen([sys.executable, "-c", code, *args, "--ray-address", ray_address], env=env,
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -186,7 +201,7 @@ def test_caption_run_killed_half_way_resumes_exactly_once(ray_session, tmp_path,
                if i in widths}
     out = str(tmp_path / "captions")
     with OpenAIServer(model="test-vlm", delay_s=0.4) as server:  # a slow model: one answer per 0.4 s
-        args = ["caption", "--manifest", manifest, "--out", out, "--backend", "openai", "--no-progress",
+        args = ["caption", "--manifest", manifest, "--out", out, "--backend", "openai", "--quiet",
                 "--set", f"openai.url={server.url}", "--set", "openai.model=test-vlm",
                 "--set", "openai.batch_size=1", "--set", "rows_per_block=3", "--set", "rows_per_file=1"]
         kill_when(start_killable(args, ray_session.get_runtime_context().gcs_address), out, parts=3)
@@ -195,7 +210,7 @@ def test_caption_run_killed_half_way_resumes_exactly_once(ray_session, tmp_path,
         assert 3 <= len(before) < len(levels), "the run was not stopped half-way"
         assert len(part_files(out)) == len(before)  # one row per file: every file is whole, none half-written
         assert main(args) == 0
-        assert f"already captioned {len(before)}" in capsys.readouterr().out
+        assert f"{len(before)} already done; rows out 9 / rows in 9 (complete)" in capsys.readouterr().out
     rows = captions_of(out)
     assert sorted(rows["image_id"].to_pylist()) == sorted(levels)  # every image, none twice
     for row in rows.to_pylist():

@@ -1,16 +1,2 @@
-"""Captioning: versioned prompts, captioner backends (attributes | openai | vllm) and the resumable run."""
-
-from uniqa.captioning.backends import CAPTIONERS, create_captioner
-from uniqa.captioning.config import AttributesConfig, CaptionConfig, OpenAIConfig, VLLMConfig
-from uniqa.captioning.prompts import Prompt, get_prompt
-
-__all__ = [
-    "CAPTIONERS",
-    "AttributesConfig",
-    "CaptionConfig",
-    "OpenAIConfig",
-    "Prompt",
-    "VLLMConfig",
-    "create_captioner",
-    "get_prompt",
-]
+"""Captioning: versioned prompts (:mod:`.instructions`), captioner backends (:mod:`.backends`: attributes | openai |
+vllm), their Ray wiring (:mod:`.caption_stage`) and the resumable run (:mod:`.run`, ``uniqa caption``)."""

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from uniqa.captioning.instructions import Prompt, TaskPrompts, prompt_for, task_prompts
 from uniqa.captioning.measures import blockiness, luma, measure, pixelation
-from uniqa.captioning.prompts import Prompt, get_prompt
 from uniqa.data.images import DecodeConfig, decode_batch
 from uniqa.errors import UniqaError
 
@@ -127,19 +127,21 @@ ATTRIBUTES_MODEL = "attributes-v2"  # recorded as the caption rows' ``model``; b
 MEASURES_TYPE = pa.map_(pa.string(), pa.float64())
 
 
-def caption_batch(batch: dict[str, np.ndarray], version: str = "v1", prompts_file: str | None = None,
-                  max_side: int | None = 1024, max_phrases: int = 4, max_pixels: int = 120_000_000) -> pa.Table:
+def caption_batch(batch: dict[str, np.ndarray], prompts: TaskPrompts | None = None, max_side: int | None = 1024,
+                  max_phrases: int = 4, max_pixels: int = 120_000_000) -> pa.Table:
     """``map_batches`` UDF (numpy in, pyarrow out): image_id, image_uri, task, level -> caption rows
-    (image_id, task, caption, backend, model, prompt_version, error, measures). A bad image or an
-    unknown task/level is an error row, never an exception."""
+    (image_id, task, caption, backend, model, prompt_version, error, measures), with ``prompts`` (task ->
+    Prompt, one version; default: the packaged v1). A bad image or an unknown task/level is an error row,
+    never an exception."""
+    prompts = prompts or task_prompts()
+    version = next(iter(prompts.values())).version
     decoded = decode_batch({"image_uri": batch["image_uri"]}, DecodeConfig(max_pixels=max_pixels))
     captions, measures, errors = [], [], list(decoded["error"])
     for image, task, level, i in zip(decoded["image"], batch["task"], batch["level"], range(len(errors))):
         caption, m = None, None
         if errors[i] is None:
             try:
-                caption, m = caption_image(image, get_prompt(version, task, prompts_file), level or None,
-                                           max_side, max_phrases)
+                caption, m = caption_image(image, prompt_for(prompts, task), level or None, max_side, max_phrases)
             except UniqaError as e:
                 errors[i] = str(e)
         captions.append(caption)

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from uniqa.captioning.prompts import Prompt, get_prompt
+from uniqa.captioning.instructions import Prompt, TaskPrompts, prompt_for
 from uniqa.data.images import DecodeConfig, decode_batch, to_jpeg_bytes
 
 ERROR_KEY = "__inference_error__"  # ray.data.llm's per-row error column
@@ -59,15 +59,15 @@ def chat_messages(prompt: Prompt, level: str | None, image_url: str) -> list[dic
     ]
 
 
-def row_messages(row: dict, version: str, prompts_file: str | None) -> tuple[list[dict], str]:
-    """(messages, error) of one encoded row; a row that already failed gets its error and no image."""
+def row_messages(row: dict, prompts: TaskPrompts) -> tuple[list[dict], str]:
+    """(messages, error) of one encoded row with the run's ``prompts`` (task -> Prompt); a row that already
+    failed gets its error and no image."""
     error = truncate(row.get("error")) or ""
     try:
-        prompt = get_prompt(version, row["task"], prompts_file)
+        prompt = prompt_for(prompts, row["task"])
         messages = chat_messages(prompt, row.get("level"), "" if error else row["image_url"])
     except ValueError as e:  # unknown task / level: an error row, not a failed job
-        prompt = get_prompt(version, "quality", prompts_file)
-        messages, error = chat_messages(prompt, None, ""), error or truncate(str(e))
+        messages, error = chat_messages(next(iter(prompts.values())), None, ""), error or truncate(str(e))
     return messages, error
 
 

@@ -1,8 +1,10 @@
 """``CaptionConfig``: which captioner, which prompts, and each backend's knobs (one file drives
 ``uniqa caption`` and ``pipelines/caption.py`` on a cluster; see cluster/caption-vllm.yaml).
 
-Everything is checked here, before any Ray work: an unknown backend or prompt version, a missing
-model or URL, a bad number fails with one line naming the value and the valid options.
+``__post_init__`` checks types and ranges only: a bad number or URL fails with one line naming the value.
+What needs the registry or storage (an unknown backend, the prompt file and version, a backend's own needs)
+is checked by the run's pre-flight (:func:`uniqa.captioning.run.preflight`), still before any Ray work. This
+module imports no backend: the backends import it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class OpenAIConfig:
     temperature: float = 0.2
     max_pixels: int = 1024 * 1024  # images are downscaled to this pixel budget before sending
     jpeg_quality: int = 90
+    wait_s: float = 0.0  # before the run, wait up to this long for the server to list the model (0: no check)
 
     def __post_init__(self):
         scheme = urlparse(self.url).scheme
@@ -63,6 +66,8 @@ class OpenAIConfig:
             raise UniqaError(f"openai.max_retries must be an int >= 0, got {self.max_retries!r}")
         if not 1 <= self.jpeg_quality <= 100:
             raise UniqaError(f"openai.jpeg_quality must be in 1..100, got {self.jpeg_quality!r}")
+        if isinstance(self.wait_s, bool) or not isinstance(self.wait_s, (int, float)) or self.wait_s < 0:
+            raise UniqaError(f"openai.wait_s must be a number of seconds >= 0, got {self.wait_s!r}")
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,9 @@ class VLLMConfig:
     max_tokens: int = 128
     jpeg_quality: int = 90
     engine_kwargs: dict[str, Any] = field(default_factory=dict)  # any other vLLM engine argument
+    log_engine_metrics: bool = True  # engine metrics to Ray's Prometheus endpoint (needs ray.serve; False on CPU)
+    placement_group_config: dict[str, Any] | None = None  # e.g. {"bundles": [{"CPU": 1}]} (CPU build); None: Ray's
+    stage_num_cpus: float | None = None  # CPUs per multimodal / chat-template / tokenize / detokenize actor (None: 1)
 
     def __post_init__(self):
         if not str(self.model_source).strip():
@@ -98,7 +106,7 @@ class VLLMConfig:
                   min_pixels=self.min_pixels, max_pixels=self.max_pixels,
                   tensor_parallel_size=self.tensor_parallel_size, pipeline_parallel_size=self.pipeline_parallel_size,
                   batch_size=self.batch_size, max_concurrent_batches=self.max_concurrent_batches,
-                  max_tokens=self.max_tokens, top_p=self.top_p)
+                  max_tokens=self.max_tokens, top_p=self.top_p, stage_num_cpus=self.stage_num_cpus)
         if not 0 < self.gpu_memory_utilization <= 1:
             raise UniqaError(f"vllm.gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization!r}")
         if self.min_pixels > self.max_pixels:
@@ -117,7 +125,7 @@ class VLLMConfig:
 
 @dataclass(frozen=True)
 class CaptionConfig:
-    backend: str = "attributes"  # attributes | openai | vllm (see uniqa.captioning.CAPTIONERS)
+    backend: str = "attributes"  # attributes | openai | vllm (see uniqa.captioning.backends.CAPTIONERS)
     prompt_version: str = "v1"  # version in the prompt file, recorded on every caption row
     prompts_file: str | None = None  # another prompt file (local or s3://); None: the packaged prompts.yaml
     tasks: tuple[str, ...] = TASKS  # caption only manifest rows of these tasks
@@ -125,31 +133,20 @@ class CaptionConfig:
     rows_per_block: int = 64  # rows per Ray Data block: the unit of parallel work (tasks run side by side)
     rows_per_file: int = 1000  # rows per output Parquet file: the unit of resume (a killed run loses < one file)
     max_pixels: int = 120_000_000  # decompression-bomb limit per image
-    progress: bool = True  # progress bar on stderr
     attributes: AttributesConfig = AttributesConfig()
     openai: OpenAIConfig = OpenAIConfig()
     vllm: VLLMConfig = VLLMConfig()
 
     def __post_init__(self):
-        from uniqa.captioning.backends import CAPTIONERS
-        from uniqa.captioning.prompts import get_prompt
-
-        CAPTIONERS.get(self.backend)  # unknown backend: lists the known ones
+        for name in ("backend", "prompt_version"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise UniqaError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if self.prompts_file is not None and (not isinstance(self.prompts_file, str) or not self.prompts_file):
+            raise UniqaError(f"prompts_file must be a path (local or s3://) or null, got {self.prompts_file!r}")
         if isinstance(self.tasks, (list, str)):
             object.__setattr__(self, "tasks", (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks))
         wrong = [t for t in self.tasks if t not in TASKS]
         if wrong or not self.tasks:
             raise UniqaError(f"tasks has {wrong or 'nothing'}; valid tasks: {list(TASKS)}")
-        for task in self.tasks:
-            get_prompt(self.prompt_version, task, self.prompts_file)
         _positive("caption", limit=self.limit, rows_per_block=self.rows_per_block, rows_per_file=self.rows_per_file,
                   max_pixels=self.max_pixels)
-        if self.backend == "openai" and not self.openai.model.strip():
-            raise UniqaError("backend 'openai' needs openai.model (e.g. --set openai.model=Qwen/Qwen2.5-VL-7B)")
-
-    @property
-    def model(self) -> str:
-        """The model name recorded on each caption row."""
-        from uniqa.captioning.attributes import ATTRIBUTES_MODEL
-
-        return {"openai": self.openai.model, "vllm": self.vllm.model_source}.get(self.backend, ATTRIBUTES_MODEL)

@@ -25,6 +25,53 @@ from typing import Any
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 BODY_CHARS = 200
+GAVE_UP = "failed after "  # how the error of a request whose retries were all spent starts
+
+
+def gave_up(error: str | None) -> bool:
+    """Whether an error row is a request whose retries were spent (server down, overloaded, timing out): worth
+    asking again in a later run, unlike a broken image or a request the server refused."""
+    return bool(error) and error.startswith(GAVE_UP)
+
+
+def models_url(url: str) -> str:
+    """The ``/models`` listing beside a chat-completions URL (``.../v1/chat/completions`` -> ``.../v1/models``)."""
+    base = url.split("?", 1)[0].rstrip("/")
+    base = base[: -len("/chat/completions")] if base.endswith("/chat/completions") else base.rsplit("/", 1)[0]
+    return base + "/models"
+
+
+def wait_for_model(url: str, model: str, wait_s: float, headers: dict[str, str] | None = None,
+                   poll_s: float = 1.0, clock=None, sleep=None) -> float:
+    """Driver side, before any Ray work: poll ``GET <models_url(url)>`` until the server answers, for at most
+    ``wait_s`` seconds (a server still loading its model refuses connections or answers 503). Returns the seconds
+    waited; raises :class:`~uniqa.errors.UniqaError` when it never answered, or when it does not serve ``model``
+    (naming the models it serves)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from uniqa.errors import UniqaError
+
+    clock, sleep = clock or time.monotonic, sleep or time.sleep
+    listing, start, last = models_url(url), clock(), "no answer"
+    while True:
+        try:
+            request = urllib.request.Request(listing, headers=headers or {})
+            with urllib.request.urlopen(request, timeout=max(1.0, min(10.0, wait_s))) as response:
+                body = json.loads(response.read().decode("utf-8", "replace"))
+            served = [m.get("id") for m in body.get("data", []) if isinstance(m, dict)]
+            if model not in served:
+                raise UniqaError(f"the server at {listing} does not serve openai.model={model!r}; it serves "
+                                 f"{served}")
+            return clock() - start
+        except (urllib.error.URLError, OSError, ValueError, AttributeError) as e:
+            last = f"{type(e).__name__}: {str(e)[:BODY_CHARS]}"
+        left = wait_s - (clock() - start)
+        if left <= 0:
+            raise UniqaError(f"the server at {listing} did not answer within openai.wait_s={wait_s:g} s ({last}); "
+                             "start it first, or raise openai.wait_s")
+        sleep(min(poll_s, left))
 
 
 @dataclass(frozen=True)
@@ -90,7 +137,7 @@ class ResilientSession:
                 done, last = await self._attempt(url, headers, data, kwargs)
                 if done is not None:
                     return done
-            return Answer({"uniqa_error": f"failed after {self.factory.max_retries + 1} attempts: {last}"})
+            return Answer({"uniqa_error": f"{GAVE_UP}{self.factory.max_retries + 1} attempts: {last}"})
 
     async def _attempt(self, url: str, headers: dict | None, data: Any, kwargs: dict) -> tuple[Answer | None, str]:
         """One request: (final answer, "") or (None, why it should be retried)."""

@@ -1,118 +1,101 @@
 """``run_caption``: manifest -> caption Parquet files under ``out``, resumable and exactly-once.
 
-Steps (each a Ray Data operator, streamed): read the manifest's id/uri/task/level columns -> drop the
-rows of other tasks and the ids already captioned under ``out`` -> [limit] -> blocks of ``rows_per_block``
-rows -> captioner backend -> commit each ``rows_per_file`` rows as one Parquet file (:mod:`uniqa.sink`).
-A rerun of the same command (after a crash, SIGKILL, Ctrl-C or a ``limit``) captions only what is
-missing; ``out/_run.json`` makes sure a rerun uses the same backend, model and prompt version.
+The pre-flight (:func:`preflight`, before any Ray work) checks the backend and its needs, reads the prompts,
+the manifest's columns and ids, and what ``out`` already holds. The job (:mod:`.caption_stage`) captions only
+the manifest rows of the configured tasks whose ids are not under ``out`` yet and commits every
+``rows_per_file`` rows as one Parquet file (:mod:`uniqa.sink`). A rerun of the same command (after a crash,
+SIGKILL, Ctrl-C or a ``limit``) captions only what is missing; ``out/_run.json`` makes sure a rerun uses the
+same backend, model and prompt version.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from uniqa import sink, storage
-from uniqa.captioning.backends import create_captioner
+from uniqa.captioning.backends import Captioner, create_captioner
 from uniqa.captioning.config import CaptionConfig
-from uniqa.captioning.outputs import check_run_identity, dataset_schema, drain_user_errors
+from uniqa.captioning.instructions import Prompt, task_prompts
 from uniqa.errors import UniqaError
-from uniqa.schema import CAPTIONS, MANIFEST
-from uniqa.tables import parquet_files
-
-COLUMNS = ["image_id", "image_uri", "task", "level"]
-
-
-def pending_rows(batch: pa.Table, tasks: tuple[str, ...], done: pa.Array) -> pa.Table:
-    """The rows of ``batch`` still to caption: task in ``tasks`` and id not in ``done`` (ids, built once)."""
-    batch = batch.filter(pc.is_in(batch["task"], value_set=pa.array(list(tasks), pa.string())))
-    return sink.drop_ids(batch, done)
+from uniqa.schema import MANIFEST, check_unique
+from uniqa.stage import StageSummary, config_fingerprint
+from uniqa.tables import dataset_schema, parquet_files, read_columns
 
 
-def count_pending(files: list[str], tasks: tuple[str, ...], done: set[str]) -> tuple[int, int]:
-    """(rows to caption, rows of these tasks already captioned), reading only the id and task columns."""
-    fs, _ = storage.resolve(files[0])
-    table = pads.dataset([storage.resolve(f)[1] for f in files], format="parquet", filesystem=fs).to_table(
-        columns=["image_id", "task"])
-    table = table.filter(pc.is_in(table["task"], value_set=pa.array(list(tasks), pa.string())))
-    if pc.count_distinct(table["image_id"]).as_py() != len(table):
-        counts = pc.value_counts(table["image_id"])
-        dup = counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
-        raise UniqaError(f"manifest lists image_id {dup!r} more than once; captions are keyed by image_id")
-    finished = int(pc.sum(pc.is_in(table["image_id"], value_set=pa.array(list(done), pa.string()))).as_py() or 0)
-    return len(table) - finished, finished
+@dataclass(frozen=True)
+class Plan:
+    """What the pre-flight found: the work to do, and everything the job needs."""
+
+    captioner: Captioner
+    prompts: dict[str, Prompt]  # task -> its prompt at cfg.prompt_version
+    files: list[str]  # the manifest's Parquet files
+    state: sink.OutputState  # what ``out`` held before this run
+    rows_in: int  # manifest rows of the configured tasks
+    already_done: int  # ... of them captioned under ``out`` before this run
+    todo: int  # rows this run captions (at most ``limit``)
 
 
-def prepare(manifest: str, out: str, cfg: CaptionConfig) -> tuple[list[str], sink.OutputState, int, int]:
-    """Every check before Ray: inputs, run identity, leftovers; returns (files, what out holds, to do, skipped)."""
+def manifest_ids(files: list[str], tasks: tuple[str, ...], where: str = "manifest") -> pa.ChunkedArray:
+    """The ids of the manifest rows of ``tasks`` (only the id and task columns are read); an id listed twice fails
+    (captions are keyed by ``image_id``)."""
+    ids = read_columns(files, ["image_id"], filter=pads.field("task").isin(list(tasks)))["image_id"]
+    check_unique(ids, f"{where} (captions are keyed by image_id)")
+    return ids
+
+
+def count_done(ids: pa.ChunkedArray, done: set[str]) -> int:
+    """How many of ``ids`` are in ``done`` (the ids already under the output)."""
+    return int(pc.sum(pc.is_in(ids, value_set=sink.id_array(done))).as_py() or 0) if done else 0
+
+
+def preflight(manifest: str, out: str, cfg: CaptionConfig) -> Plan:
+    """Every check before Ray, failing with one :class:`UniqaError`: the backend (name, its own needs), the prompt
+    file and version, the manifest (files, columns, unique ids), ``out`` (a folder, same run identity); then the
+    leftovers of a killed run are cleaned and the rows still to caption counted."""
+    captioner = create_captioner(cfg)
+    captioner.check()  # e.g. the [vllm] extra, before the backend is pinned on the output folder
+    prompts = task_prompts(cfg.prompt_version, cfg.tasks, cfg.prompts_file)
     files = parquet_files(manifest)
     MANIFEST.check_columns(dataset_schema(files), manifest)
+    ids = manifest_ids(files, cfg.tasks, f"manifest {manifest}")
     if storage.exists(out) and not storage.is_dir(out):
         raise UniqaError(f"--out {out} is a file; captions are written as a folder of Parquet files")
-    check_run_identity(out, {"backend": cfg.backend, "model": cfg.model, "prompt_version": cfg.prompt_version,
-                             "prompts_file": cfg.prompts_file})
+    sink.check_run_identity(out, {"backend": captioner.name, "model": captioner.model,
+                                  "prompt_version": cfg.prompt_version, "prompts_file": cfg.prompts_file})
     sink.clean_temporaries(out)
+    captioner.prepare_output(out)  # e.g. rows whose server was down: captioned again by this run
     state = sink.output_state(out)
-    todo, skipped = count_pending(files, cfg.tasks, state.ids)
-    return files, state, min(todo, cfg.limit) if cfg.limit else todo, skipped
+    done = count_done(ids, state.ids)
+    todo = len(ids) - done
+    return Plan(captioner, prompts, files, state, len(ids), done, min(todo, cfg.limit) if cfg.limit else todo)
 
 
-def caption_dataset(files: list[str], out: str, done: set[str], captioner, cfg: CaptionConfig):
-    """The Ray Data job: manifest columns -> pending rows -> [limit] -> small blocks -> captioner -> committed
-    files; yields one count row per file (see :func:`uniqa.sink.write_batch`)."""
-    import ray
+def run_caption(manifest: str, out: str, cfg: CaptionConfig, *, progress: bool = True,
+                address: str | None = None) -> StageSummary:
+    """Caption the manifest's images (of ``cfg.tasks``) not yet captioned under ``out``; joins the Ray cluster at
+    ``address`` (default: ``$RAY_ADDRESS``, else a local Ray). Returns the summary, also written to
+    ``out/_summary.json``; it is incomplete (exit 1) while rows are missing, e.g. after a ``limit``."""
+    plan = preflight(manifest, out, cfg)
+    written = sink.SinkSummary()
+    if plan.todo:  # otherwise everything is captioned already: no Ray job
+        from uniqa.captioning.caption_stage import caption_job
+        from uniqa.runtime import drain_user_errors, init_ray, quiet_ray_data
 
-    fs, _ = storage.resolve(files[0])
-    ds = ray.data.read_parquet([storage.resolve(f)[1] for f in files], filesystem=fs).select_columns(COLUMNS)
-    ds = ds.map_batches(pending_rows, fn_kwargs={"tasks": cfg.tasks, "done": sink.id_array(done)},
-                        batch_format="pyarrow", batch_size=None)
-    if cfg.limit:
-        ds = ds.limit(cfg.limit)
-    # Small blocks: captioning runs as many tasks side by side, and files are committed as blocks finish (a read
-    # block holds a whole manifest file: without this, nothing would be written before all of it was captioned).
-    ds = captioner.apply(ds.repartition(target_num_rows_per_block=cfg.rows_per_block))
-    # Writing is light I/O: with no CPU reserved it is never starved by captioning tasks holding every CPU.
-    return ds.map_batches(sink.write_batch, fn_kwargs={"out": out, "schema": CAPTIONS}, batch_format="pyarrow",
-                          batch_size=cfg.rows_per_file, num_cpus=0)
-
-
-def run_caption(manifest: str, out: str, cfg: CaptionConfig = CaptionConfig()) -> dict:
-    """Caption the manifest's images not yet captioned under ``out``; returns the run's summary (rows_in,
-    rows_out, errors, already_done, rows_per_second, ...), also written to ``out/_summary.json``."""
-    from uniqa.runtime import init_ray, quiet_ray_data
-
-    captioner = create_captioner(cfg.backend, cfg)
-    captioner.check()  # e.g. the [vllm] extra, before prepare() pins the backend on the output folder
-    files, state, todo, skipped = prepare(manifest, out, cfg)
-    if todo == 0:  # everything captioned already: no Ray job
-        return write_summary(out, cfg, 0, sink.SinkSummary(skipped=skipped))
-    init_ray()
-    quiet_ray_data(quiet=not cfg.progress)
-    results = caption_dataset(files, out, state.ids, captioner, cfg)
-    summary = drain_user_errors(sink.drain, results, total=todo, desc=f"captions ({cfg.backend})",
-                                progress=cfg.progress)
-    sink.settle(out, state.files, summary.file_names)
-    summary.skipped = skipped
-    return write_summary(out, cfg, todo, summary)
-
-
-def write_summary(out: str, cfg: CaptionConfig, rows_in: int, summary: sink.SinkSummary) -> dict:
-    record = {"out": out, "rows_in": rows_in, "rows_out": summary.rows_written, "errors": summary.errors,
-              "already_done": summary.skipped, "files": summary.files, "seconds": round(summary.seconds, 2),
-              "rows_per_second": round(summary.rows_per_second, 2), "backend": cfg.backend, "model": cfg.model,
-              "prompt_version": cfg.prompt_version}
-    storage.write_bytes(storage.join(out, "_summary.json"), json.dumps(record, indent=2).encode())
-    return record
-
-
-def summary_lines(s: dict) -> list[str]:
-    """The closing summary printed by the CLI."""
-    lines = [f"rows in {s['rows_in']}, rows out {s['rows_out']}, errors {s['errors']}, already captioned "
-             f"{s['already_done']}, {s['rows_per_second']:.1f} rows/s, {s['seconds']:.1f} s -> {s['out']}"]
-    if s["rows_in"] != s["rows_out"]:
-        lines.append(f"warning: {s['rows_in'] - s['rows_out']} rows were not written; rerun the same command "
-                     "to caption them")
-    return lines
+        init_ray(address)
+        quiet_ray_data(quiet=not progress)
+        job = caption_job(plan.files, out, plan.state.ids, plan.captioner, plan.prompts, cfg)
+        written = drain_user_errors(sink.drain, job, total=plan.todo, desc=f"captions ({plan.captioner.name})",
+                                    progress=progress)
+        sink.settle(out, plan.state.files, written.file_names)
+    return StageSummary(
+        stage="caption", inputs={"manifest": manifest}, output=out, rows_in=plan.rows_in,
+        rows_out=plan.already_done + written.rows_written, rows_written=written.rows_written,
+        rows_with_errors=written.errors, already_done=plan.already_done, seconds=written.seconds, unit="images",
+        config_fingerprint=config_fingerprint(cfg),
+        details={"backend": plan.captioner.name, "model": plan.captioner.model, "prompt_version": cfg.prompt_version,
+                 "tasks": list(cfg.tasks), "files_written": written.files},
+    ).write()

@@ -1,11 +1,14 @@
-"""Captioning prompts as versioned data (``prompts.yaml``), rendered with the image's level word G.
+"""Captioning instructions: prompts as versioned data (``prompts.yaml``), rendered with the image's level word G.
 
 A prompt file maps ``version -> task -> {system, user, user_unlabelled, lead, lead_unlabelled}``;
-the default file ships with the package and a config may point at another (local or s3://).
+the default file ships with the package and a config may point at another (local or s3://). The run's
+pre-flight reads it once (:func:`task_prompts`) and hands the :class:`Prompt` of each task to the
+workers, so no worker reads the prompt file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -85,3 +88,18 @@ def get_prompt(version: str, task: str, path: str | None = None) -> Prompt:
         known = sorted({v for v, _ in prompts})
         raise UniqaError(f"unknown prompt_version {version!r} in {path or DEFAULT_FILE}; known: {known}")
     return prompts[(version, task)]
+
+
+TaskPrompts = Mapping[str, Prompt]  # task -> its prompt at one version
+
+
+def task_prompts(version: str = "v1", tasks: tuple[str, ...] = TASKS, path: str | None = None) -> dict[str, Prompt]:
+    """``{task: Prompt}`` of ``tasks`` at ``version`` (reads the prompt file: a pre-flight step)."""
+    return {task: get_prompt(version, task, path) for task in tasks}
+
+
+def prompt_for(prompts: TaskPrompts, task: str) -> Prompt:
+    """The prompt of a row's task; a task the run has no prompt for is a :class:`UniqaError` (an error row)."""
+    if task not in prompts:
+        raise UniqaError(f"task {task!r} is not one of {sorted(prompts)}")
+    return prompts[task]
