@@ -4,9 +4,10 @@
         --manifest s3://bucket/manifests/ava --captions s3://bucket/captions/ava --out s3://bucket/purified/ava \
         --set embedder.pretrained=s3://bucket/weights/ViT-B-16.pt --set embedder.device=cuda --set num_gpus=1
 
-Steps (uniqa.purification.run): inputs checked before any Ray work -> read the aesthetics rows with
-comments -> embedder actors (clean, rank by AR + IR, keep the best K) -> kept comments under OUT/kept,
-rejected ones with their reason under OUT/rejected.
+Steps (uniqa.purification.run): inputs and embedder weights checked before any Ray work -> read the aesthetics
+rows with comments and the aesthetic captions -> join them by image_id hash partition (each batch carries its own
+captions) -> embedder actors (clean, rank by AR + IR, keep the best K) -> kept comments under OUT/kept, rejected
+ones with their reason under OUT/rejected.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -15,6 +16,7 @@ from uniqa.errors import UniqaError
 from uniqa.purification import CleanConfig, clean, min_ranks, purify_batch
 from uniqa.purification.embedders import BagOfWords, EmbedderConfig, create_embedder
 from uniqa.schema import CAPTIONS, MANIFEST, PURIFIED, REJECTED
+from uniqa.stage import read_summary
 from uniqa.tables import read_table, write_table
 
 CAPTION = "warm colours and soft light on the cat"
@@ -136,11 +138,17 @@ def test_purify_job_rejects_the_sample_noise(ray_session, sample_corpus, tmp_pat
     args = ["purify", "--manifest", manifest, "--captions", str(tmp_path / "captions"), "--out", out,
             "--set", "embedder.name=bow", "--set", "num_cpus=0.5"]
     assert main(args) == 0
-    assert "64 images" in capsys.readouterr().out
+    assert "purify: " in capsys.readouterr().out
+    summary = read_summary(out)
+    assert summary["stage"] == "purify" and summary["unit"] == "comments" and summary["complete"]
+    assert summary["details"]["images"] == 64 and summary["details"]["embedder"] == "bow"
     kept_dir, rejected_dir = os.path.join(out, "kept"), os.path.join(out, "rejected")
     kept, rejected = read_table(kept_dir, PURIFIED), read_table(rejected_dir, REJECTED)
     comments = {r["image_id"]: r["comments"] for r in table.to_pylist()}
     assert len(kept) + len(rejected) == sum(len(c) for c in comments.values())  # every comment accounted for
+    assert summary["rows_in"] == summary["rows_out"] == summary["rows_written"] == len(kept) + len(rejected)
+    assert (summary["details"]["kept"], summary["details"]["rejected"]) == (len(kept), len(rejected))
+    assert summary["details"]["rejected_by_reason"] == dict(sorted(Counter(rejected["reason"].to_pylist()).items()))
     noise = set(EXCLAMATIONS) | set(EMOJI)
     assert not noise & set(kept["comment"].to_pylist())
     noisy_rejected = [r for r in rejected.to_pylist() if r["comment"] in noise]
@@ -151,7 +159,8 @@ def test_purify_job_rejects_the_sample_noise(ray_session, sample_corpus, tmp_pat
     assert first not in set(kept["image_id"].to_pylist())
     ar_first, top_relevant = relevance_quality(kept, rejected)  # measured .94, .98 (words alone: .16, .94)
     assert ar_first >= 0.9 and top_relevant >= 0.95, (ar_first, top_relevant)
-    assert main(args) == 0  # a rerun replaces, never duplicates
+    assert main([*args, "--set", "partitions=3", "--set", "shuffle=sort"]) == 0  # replaces, never duplicates;
+    # the comments-captions join over 3 image_id partitions gives the same result as over one
     order = [("image_id", "ascending"), ("rank", "ascending")]
     assert read_table(kept_dir, PURIFIED).sort_by(order).equals(kept.sort_by(order))
     assert len(read_table(rejected_dir, REJECTED)) == len(rejected)
@@ -173,3 +182,36 @@ def test_purify_inputs_fail_before_ray(tmp_path, capsys):
     assert "no such file or directory" in capsys.readouterr().err
     assert main(base + ["--set", "keep=0"]) == 2
     assert "keep must be an int >= 1" in capsys.readouterr().err
+
+
+def test_embedder_weights_are_checked_before_ray(tmp_path, monkeypatch):
+    import uniqa.runtime
+    from uniqa.purification.run import check_embedder
+
+    monkeypatch.setattr(uniqa.runtime, "init_ray", lambda *a, **k: pytest.fail("Ray started"))
+    with pytest.raises(UniqaError, match="no such checkpoint: .*missing.pt"):
+        check_embedder(EmbedderConfig(model="uniqa-tiny", pretrained=str(tmp_path / "missing.pt")))
+    with pytest.raises(UniqaError, match="neither a checkpoint path nor an open_clip tag"):
+        check_embedder(EmbedderConfig(model="uniqa-tiny", pretrained="weights"))  # a tag by the one rule
+    with pytest.raises(UniqaError, match="unknown model 'nope'"):
+        check_embedder(EmbedderConfig(model="nope"))
+    check_embedder(EmbedderConfig(name="bow", model="nope"))  # bow loads nothing
+
+
+def test_comments_meet_their_captions_within_a_partition():
+    from uniqa.partition import PARTITION
+    from uniqa.purification.join import attach_captions, caption_side, comment_side
+
+    tasks = ["aesthetics", "aesthetics", "quality", "aesthetics"]
+    manifest = pa.table({"image_id": ["a", "b", "c", "d"], "task": tasks,
+                         "comments": [["nice light"], ["bad crop", "ok"], ["x"], []]})
+    captions = pa.table({"image_id": ["b", "a", "c", "z"], "task": ["aesthetics"] * 4,
+                         "caption": ["cap b", None, "cap c", "cap z"], "error": [None, "failed", None, None]})
+    left, right = comment_side(manifest, 4), caption_side(captions, 4)
+    assert left["image_id"].to_pylist() == ["a", "b"]  # aesthetics rows with comments only
+    assert right["image_id"].to_pylist() == ["b", "c", "z"]  # error-free captions only
+    rows = pa.concat_tables([right, left])
+    joined = pa.concat_tables([attach_captions(rows.filter(pa.compute.equal(rows[PARTITION], p)))
+                               for p in range(4)])
+    got = {r["image_id"]: (r["comments"], r["caption"]) for r in joined.to_pylist()}
+    assert got == {"a": (["nice light"], None), "b": (["bad crop", "ok"], "cap b")}

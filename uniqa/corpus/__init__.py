@@ -1,6 +1,7 @@
-"""The unified corpus: (image, text) pairs from captions and purified comments, with sampling weights."""
+"""The unified corpus: (image, text) pairs from captions, purified comments and level prompts, with weights."""
 
-from uniqa.corpus.build import SOURCES, CorpusConfig, build_pairs, stats
+from uniqa.corpus.build import SOURCES, assemble, merge_stats, partial_stats
+from uniqa.corpus.config import CorpusConfig
 from uniqa.corpus.run import run_corpus
 
-__all__ = ["SOURCES", "CorpusConfig", "build_pairs", "run_corpus", "stats"]
+__all__ = ["SOURCES", "CorpusConfig", "assemble", "merge_stats", "partial_stats", "run_corpus"]

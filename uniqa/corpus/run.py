@@ -1,34 +1,94 @@
-"""``run_corpus``: manifests + captions [+ purified comments] -> corpus shards + ``_stats.json``."""
+"""``run_corpus``: manifests + captions [+ purified comments] -> (image, text) pair shards + ``_summary.json``.
+
+Steps: pre-flight (every input exists and has its columns; no Ray) -> previous shards removed (a corpus is
+recomputed from scratch) -> Ray Data: read, tag rows with their image_id's hash partition, group by partition,
+assemble + write each partition (uniqa.corpus.corpus_stage) -> stats merged from per-partition partial
+aggregates. Nothing proportional to the corpus is held by the driver or by one task (a task holds one partition,
+about ``rows_per_partition`` rows).
+"""
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 
-from uniqa import storage
-from uniqa.corpus.build import CorpusConfig, build_pairs, load_parts, read_images, stats
-from uniqa.schema import CORPUS
-from uniqa.tables import write_table
+import pyarrow.parquet as pq
 
-
-def run_corpus(manifests: list[str], captions: list[str], purified: list[str], out: str,
-               cfg: CorpusConfig = CorpusConfig()) -> dict:
-    """Write the pair shards (previous shards replaced) and return the stats (also in out/_stats.json)."""
-    images = read_images(manifests)
-    table, unknown = build_pairs(images, load_parts(captions, purified), cfg)
-    files = write_table(table, out, CORPUS, cfg.rows_per_shard)
-    summary = {"out": out, "files": len(files), **stats(table, unknown)}
-    storage.write_bytes(storage.join(out, "_stats.json"), json.dumps(summary, indent=2).encode())
-    return summary
+from uniqa import sink, storage
+from uniqa.corpus.config import CorpusConfig
+from uniqa.errors import UniqaError
+from uniqa.schema import CAPTIONS, MANIFEST, PURIFIED, TableSchema
+from uniqa.stage import StageSummary, Timer, config_fingerprint
+from uniqa.tables import dataset, parquet_files, remove_parts
 
 
-def summary_lines(s: dict) -> list[str]:
-    per_source = ", ".join(f"{k} {v}" for k, v in s["pairs_per_source"].items())
-    t = s["texts_per_image"]
-    lines = [f"{s['pairs']} pairs for {s['images']} images ({per_source}); texts per image "
-             f"min {t['min']} mean {t['mean']} max {t['max']} -> {s['out']}"]
-    for source, q in s["words_per_text"].items():
-        lines.append(f"  {source} words: min {q['min']} p10 {q['p10']:g} median {q['median']:g} "
-                     f"p90 {q['p90']:g} max {q['max']} mean {q['mean']}")
-    if s["dropped_unknown_image"]:
-        lines.append(f"  dropped {s['dropped_unknown_image']} texts whose image_id is in no manifest")
-    return lines
+@dataclass(frozen=True)
+class CorpusInputs:
+    """The pre-flight's findings: each input's Parquet files and the total number of input rows (footers)."""
+
+    manifests: list[list[str]]
+    captions: list[list[str]]
+    purified: list[list[str]]
+    rows: int
+
+
+def kept_folder(purified: str) -> str:
+    """A ``uniqa purify`` output folder means its ``kept`` part (never its ``rejected`` one)."""
+    kept = storage.join(purified, "kept")
+    return kept if storage.is_dir(kept) else purified
+
+
+def _files(uri: str, schema: TableSchema, what: str) -> tuple[list[str], int]:
+    files = parquet_files(uri)
+    ds = dataset(files)
+    schema.check_columns(ds.schema, f"{what} {uri}")
+    return files, ds.count_rows()
+
+
+def preflight(manifests: list[str], captions: list[str], purified: list[str]) -> CorpusInputs:
+    """Every input exists and has the columns the corpus reads (footers only; before any Ray work)."""
+    if not manifests or not captions:
+        raise UniqaError(f"the corpus needs at least one manifest and one caption folder, got manifests "
+                         f"{manifests} and captions {captions}")
+    found = {"manifest": [], "captions": [], "purified": []}
+    rows = 0
+    for what, uris, schema in (("manifest", manifests, MANIFEST), ("captions", captions, CAPTIONS),
+                               ("purified", [kept_folder(p) for p in purified], PURIFIED)):
+        for uri in uris:
+            files, n = _files(uri, schema, what)
+            found[what].append(files)
+            rows += n * (2 if what == "manifest" else 1)  # a manifest row may add a level-prompt text
+    return CorpusInputs(found["manifest"], found["captions"], found["purified"], rows)
+
+
+def output_rows(out: str) -> int:
+    """Rows in the part files of ``out`` (footers only)."""
+    fs, root = storage.resolve(out)
+    return sum(pq.read_metadata(f"{root}/{name}", filesystem=fs).num_rows for name in sink.part_names(out))
+
+
+def run_corpus(manifests: list[str], captions: list[str], purified: list[str] | None, out: str,
+               cfg: CorpusConfig = CorpusConfig(), *, progress: bool = True,
+               address: str | None = None) -> StageSummary:
+    """Build the corpus under ``out`` (previous shards replaced); returns the summary (also out/_summary.json)."""
+    from uniqa.corpus.build import merge_stats
+    from uniqa.corpus.corpus_stage import corpus_dataset, drain_stats
+    from uniqa.runtime import drain_user_errors, init_ray, quiet_ray_data
+
+    purified = list(purified or [])
+    inputs = preflight(manifests, captions, purified)
+    partitions = cfg.num_partitions(inputs.rows)
+    remove_parts(out)
+    init_ray(address)
+    quiet_ray_data(quiet=not progress)
+    with Timer() as timer:
+        results = corpus_dataset(inputs.manifests, inputs.captions, inputs.purified, out, cfg, partitions)
+        stats = merge_stats(drain_user_errors(drain_stats, results, partitions, progress))
+    dropped = {k: stats.get(k, 0) for k in ("duplicates", "unknown_image", "empty")}
+    details = {k: stats[k] for k in ("pairs_per_source", "images", "texts_per_image", "words_per_text")}
+    details.update(files=stats.get("files", 0), dropped=dropped, partitions=partitions)
+    return StageSummary(
+        stage="corpus", inputs={"manifests": list(manifests), "captions": list(captions), "purified": purified},
+        output=out, rows_in=stats.get("candidates", 0), rows_out=output_rows(out), rows_written=stats["pairs"],
+        rows_dropped=sum(dropped.values()), seconds=timer.seconds, unit="pairs",
+        config_fingerprint=config_fingerprint(cfg), details=details,
+    ).write()

@@ -12,31 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from uniqa.errors import UniqaError
 from uniqa.purification.clean import CleanConfig, clean, words
-from uniqa.purification.embedders import Embedder, EmbedderConfig
+from uniqa.purification.config import PurifyConfig
+from uniqa.purification.embedders import Embedder
 from uniqa.purification.ranking import cosine, rank_comments, select
-from uniqa.schema import PURIFIED, REJECTED, TASKS
+from uniqa.schema import PURIFIED, REJECTED
 
-
-@dataclass(frozen=True)
-class PurifyConfig:
-    keep: int = 5  # K: comments kept per image
-    caption_task: str = "aesthetics"  # captions of this task are the images' metadata for AR
-    images_per_batch: int = 64  # images per purification batch (one embedder call each)
-    num_actors: int = 1  # purification workers (each loads the embedder once)
-    num_cpus: float = 1.0  # CPUs per worker
-    num_gpus: float = 0.0  # GPUs per worker (with embedder.device=cuda)
-    clean: CleanConfig = CleanConfig()
-    embedder: EmbedderConfig = EmbedderConfig()
-
-    def __post_init__(self):
-        if not isinstance(self.keep, int) or self.keep < 1:
-            raise UniqaError(f"keep must be an int >= 1, got {self.keep!r}")
-        if self.caption_task not in TASKS:
-            raise UniqaError(f"caption_task must be one of {list(TASKS)}, got {self.caption_task!r}")
-        if self.images_per_batch < 1 or self.num_actors < 1 or self.num_cpus < 0 or self.num_gpus < 0:
-            raise UniqaError("images_per_batch and num_actors must be >= 1; num_cpus and num_gpus >= 0")
+__all__ = ["PurifyConfig", "purify_batch"]  # PurifyConfig lives in uniqa.purification.config (re-exported)
 
 
 @dataclass
