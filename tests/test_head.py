@@ -20,11 +20,11 @@ from uniqa.adapters import (
     save_head,
     trainable_parameters,
 )
+from uniqa.data.views import make_views
 from uniqa.errors import UniqaError
 from uniqa.models import create_model
 from uniqa.models.factory import ModelInfo
 from uniqa.scoring.multihead import MultiHeadScorer
-from uniqa.scoring.views import make_views
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from uniqa.data.views import (
+    VIEW_COUNTS,
+    VIEW_PROTOCOLS,
+    image_seed,
+    image_views,
+    make_views,
+    random_view,
+    train_view,
+)
 from uniqa.errors import UniqaError
-from uniqa.scoring.views import VIEW_COUNTS, VIEW_PROTOCOLS, make_views, random_view
 
 
 def coded_image(h: int, w: int) -> np.ndarray:
@@ -90,3 +98,37 @@ def test_bad_images_are_rejected(image):
 def test_unknown_protocol_lists_the_valid_ones():
     with pytest.raises(UniqaError, match="crops10"):
         make_views(coded_image(10, 10), "crops7", 8)
+
+
+def test_test_crops_are_seeded_per_image():
+    """METHOD §3: the run's seed combined with image_id: each image its own positions, a rerun the same."""
+    image = coded_image(300, 400)
+    corners = {i: [decode(v[0, 0]) for v in image_views(image, "crops10", 64, 0, i)] for i in ("a", "b", "c")}
+    assert corners["a"] != corners["b"] != corners["c"] != corners["a"]  # same pixels, other ids: other crops
+    assert [decode(v[0, 0]) for v in image_views(image, "crops10", 64, 0, "a")] == corners["a"]  # a rerun
+    assert [decode(v[0, 0]) for v in image_views(image, "crops10", 64, 1, "a")] != corners["a"]  # another seed
+    # the seed is a stable hash (sha256), not Python's salted hash(): a fixed value on every machine
+    assert image_seed(0, "I01_01_01.png") == image_seed(0, "I01_01_01.png") == 5220901015780260314
+    assert image_seed(0, "a") != image_seed(1, "a") and 0 <= image_seed(7, "x") < 2**63
+
+
+def test_scoring_views_batch_uses_per_image_crops():
+    import io
+
+    from uniqa.data.images import DecodeConfig
+    from uniqa.scoring.batches import views_batch
+
+    buf = io.BytesIO()
+    Image.fromarray(coded_image(120, 150)).save(buf, "PNG")
+    batch = {"image_id": np.array(["x", "y"], dtype=object), "image_uri": np.array([buf.getvalue()] * 2, dtype=object)}
+    views = views_batch(batch, DecodeConfig(), "crops10", 32, seed=5)["views"]
+    assert not np.array_equal(views[0], views[1])  # identical images, different ids -> different crops
+    assert np.array_equal(views[0], image_views(coded_image(120, 150), "crops10", 32, 5, "x"))
+
+
+def test_train_views_are_seeded_per_image_and_index():
+    image = coded_image(120, 150)
+    first = train_view(image, 32, 0, "a", 0)
+    assert np.array_equal(first, train_view(image, 32, 0, "a", 0))
+    others = [train_view(image, 32, 0, "a", k) for k in range(1, 8)] + [train_view(image, 32, 0, "b", 0)]
+    assert all(not np.array_equal(first, o) for o in others)

@@ -169,6 +169,27 @@ def _check_in(table: pa.Table, col: str, allowed: tuple[str, ...], label: str) -
         raise UniqaError(f"{label}: column {col!r} has value {wrong[0]!r}; valid values are {list(allowed)}")
 
 
+# ----------------------------------------------------------------------------- cached features
+
+VIEW_KINDS = ("train", "test")
+
+FEATURES = TableSchema(
+    name="features",
+    schema=pa.schema(
+        [
+            pa.field("image_id", pa.string(), nullable=False),  # every view of an image sits in one file
+            pa.field("view_kind", pa.string()),  # train (flip + random crop) | test (the test crops); null on error
+            pa.field("view_index", pa.int32()),  # 0..K-1 per kind; null on error
+            pa.field("feature", pa.list_(pa.float32())),  # un-normalised encode_image output; null on error
+            pa.field("model_checksum", pa.string()),  # the frozen model's weights (see uniqa.features.config)
+            pa.field("protocol", pa.string()),  # the view protocol, e.g. train20-flipcrop64+crops10-64
+            pa.field("seed", pa.int64()),  # run seed (combined with image_id per image)
+            pa.field("error", pa.string()),  # null when encoded; else why (one row for the image)
+        ]
+    ),
+)
+
+
 # ------------------------------------------------------------------------------------- scores
 
 # Fixed columns of a scoring run's output; each head adds one float64 column named after it.

@@ -18,7 +18,7 @@ from uniqa.data.images import DecodeConfig, decode_batch
 @lru_cache(maxsize=16)
 def view_shape(protocol: str, size: int) -> tuple[int, ...]:
     """(V, size, size, 3) of ``protocol`` (measured on a blank image)."""
-    from uniqa.scoring.views import make_views
+    from uniqa.data.views import make_views
 
     return tuple(make_views(np.zeros((size, size, 3), np.uint8), protocol, size).shape)
 
@@ -28,8 +28,10 @@ def views_batch(
 ) -> dict[str, np.ndarray]:
     """``image_id, image_uri`` -> ``image_id, image_uri, views`` (uint8 [B, V, S, S, 3]), ``error``.
 
-    Never raises for a bad image: decoding and view errors become the row's ``error``."""
-    from uniqa.scoring.views import make_views
+    Crop positions are seeded per image (``seed`` combined with the row's ``image_id``, see
+    :func:`uniqa.data.views.image_seed`). Never raises for a bad image: decoding and view errors become the
+    row's ``error``."""
+    from uniqa.data.views import image_views
 
     decoded = decode_batch({"image_id": batch["image_id"], "image_uri": batch["image_uri"]}, decode)
     errors = np.asarray(decoded["error"], dtype=object)
@@ -38,7 +40,7 @@ def views_batch(
         if image is None:
             continue
         try:
-            views[i] = make_views(image, protocol, size, seed=seed)
+            views[i] = image_views(image, protocol, size, seed, str(batch["image_id"][i]))
         except Exception as e:  # a view failure is this row's error, not the batch's
             errors[i] = f"{_name(batch['image_uri'][i])}: cannot make {protocol!r} views ({type(e).__name__}: {e})"
     return {"image_id": batch["image_id"], "image_uri": batch["image_uri"], "views": views, "error": errors}

@@ -1,8 +1,9 @@
 """One image-encoder pass, several level heads (e.g. ``quality`` and ``aesthetics``).
 
-Determinism: the encoder and the heads always run on fixed-size chunks of ``chunk`` views (the last one
-padded with black views), so a view's arithmetic never depends on how many other images share its batch
-or where it sits: scores are bit-identical whatever the batch size and order, for a given ``chunk``,
+The encoder pass is :class:`uniqa.models.encoder.ImageEncoder` (shared with cached features and adapter
+training). Determinism: the encoder and the heads always run on its fixed-size chunks of ``chunk`` views (the
+last one padded with black views), so a view's arithmetic never depends on how many other images share its
+batch or where it sits: scores are bit-identical whatever the batch size and order, for a given ``chunk``,
 device and precision.
 """
 
@@ -14,6 +15,7 @@ from torch import nn
 
 from uniqa.adapters.head import LevelHead
 from uniqa.errors import UniqaError
+from uniqa.models.encoder import ImageEncoder
 from uniqa.models.factory import model_info
 
 EMBEDDING = "embedding"
@@ -25,15 +27,9 @@ class MultiHeadScorer(nn.Module):
     def __init__(self, model: nn.Module, heads: dict[str, LevelHead], chunk: int = 64):
         super().__init__()
         _check_heads(model, heads)
-        if chunk < 1:
-            raise UniqaError(f"chunk must be a positive number of views, got {chunk}")
-        device = next(model.parameters()).device
-        self.model, self.heads, self.chunk = model, nn.ModuleDict(heads).to(device), chunk
-        cfg = model.visual.preprocess_cfg
-        self.register_buffer("mean", torch.tensor(cfg["mean"], dtype=torch.float32, device=device).view(3, 1, 1))
-        self.register_buffer("std", torch.tensor(cfg["std"], dtype=torch.float32, device=device).view(3, 1, 1))
-        size = model.visual.image_size
-        self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        self.encoder = ImageEncoder(model, chunk)
+        self.heads, self.chunk = nn.ModuleDict(heads).to(self.encoder.mean.device), chunk
+        self.image_size = self.encoder.image_size
         self.eval()
 
     def train(self, mode: bool = True) -> MultiHeadScorer:
@@ -43,31 +39,23 @@ class MultiHeadScorer(nn.Module):
     def forward(self, views: torch.Tensor, return_embeddings: bool = False) -> dict[str, torch.Tensor]:
         batch, n_views = self._check_views(views)
         flat = views.reshape(batch * n_views, *views.shape[2:])
-        parts = [
-            self._score_chunk(flat[i : i + self.chunk], return_embeddings) for i in range(0, len(flat), self.chunk)
-        ]
+        parts = [self._heads_of(features, n, return_embeddings) for features, n in self.encoder.chunks(flat)]
         out = {}
         for key in parts[0]:
             per_view = torch.cat([p[key] for p in parts]).reshape(batch, n_views, -1)
             out[key] = per_view.mean(dim=1) if key == EMBEDDING else per_view.mean(dim=1).squeeze(-1)
         return out
 
-    def _score_chunk(self, views: torch.Tensor, return_embeddings: bool) -> dict[str, torch.Tensor]:
-        n = len(views)
-        if n < self.chunk:
-            views = torch.cat([views, views.new_zeros(self.chunk - n, *views.shape[1:])])
-        features = self.encode(views)
+    def _heads_of(self, features: torch.Tensor, n: int, return_embeddings: bool) -> dict[str, torch.Tensor]:
+        """Every head on one padded chunk of features; the first ``n`` rows are real."""
         out = {name: head(features)[:n, None] for name, head in self.heads.items()}
         if return_embeddings:
             out[EMBEDDING] = F.normalize(features[:n], dim=-1)
         return out
 
     def encode(self, views: torch.Tensor) -> torch.Tensor:
-        """uint8 [N, H, W, 3] -> un-normalised image features [N, D] (fp32), normalising pixels like open_clip."""
-        x = views.to(self.mean.device).permute(0, 3, 1, 2).float().div(255)
-        x = (x - self.mean) / self.std
-        dtype = next(self.model.visual.parameters()).dtype
-        return self.model.encode_image(x.to(dtype)).float()
+        """uint8 [N, H, W, 3] -> un-normalised image features [N, D] (fp32)."""
+        return self.encoder.encode(views)
 
     def _check_views(self, views: torch.Tensor) -> tuple[int, int]:
         if views.dtype != torch.uint8 or views.ndim != 5 or views.shape[-1] != 3:

@@ -1,7 +1,10 @@
-"""Test-time views of one image (uint8 in, uint8 out; normalisation happens in the scorer).
+"""Views of one image (uint8 in, uint8 out; pixel normalisation happens in :mod:`uniqa.models.encoder`).
+
+The one place views are cut, below scoring, features and training (METHOD §3). Test-time protocols:
 
 - ``crops10``: 10 random ``size`` x ``size`` crops of the un-resized image, positions drawn from
-  ``numpy.random.default_rng(seed)`` (the reference protocol, METHOD §3; seeded so reruns agree).
+  ``numpy.random.default_rng(seed)`` (the reference protocol, METHOD §3). Callers pass
+  :func:`image_seed` ``(run seed, image_id)``, so every image gets its own positions and a rerun the same.
 - ``five``: centre, top-left, top-right, bottom-left, bottom-right crops, in that order. The centre
   crop starts at ``((H - size) // 2, (W - size) // 2)``.
 - ``full``: the whole image resized to ``size`` x ``size`` (aspect ratio not kept).
@@ -9,9 +12,15 @@
 Rule for small images: before cropping, an image whose short side is below ``size`` is resized
 (bicubic) so that its short side equals ``size``, keeping the aspect ratio (long side rounded).
 Larger images are never resized for the crop protocols.
+
+Training views (:func:`train_view`): view ``k`` of an image is a random ``size`` crop of the un-resized image,
+mirrored with probability 1/2, drawn from ``default_rng([image_seed(seed, image_id), k])``: the cached
+features (``uniqa features``) and the exact adapter mode (re-cropping every epoch) cut the same pixels.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 from PIL import Image
@@ -20,6 +29,23 @@ from uniqa.errors import UniqaError
 
 VIEW_PROTOCOLS = ("crops10", "five", "full")
 VIEW_COUNTS = {"crops10": 10, "five": 5, "full": 1}
+
+
+def image_seed(seed: int, image_id: str) -> int:
+    """A 63-bit seed for one image: the run's ``seed`` combined with a stable hash of ``image_id``
+    (sha256, so the same on every machine and Python process, unlike ``hash()``)."""
+    digest = hashlib.sha256(f"{int(seed)}\0{image_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def image_views(image: np.ndarray, protocol: str, size: int, seed: int, image_id: str) -> np.ndarray:
+    """:func:`make_views` with the per-image seed of ``image_id`` under the run's ``seed``."""
+    return make_views(image, protocol, size, seed=image_seed(seed, image_id))
+
+
+def train_view(image: np.ndarray, size: int, seed: int, image_id: str, index: int) -> np.ndarray:
+    """Training view number ``index`` of an image (flip + random crop), the same in every run and process."""
+    return random_view(image, size, np.random.default_rng([image_seed(seed, image_id), int(index)]))
 
 
 def make_views(image: np.ndarray, protocol: str, size: int, seed: int = 0) -> np.ndarray:

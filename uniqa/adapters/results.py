@@ -1,0 +1,66 @@
+"""Results of the protocols: one row per run and selection, their aggregate (median, mean +- std), a printed
+table, and the files (Parquet + CSV) they are written to."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from uniqa import storage
+
+METRICS = ("srcc", "plcc", "krcc")
+GROUP_KEYS = ("protocol", "labels", "prompt_set", "selection")
+SELECTIONS = {
+    "reference": "best epoch on the test split (as the reference code reports)",
+    "clean": "epoch chosen on a validation part carved from train",
+    "zero-shot": "no training",
+}
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Median, mean and std (ddof 0) of each metric per (protocol, labels, prompt_set, selection); the
+    ``labels`` of a full run are its whole train side, so full runs group under labels = "all"."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        labels = row["labels"] if row["protocol"] == "few-label" else "all"
+        groups.setdefault((row["protocol"], str(labels), row["prompt_set"], row["selection"]), []).append(row)
+    out = []
+    for key, members in groups.items():
+        record = dict(zip(GROUP_KEYS, key), runs=len(members))
+        for metric in METRICS:
+            values = np.array([m[metric] for m in members], np.float64)
+            values = values[~np.isnan(values)]
+            stats = (np.median(values), values.mean(), values.std()) if len(values) else (np.nan,) * 3
+            record.update({f"{metric}_median": stats[0], f"{metric}_mean": stats[1], f"{metric}_std": stats[2]})
+        out.append(record)
+    return out
+
+
+def format_table(summary: list[dict]) -> str:
+    """The aggregate as a fixed-width text table."""
+    head = f"{'protocol':<10} {'labels':>6} {'prompt_set':<20} {'selection':<10} {'runs':>4}"
+    head += "".join(f"  {m.upper() + ' median':>11} {'mean +- std':>15}" for m in METRICS)
+    lines = [head, "-" * len(head)]
+    for r in summary:
+        line = f"{r['protocol']:<10} {r['labels']:>6} {r['prompt_set']:<20} {r['selection']:<10} {r['runs']:>4}"
+        for m in METRICS:
+            line += f"  {r[m + '_median']:>11.4f} {r[m + '_mean']:>7.4f} +- {r[m + '_std']:.4f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def write_rows(rows: list[dict], out: str, name: str) -> tuple[str, str]:
+    """``OUT/<name>.parquet`` and ``OUT/<name>.csv``; returns their URIs."""
+    table = pa.Table.from_pylist(rows)
+    parquet_uri, csv_uri = storage.join(out, f"{name}.parquet"), storage.join(out, f"{name}.csv")
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    storage.write_bytes(parquet_uri, buf.getvalue())
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf)
+    storage.write_bytes(csv_uri, buf.getvalue())
+    return parquet_uri, csv_uri

@@ -1,0 +1,226 @@
+"""``uniqa adapt``: train and evaluate UniQA adapters under the paper's protocols (METHOD §3-§4).
+
+manifest (+ features) -> pre-flight (every check before any work) -> features (cached: read, or computed with
+``uniqa features`` into OUT/features; exact: re-encoded every epoch) -> runs (Ray tasks, pure torch on features)
+-> OUT/results.{parquet,csv} (a row per run and selection), OUT/summary.{parquet,csv} (median, mean +- std),
+OUT/history.parquet (per epoch), OUT/adapters/<run>/ (the clean epoch's head: ``uniqa score --heads
+quality=OUT/adapters/split_0``), and the printed table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyarrow.compute as pc
+
+from uniqa import storage
+from uniqa.adapters.config import AdaptConfig
+from uniqa.adapters.protocols import RunPlan, plan_runs
+from uniqa.adapters.training import HeadTemplate, Recipe, TrainFeatures, cached_source, correlations, predict
+from uniqa.errors import UniqaError
+from uniqa.models.encoder import FrozenModel, frozen_model
+from uniqa.schema import SPLIT_COLUMNS, check_unique
+from uniqa.stage import StageSummary, Timer, config_fingerprint
+from uniqa.tables import dataset_schema, parquet_files, read_columns
+
+
+@dataclass
+class Prepared:
+    """What the pre-flight found: the labelled rows (in this order, ``positions`` index them) and the runs."""
+
+    ids: list[str]
+    uris: list[str]
+    mos: np.ndarray
+    plans: list[RunPlan]
+    frozen: FrozenModel
+    train_views: int  # K of the features used
+    rows_in_manifest: int
+
+
+def needed_splits(cfg: AdaptConfig) -> list[int]:
+    if cfg.protocol == "few-label":
+        return sorted({j % 10 for j in cfg.few_label_seeds})
+    return list(cfg.splits)
+
+
+def preflight(manifest: str, features: str | None, cfg: AdaptConfig) -> Prepared:
+    """Every check that reads storage, before any work: the model, the manifest's columns and labels, the runs'
+    sizes, and (given ``features``) the cache's model key and its coverage of the labelled images."""
+    frozen = frozen_model(cfg.model, cfg.pretrained, cfg.seed)
+    files = parquet_files(manifest)
+    names = dataset_schema(files).names
+    splits = [SPLIT_COLUMNS[i] for i in needed_splits(cfg)]
+    for column in ("image_id", "image_uri", "mos_norm", *splits):
+        if column not in names:
+            why = " (adapters train on MOS normalised to [0, 1]: prepare the manifest with `uniqa data prepare`)"
+            raise UniqaError(f"manifest {manifest} has no column {column!r}{why if column == 'mos_norm' else ''}; "
+                             f"found {names}")
+    columns = ["image_id", "image_uri", "mos_norm", *splits, *(["group"] if "group" in names else [])]
+    table = read_columns(files, columns)
+    check_unique(table["image_id"], f"manifest {manifest}")
+    labelled = table.filter(pc.is_valid(table["mos_norm"]))
+    if not len(labelled):
+        raise UniqaError(f"manifest {manifest} has no labelled images (mos_norm is null in all {len(table)} rows)")
+    ids = labelled["image_id"].to_pylist()
+    groups = labelled["group"].to_pylist() if "group" in columns else [None] * len(ids)
+    groups = np.array([g if g is not None else f"image:{i}" for g, i in zip(groups, ids)], dtype=object)
+    split_values = {c: np.array(labelled[c].to_pylist(), dtype=object) for c in splits}
+    plans = plan_runs(cfg.protocol, split_values, groups, seed=cfg.seed, split_ids=cfg.splits,
+                      sizes=cfg.few_label_sizes, few_seeds=cfg.few_label_seeds, val_fraction=cfg.val_fraction)
+    k = cfg.views
+    if features is not None and cfg.mode == "cached":
+        k = _check_features(features, frozen, cfg, ids, plans)
+    return Prepared(ids, labelled["image_uri"].to_pylist(), labelled["mos_norm"].to_numpy(), plans, frozen, k,
+                    len(table))
+
+
+def _check_features(features: str, frozen: FrozenModel, cfg: AdaptConfig, ids: list[str], plans) -> int:
+    from uniqa.features.read import check_identity, missing_ids
+
+    identity = check_identity(features, {"model_checksum": frozen.key, "seed": cfg.seed})
+    if identity.get("test_views") != "crops10":
+        raise UniqaError(f"features {features} hold {identity.get('test_views')!r} test views; the protocol tests "
+                         "on crops10")
+    used = sorted({int(p) for plan in plans for part in (plan.train, plan.test) for p in part})
+    missing = missing_ids(features, [ids[p] for p in used])
+    if missing:
+        raise UniqaError(f"features {features} lack {len(missing)} labelled images of the manifest (e.g. "
+                         f"{missing[0]!r}): run `uniqa features` on this manifest into it (it resumes)")
+    return int(identity["train_views"])
+
+
+def features_config(cfg: AdaptConfig):
+    from uniqa.features.config import FeaturesConfig
+
+    return FeaturesConfig(model=cfg.model, pretrained=cfg.pretrained, train_views=cfg.views, test_views="crops10",
+                          seed=cfg.seed, views_per_pass=cfg.views_per_pass)
+
+
+def execute(plan: RunPlan, train: TrainFeatures | np.ndarray, test, mos: np.ndarray, templates: dict,
+            recipe: Recipe, trained_set: str, threads: int | None = None) -> tuple[list[dict], list[dict], dict]:
+    """One run (pure torch): zero-shot heads, or a reference-style and a clean training. ``test``: test-view
+    features [N, T, D] of every labelled image. Returns (result rows, history rows, clean head state)."""
+    import torch
+
+    from uniqa.adapters.training import train_head
+
+    if threads:
+        torch.set_num_threads(threads)
+    test = torch.as_tensor(test)
+    source = cached_source(train) if isinstance(train, np.ndarray) else train
+    sets = {name: (test[torch.from_numpy(pos)], mos[pos]) for name, pos in (("test", plan.test), ("val", plan.val))}
+    base = {"protocol": plan.protocol, "run": plan.name, "split": plan.split, "labels": plan.labels,
+            "few_seed": plan.few_seed, "n_test": len(plan.test)}
+    if plan.protocol == "zero-shot":
+        rows = []
+        for name, template in templates.items():
+            metrics = correlations(predict(template.head(adapter=False), sets["test"][0]), sets["test"][1])
+            rows.append({**base, "prompt_set": name, "selection": "zero-shot", "epoch": 0, "n_train": 0,
+                         "n_val": 0, **metrics})
+        return rows, [], {}
+    template = templates[trained_set]
+    ref = train_head(template, source, plan.train, mos[plan.train], {"test": sets["test"]}, "test", recipe, plan.seed)
+    clean = train_head(template, source, plan.clean_train, mos[plan.clean_train], sets, "val", recipe, plan.seed)
+    rows = [{**base, "prompt_set": trained_set, "selection": "reference", "epoch": ref.epoch,
+             "n_train": len(plan.train), "n_val": 0, **ref.metrics["test"]},
+            {**base, "prompt_set": trained_set, "selection": "clean", "epoch": clean.epoch,
+             "n_train": len(plan.clean_train), "n_val": len(plan.val), **clean.metrics["test"]}]
+    history = [{"run": plan.name, "selection": sel, **h} for sel, r in (("reference", ref), ("clean", clean))
+               for h in r.history]
+    return rows, history, clean.state
+
+
+def run_adapt(manifest: str, features: str | None, out: str, cfg: AdaptConfig, *, progress: bool = True,
+              address: str | None = None) -> StageSummary:
+    """Run every run of ``cfg.protocol`` on ``manifest``; see the module docstring for what lands in ``out``."""
+    prep = preflight(manifest, features, cfg)
+    with Timer() as timer:
+        train, test, failed = _features(manifest, features, out, cfg, prep, progress, address)
+        plans = [_without(plan, failed) for plan in prep.plans]
+        templates = _templates(prep.frozen, cfg)
+        recipe = Recipe(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay)
+        outputs = _execute_all(plans, train, test, prep.mos, templates, recipe, cfg, address)
+    rows = [r for o in outputs for r in o[0]]
+    summary = _write(out, rows, [h for o in outputs for h in o[1]], plans, outputs, templates, cfg)
+    from uniqa.adapters.results import format_table
+
+    print(format_table(summary))  # the result itself (not progress): printed with --quiet too
+    return StageSummary(
+        stage="adapt", inputs={"manifest": manifest, "features": features}, output=out, rows_in=len(plans),
+        rows_out=len(outputs), rows_written=len(outputs), seconds=timer.seconds, unit="runs",
+        config_fingerprint=config_fingerprint(cfg),
+        details={"model_checksum": prep.frozen.key, "protocol": cfg.protocol, "mode": cfg.mode,
+                 "labelled_images": len(prep.ids), "images_without_features": len(failed), "summary": summary},
+    ).write()
+
+
+def _features(manifest, features, out, cfg, prep, progress, address):
+    """(training features: cached array [N, K, D] or the exact source, test features [N, T, D], failed positions)."""
+    if cfg.mode == "exact":
+        from uniqa.adapters.exact import ExactSource
+        from uniqa.models.encoder import ImageEncoder
+
+        model, _ = prep.frozen.load(cfg.device)
+        source = ExactSource(prep.uris, prep.ids, ImageEncoder(model, cfg.views_per_pass), cfg.seed, cfg.views)
+        return source, source.test(np.arange(len(prep.ids))).numpy(), set()
+    from uniqa.data.views import VIEW_COUNTS
+    from uniqa.features.read import load_features
+
+    if features is None:
+        from uniqa.features.run import run_features
+
+        features = storage.join(out, "features")
+        done = run_features(manifest, features, features_config(cfg), progress=progress, address=address)
+        if not done.complete:
+            raise UniqaError(f"features {features} are incomplete ({done.rows_missing} images missing); rerun")
+    cached = load_features(features, prep.ids, prep.train_views, VIEW_COUNTS["crops10"])
+    failed = {i for i, image_id in enumerate(prep.ids) if image_id in cached.failed}
+    return cached.train, cached.test, failed
+
+
+def _without(plan: RunPlan, failed: set[int]) -> RunPlan:
+    if not failed:
+        return plan
+    bad = np.array(sorted(failed))
+    return replace(plan, train=np.setdiff1d(plan.train, bad), val=np.setdiff1d(plan.val, bad),
+                   test=np.setdiff1d(plan.test, bad))
+
+
+def _templates(frozen: FrozenModel, cfg: AdaptConfig) -> dict[str, HeadTemplate]:
+    model, tokenizer = frozen.load()
+    names = cfg.zero_shot_prompt_sets if cfg.protocol == "zero-shot" else (cfg.trained_prompt_set,)
+    return {name: HeadTemplate.from_model(model, tokenizer, name) for name in names}
+
+
+def _execute_all(plans, train, test, mos, templates, recipe, cfg, address) -> list[tuple]:
+    trained_set = cfg.trained_prompt_set
+    if cfg.runner == "local" or cfg.mode == "exact":  # exact mode holds a model and reads images: in-process
+        return [execute(p, train, test, mos, templates, recipe, trained_set, cfg.threads) for p in plans]
+    import ray
+
+    from uniqa.runtime import drain_user_errors, init_ray
+
+    init_ray(address)
+    task = ray.remote(execute).options(num_cpus=cfg.cpus_per_run)
+    train_ref, test_ref = ray.put(train), ray.put(test)
+    refs = [task.remote(p, train_ref, test_ref, mos, templates, recipe, trained_set, cfg.threads) for p in plans]
+    return drain_user_errors(ray.get, refs)
+
+
+def _write(out, rows, history, plans, outputs, templates, cfg) -> list[dict]:
+    from uniqa.adapters.head import save_head
+    from uniqa.adapters.results import summarise, write_rows
+
+    summary = summarise(rows)
+    write_rows(rows, out, "results")
+    write_rows(summary, out, "summary")
+    if history:
+        write_rows(history, out, "history")
+    if cfg.save_adapters and cfg.protocol != "zero-shot":
+        template = templates[cfg.trained_prompt_set]
+        for plan, (_, _, state) in zip(plans, outputs):
+            head = template.head(adapter=True)
+            head.load_state_dict(state)
+            save_head(head, storage.join(out, "adapters", plan.name))
+    return summary

@@ -1,0 +1,1 @@
+"""Cached per-view features of a frozen model (``uniqa features``): the adapters' training input."""

@@ -1,0 +1,64 @@
+"""``FeaturesConfig``: which frozen model, which views, how the job is sized. Types and ranges only here;
+the model and the manifest are checked in :func:`uniqa.features.run.preflight`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from uniqa.errors import UniqaError
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    model: str = ""  # architecture (uniqa-small, ViT-B-16-quickgelu, ...) or one of our checkpoints
+    pretrained: str | None = None  # weights for ``model`` (checkpoint path or open_clip tag; None: random init)
+    train_views: int = 20  # K training views per image (flip + random crop); adapter epoch e uses view e % K
+    test_views: str = "crops10"  # test protocol (uniqa.data.views.VIEW_PROTOCOLS): crops10 | five | full
+    seed: int = 0  # run seed: combined with each image_id for its crops; also seeds a random-init model
+    decode_size: int | None = None  # decode with the shorter side resized to this; None: as stored (the reference)
+    max_pixels: int = 120_000_000  # decompression-bomb limit per image
+    precision: str = "fp32"  # fp32 | fp16 | bf16 (half precision only on GPU)
+    batch_size: int = 16  # images per model actor call (each with all its views)
+    views_per_pass: int = 64  # views per encoder pass: fixed, so features do not depend on batch_size
+    num_actors: int = 1  # model actors (each loads the model once)
+    num_gpus: float | None = None  # GPUs per actor (None: 1 if the cluster has GPUs, else 0)
+    num_cpus: float = 1.0  # CPUs per model actor
+    decode_cpus: float = 1.0  # CPUs per decode + views task
+    rows_per_block: int = 16  # images per decode + views task
+    rows_per_file: int = 256  # images per output Parquet file (the unit of resume; an image never spans two)
+
+    def __post_init__(self):
+        if not self.model:
+            raise UniqaError("no model: pass --model NAME_OR_CHECKPOINT or set model in the config")
+        from uniqa.data.views import VIEW_PROTOCOLS
+
+        if self.test_views not in VIEW_PROTOCOLS:
+            raise UniqaError(f"test_views must be one of {list(VIEW_PROTOCOLS)}, got {self.test_views!r}")
+        if self.precision not in PRECISIONS:
+            raise UniqaError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        for field in ("train_views", "batch_size", "views_per_pass", "num_actors", "rows_per_block", "rows_per_file",
+                      "max_pixels"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if field == "train_views" else 1):
+                raise UniqaError(f"{field} must be a {'non-negative' if field == 'train_views' else 'positive'} "
+                                 f"integer, got {value!r}")
+        if self.decode_size is not None and (not isinstance(self.decode_size, int) or self.decode_size < 1):
+            raise UniqaError(f"decode_size must be a positive integer or null, got {self.decode_size!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise UniqaError(f"seed must be an integer, got {self.seed!r}")
+        for field in ("num_gpus", "num_cpus", "decode_cpus"):
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, (int, float)) or value < 0):
+                raise UniqaError(f"{field} must be a number >= 0, got {value!r}")
+
+    def protocol(self, image_size: int) -> str:
+        """The view protocol as one string (a key of the output): what views, at what size, decoded how."""
+        decode = "" if self.decode_size is None else f"@decode{self.decode_size}"
+        return f"train{self.train_views}-flipcrop{image_size}+{self.test_views}-{image_size}{decode}"
+
+    def decode_config(self):
+        from uniqa.data.images import DecodeConfig
+
+        return DecodeConfig(size=self.decode_size, max_pixels=self.max_pixels)
