@@ -60,8 +60,8 @@ def per_image_loop(cfg, uris: list[str]) -> tuple[float, float]:
     import torch
 
     from uniqa.data.images import load_image
+    from uniqa.data.views import VIEW_COUNTS, make_views
     from uniqa.scoring.api import Scorer
-    from uniqa.scoring.views import VIEW_COUNTS, make_views
 
     start = time.perf_counter()
     scorer = Scorer(replace(cfg, views_per_pass=VIEW_COUNTS[cfg.views]))  # one image's views, no padding
@@ -85,7 +85,7 @@ class ViewsDataset:
 
     def __getitem__(self, i):
         from uniqa.data.images import load_image
-        from uniqa.scoring.views import make_views
+        from uniqa.data.views import make_views
 
         return make_views(load_image(self.uris[i], self.decode), self.protocol, self.size, seed=self.seed)
 

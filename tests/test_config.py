@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from uniqa import storage
-from uniqa.config import from_dict, load_config, parse_overrides, to_dict
+from uniqa.config import from_dict, load_config, parse_overrides
 from uniqa.data.prepare import PrepareConfig
 from uniqa.errors import UniqaError
 
@@ -60,7 +60,7 @@ def test_nested_overrides_and_coercion():
         "inner": {"lr": 2, "names": ["b", "c"]}, "name": "y"}
     cfg = from_dict(Outer, parse_overrides(["inner.lr=2", "inner.names=[b, c]", "limit=5"]))
     assert cfg == Outer(name="x", inner=Inner(lr=2.0, names=("b", "c")), limit=5)
-    assert isinstance(cfg.inner.lr, float) and to_dict(cfg)["inner"]["names"] == ("b", "c")
+    assert isinstance(cfg.inner.lr, float) and cfg.inner.names == ("b", "c")
     with pytest.raises(UniqaError, match=r"override 'seed' is not of the form key=value"):
         parse_overrides(["seed"])
 

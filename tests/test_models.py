@@ -73,6 +73,26 @@ def test_bad_arguments_fail_clearly(kwargs, message):
         create_model(**kwargs)
 
 
+def test_path_or_tag_is_decided_from_the_text(tmp_path, monkeypatch):
+    """The one rule (storage.looks_like_path): a folder named like a tag is still a tag; ./NAME is a path."""
+    from uniqa import storage
+    from uniqa.models.factory import pretrained_tag
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "openai").mkdir()
+    (tmp_path / "weights").mkdir()
+    assert pretrained_tag("ViT-B-16-quickgelu", "openai") == "openai"
+    assert pretrained_tag("uniqa-tiny", "./weights") is None and pretrained_tag("uniqa-tiny", None) is None
+    with pytest.raises(UniqaError, match=r"neither a checkpoint path nor an open_clip tag.* is \./weights"):
+        pretrained_tag("uniqa-tiny", "weights")
+    with pytest.raises(UniqaError, match="^no such checkpoint: w.safetensors$"):
+        pretrained_tag("uniqa-tiny", "w.safetensors")
+    assert [storage.looks_like_path(t) for t in ("openai", "laion2b_s34b_b88k", "a/b", "s3://b/k", "m.PT", "x.json")] \
+        == [False, False, True, True, True, False]
+    with pytest.raises(UniqaError, match=r"unknown model 'weights'.*is \./weights"):
+        create_model("weights")
+
+
 def test_open_clip_tags_are_passed_through_and_failures_explained(monkeypatch):
     calls = []
 

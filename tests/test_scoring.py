@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -75,26 +76,53 @@ def check_zoo_rows(rows_by_uri: dict[str, dict], mixed: dict) -> None:
 
 
 def test_head_specs():
-    assert parse_head("quality").source == "quality" and not parse_head("quality").is_file
+    assert parse_head("quality").source == "quality" and not parse_head("quality").trained
     spec = parse_head("q=quality-ensemble")
-    assert (spec.name, spec.source, spec.is_file) == ("q", "quality-ensemble", False)
+    assert (spec.name, spec.source, spec.trained) == ("q", "quality-ensemble", False)
     spec = parse_head("aes=runs/adapt/aes/head.safetensors")
-    assert spec.is_file and spec.folder == "runs/adapt/aes"
+    assert spec.trained and spec.folder == "runs/adapt/aes"
+    assert parse_head("aes=head.safetensors").folder == "."
+    assert parse_head("q=s3://b/heads/q").trained and parse_head("q=./quality").trained
     with pytest.raises(UniqaError, match="name the column"):
         parse_head("runs/head.safetensors")
     with pytest.raises(UniqaError, match="NAME=PROMPT_SET"):
         parse_head("bad name=quality")
 
 
+def test_a_folder_in_the_cwd_does_not_make_a_prompt_set_a_trained_head(tmp_path, monkeypatch):
+    from uniqa.scoring.config import fingerprint, preflight
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quality").mkdir()  # a folder (even one holding a head) named like the prompt set
+    (tmp_path / "quality" / "head.json").write_text("{}")
+    cfg = preflight(ScoreConfig(model="uniqa-tiny", heads=("quality",)))
+    assert [(s.name, s.source, s.trained) for s in cfg.head_specs] == [("quality", "quality", False)]
+    assert fingerprint(cfg) == fingerprint(preflight(ScoreConfig(model="uniqa-tiny", heads=("quality",))))
+    with pytest.raises(UniqaError, match=r"unknown prompt set 'myhead'.*q=\./myhead"):
+        ScoreConfig(model="uniqa-tiny", heads=("q=myhead",))  # a bare word is a prompt set, never a folder
+
+
+def test_config_touches_no_storage(monkeypatch):
+    from uniqa import storage
+
+    def no_storage(*a, **k):
+        raise AssertionError("ScoreConfig touched storage")
+
+    for name in ("exists", "is_dir", "read_bytes", "resolve", "list_files"):
+        monkeypatch.setattr(storage, name, no_storage)
+    cfg = ScoreConfig(model="runs/pretrain/final", pretrained=None, heads=("quality", "q=/no/head", "a=s3://b/h"))
+    assert [s.trained for s in cfg.head_specs] == [False, True, True]
+    cfg = ScoreConfig(model="uniqa-tiny", pretrained="/no/such/weights.pt")
+    assert cfg.pretrained == "/no/such/weights.pt"
+
+
 @pytest.mark.parametrize(
     "kw, match",
     [
         ({"heads": ("quality", "sharpness")}, "unknown prompt set 'sharpness'"),
-        ({"heads": ("q=/nope/head",)}, "no trained head at /nope/head"),
         ({"heads": ("quality", "quality")}, "given twice"),
         ({"heads": ()}, "no heads"),
         ({"views": "crops7"}, r"views must be one of \['crops10', 'five', 'full'\], got 'crops7'"),
-        ({"pretrained": "/no/such/weights.pt"}, "pretrained weights not found: /no/such/weights.pt"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"num_gpus": -1}, "num_gpus must be a number >= 0"),
         ({"precision": "fp8"}, "precision must be one of"),
@@ -107,6 +135,35 @@ def test_head_specs():
 def test_invalid_config_fails_with_one_line(kw, match):
     with pytest.raises(UniqaError, match=match):
         ScoreConfig(**{"model": "uniqa-tiny", **kw})
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"heads": ("q=/nope/head",)}, r"head 'q': no trained head at /nope/head \(head.json not found\)"),
+        ({"pretrained": "/no/such/weights.pt"}, "^no such checkpoint: /no/such/weights.pt$"),
+        ({"pretrained": "laion9b"}, r"pretrained 'laion9b' is neither a checkpoint path nor an open_clip tag"),
+        ({"model": "runs/nope"}, "no such checkpoint: runs/nope"),
+        ({"model": "uniqa-huge"}, "unknown model 'uniqa-huge'"),
+        ({"image_size": 224}, "image_size 224 does not fit model uniqa-tiny, which takes 64 px views"),
+    ],
+)
+def test_preflight_fails_with_one_line(kw, match):
+    from uniqa.scoring.config import preflight
+
+    cfg = ScoreConfig(**{"model": "uniqa-tiny", **kw})  # fine until storage and the model are looked at
+    with pytest.raises(UniqaError, match=match):
+        preflight(cfg)
+
+
+def test_preflight_resolves_a_checkpoint_once(tiny_model):
+    from uniqa.scoring.config import preflight
+
+    cfg = preflight(tiny_config(tiny_model))
+    assert (cfg.model, cfg.pretrained, cfg.image_size) == ("uniqa-tiny", tiny_model["ckpt"], 64)
+    assert preflight(cfg) == cfg  # a resolved config stays as it is
+    with pytest.raises(UniqaError, match="is a checkpoint; do not also pass pretrained"):
+        preflight(ScoreConfig(model=tiny_model["ckpt"], pretrained=tiny_model["ckpt"]))
 
 
 @pytest.mark.parametrize(
@@ -131,18 +188,21 @@ def test_block_rows_give_every_actor_work_on_small_inputs():
     assert cfg.block_rows(64, total=40) == 16  # never below 16 rows
 
 
-def test_cpu_actor_uses_the_configured_torch_threads(tiny_model):
+def test_cpu_actor_uses_the_configured_torch_threads_and_checks_nothing_again(tiny_model, monkeypatch):
     import torch
 
+    from uniqa.scoring import api, config
     from uniqa.scoring.score_stage import ScoreStage
 
+    cfg = config.preflight(ScoreConfig(model=tiny_model["ckpt"], threads=1))  # on the driver, once
+    monkeypatch.setattr(api, "preflight", lambda c: pytest.fail("an actor pre-flighted its config again"))
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        ScoreStage(ScoreConfig(model=tiny_model["ckpt"], threads=1), checksum="x", use_gpu=False)
-        assert torch.get_num_threads() == 1
+        stage = ScoreStage(cfg, checksum="x", use_gpu=False)
+        assert torch.get_num_threads() == 1 and stage.scorer.checksum == "x" and stage.scorer.cfg == cfg
         torch.set_num_threads(2)
-        ScoreStage(ScoreConfig(model=tiny_model["ckpt"]), checksum="x", use_gpu=False)  # None: left as Ray set it
+        ScoreStage(replace(cfg, threads=None), checksum="x", use_gpu=False)  # None: left as Ray set it
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
@@ -310,9 +370,11 @@ def test_api_same_scores_for_any_batch_size_and_input_kind(api_rows, tiny_model,
             assert row[head] == pytest.approx(ref[row["image_uri"]][head], abs=1e-6)
     arrays = [np.asarray(Image.open(p).convert("RGB")) for p in good]
     inputs = [Image.open(good[0]), arrays[1], open(good[2], "rb").read(), arrays[3]]
-    from_memory = scorer.score(inputs, ids=list("abcd"))
-    assert [r["image_id"] for r in from_memory] == list("abcd") and all(r["image_uri"] is None for r in from_memory)
+    ids = [uri_id(p) for p in good]  # crops are seeded per image id: the same ids give the same crops
+    from_memory = scorer.score(inputs, ids=ids)
+    assert [r["image_id"] for r in from_memory] == ids and all(r["image_uri"] is None for r in from_memory)
     assert [r["quality"] for r in from_memory] == pytest.approx([r["quality"] for r in by_path], abs=1e-6)
+    assert [r["image_id"] for r in scorer.score(inputs[:2], ids=list("ab"))] == ["a", "b"]
     with pytest.raises(UniqaError, match="cannot score an array of shape"):
         scorer.score([np.zeros((4, 4), np.float32)])
 

@@ -131,7 +131,3 @@ def load_config(cls: type[T], path: str | None = None, overrides: Sequence[str] 
     data = read_config_file(path) if path else {}
     data = merge(data, parse_overrides(overrides))
     return from_dict(cls, data)
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)

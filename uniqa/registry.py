@@ -32,6 +32,3 @@ class Registry(Generic[F]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._items

@@ -163,10 +163,6 @@ class SinkSummary:
     def rows_per_second(self) -> float:
         return self.rows_written / self.seconds if self.seconds > 0 else 0.0
 
-    def line(self, out: str) -> str:
-        return (f"{self.rows_written} rows written ({self.errors} with errors), {self.skipped} already done, "
-                f"{self.rows_per_second:.1f} rows/s, {self.seconds:.1f} s -> {out}")
-
 
 def drain(results, total: int | None = None, desc: str = "rows", progress: bool = True) -> SinkSummary:
     """Consume the per-file count rows of a Ray Data ``write_batch`` stage, with a progress bar."""

@@ -14,7 +14,9 @@ A path to a ``.json`` open_clip config also works as a name (registered under it
 
 from __future__ import annotations
 
+import json
 import os
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import torch
 
 from uniqa import storage
 from uniqa.errors import UniqaError
-from uniqa.models.checkpoints import load_state_dict_into, read_checkpoint
+from uniqa.models.checkpoints import CONFIG_FILE, load_state_dict_into, read_checkpoint, weights_uri
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 OUR_MODELS = tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
@@ -54,25 +56,58 @@ def resolve_model_name(name: str) -> str:
         open_clip.add_model_config(name)
         name = Path(name).stem
     if open_clip.get_model_config(name) is None:
+        local = f"; the checkpoint {name} in the working directory is ./{name}" if os.path.exists(name) else ""
         raise UniqaError(
             f"unknown model {name!r}; ours: {list(OUR_MODELS)}; open_clip also has {len(open_clip.list_models())} "
-            "(e.g. 'ViT-B-16-quickgelu', see open_clip.list_models()); or pass a .json config path"
+            f"(e.g. 'ViT-B-16-quickgelu', see open_clip.list_models()); or pass a .json config path{local}"
         )
     return name
 
 
-def _pretrained_tag(name: str, pretrained: str | None) -> str | None:
-    """``pretrained`` if it is an open_clip tag for ``name`` (and not an existing file), else None."""
-    if not pretrained or storage.exists(pretrained):
+def pretrained_tag(name: str, pretrained: str | None) -> str | None:
+    """``pretrained`` if it is an open_clip tag for ``name``; None for a checkpoint path or no weights.
+
+    The one rule (:func:`uniqa.storage.looks_like_path`) decides from the text which it is; a path must
+    exist, a tag must be one of ``name``'s (checked against open_clip's table: nothing is downloaded)."""
+    if not pretrained:
+        return None
+    if storage.looks_like_path(pretrained):
+        if not storage.exists(pretrained):
+            raise UniqaError(f"no such checkpoint: {pretrained}")
         return None
     if open_clip.get_pretrained_cfg(name, pretrained):
         return pretrained
-    if storage.looks_like_path(pretrained):
-        raise UniqaError(f"no such checkpoint: {pretrained}")
     raise UniqaError(
-        f"pretrained {pretrained!r} is neither a checkpoint file/folder nor an open_clip tag for {name}; "
-        f"tags: {open_clip.list_pretrained_tags_by_model(name)}"
+        f"pretrained {pretrained!r} is neither a checkpoint path nor an open_clip tag for {name} "
+        f"(tags: {open_clip.list_pretrained_tags_by_model(name)}); a checkpoint in the working directory is "
+        f"./{pretrained}"
     )
+
+
+def resolve_model(model: str, pretrained: str | None) -> tuple[str, str | None]:
+    """``--model`` may be an architecture name or one of our checkpoint folders / files whose config names the
+    architecture -> (architecture, weights). Which one is decided from the text (:func:`uniqa.storage.looks_like_path`,
+    the one rule); a checkpoint path must exist. The architecture is not validated here (see
+    :func:`resolve_model_name`)."""
+    if model.endswith(".json") or not storage.looks_like_path(model):
+        return model, pretrained
+    if not storage.exists(model):
+        raise UniqaError(f"no such checkpoint: {model} (model takes a model name such as uniqa-tiny, or a "
+                         "checkpoint folder / file)")
+    if pretrained:
+        raise UniqaError(f"model {model} is a checkpoint; do not also pass pretrained {pretrained}")
+    weights = weights_uri(model)
+    config_uri = storage.join(model if storage.is_dir(model) else posixpath.dirname(weights), CONFIG_FILE)
+    name = json.loads(storage.read_bytes(config_uri)).get("model_name") if storage.exists(config_uri) else None
+    if not name:
+        raise UniqaError(f"checkpoint {model} does not name its model; pass --model NAME --pretrained {model}")
+    return name, model
+
+
+def model_image_size(name: str) -> int:
+    """Input size in pixels of an architecture (validated; from its open_clip config, no weights loaded)."""
+    size = open_clip.get_model_config(resolve_model_name(name))["vision_cfg"]["image_size"]
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
 
 
 def create_model(name: str, pretrained: str | None = None, device: str = "cpu", precision: str = "fp32"):
@@ -85,7 +120,7 @@ def create_model(name: str, pretrained: str | None = None, device: str = "cpu", 
     name = resolve_model_name(name)
     if precision not in PRECISIONS:
         raise UniqaError(f"unknown precision {precision!r}; valid: {list(PRECISIONS)}")
-    tag = _pretrained_tag(name, pretrained)
+    tag = pretrained_tag(name, pretrained)
     checkpoint = read_checkpoint(pretrained) if pretrained and not tag else None
     if checkpoint is not None and checkpoint.model_name not in (None, name):
         raise UniqaError(f"checkpoint {pretrained} was saved for model {checkpoint.model_name!r}, not {name!r}")

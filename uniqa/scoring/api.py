@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -16,48 +15,8 @@ import pyarrow as pa
 from uniqa import storage
 from uniqa.errors import UniqaError
 from uniqa.scoring.batches import row_errors, scores_table, views_batch
-from uniqa.scoring.config import HeadSpec, ScoreConfig, fingerprint
+from uniqa.scoring.config import HeadSpec, ScoreConfig, fingerprint, preflight
 from uniqa.scoring.inputs import uri_id
-
-
-def resolve_model(model: str, pretrained: str | None) -> tuple[str, str | None]:
-    """``--model`` may be an architecture name or one of our checkpoint folders / files whose config
-    names the architecture -> (architecture, weights)."""
-    from uniqa.models.checkpoints import CONFIG_FILE, weights_uri
-
-    if model.endswith(".json") or not storage.exists(model):
-        return model, pretrained
-    if pretrained:
-        raise UniqaError(f"--model {model} is a checkpoint; do not also pass --pretrained {pretrained}")
-    weights = weights_uri(model)
-    config_uri = storage.join(model if storage.is_dir(model) else os.path.dirname(weights), CONFIG_FILE)
-    name = None
-    if storage.exists(config_uri):
-        import json
-
-        name = json.loads(storage.read_bytes(config_uri)).get("model_name")
-    if not name:
-        raise UniqaError(f"checkpoint {model} does not name its model; pass --model NAME --pretrained {model}")
-    return name, model
-
-
-def model_image_size(model: str) -> int:
-    """Input size of an architecture (from its open_clip config, no weights loaded)."""
-    import open_clip
-
-    from uniqa.models import resolve_model_name
-
-    size = open_clip.get_model_config(resolve_model_name(model))["vision_cfg"]["image_size"]
-    return int(size[0] if isinstance(size, (list, tuple)) else size)
-
-
-def resolved(cfg: ScoreConfig) -> ScoreConfig:
-    """``cfg`` with the model resolved to (architecture, weights) and ``image_size`` filled in (checked)."""
-    name, pretrained = resolve_model(cfg.model, cfg.pretrained)
-    size = model_image_size(name)
-    if cfg.image_size not in (None, size):
-        raise UniqaError(f"image_size {cfg.image_size} does not fit model {name}, which takes {size} px views")
-    return replace(cfg, model=name, pretrained=pretrained, image_size=size)
 
 
 def build_heads(model, tokenizer, specs: Sequence[HeadSpec], device: str) -> dict:
@@ -67,7 +26,7 @@ def build_heads(model, tokenizer, specs: Sequence[HeadSpec], device: str) -> dic
 
     heads = {}
     for spec in specs:
-        if spec.is_file:
+        if spec.trained:
             heads[spec.name] = load_head(spec.folder)
         else:
             heads[spec.name] = LevelHead.from_model(model, tokenizer, get_prompt_set(spec.source), adapter=False)
@@ -79,12 +38,18 @@ class Scorer:
     """A model, its heads and the view protocol, loaded once; scores batches of views or raw inputs."""
 
     def __init__(self, cfg: ScoreConfig, device: str | None = None, checksum: str | None = None):
+        """``checksum``: the pipeline's model actors pass the :func:`~uniqa.scoring.config.fingerprint` that
+        ``run_score`` computed with the config it already pre-flighted, and that config, used as is. Without
+        it (in-process use), ``cfg`` is pre-flighted here (:func:`~uniqa.scoring.config.preflight`)."""
         import torch
 
         from uniqa.models import create_model
         from uniqa.scoring.multihead import MultiHeadScorer
 
-        self.cfg = cfg = resolved(cfg)
+        if checksum is None:
+            cfg = preflight(cfg)
+            checksum = fingerprint(cfg)
+        self.cfg = cfg
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if cfg.precision == "fp16" and not self.device.startswith("cuda"):
             raise UniqaError(f"precision fp16 needs a GPU (device is {self.device}); use fp32 or bf16")
@@ -93,7 +58,7 @@ class Scorer:
             model, _, tokenizer = create_model(cfg.model, cfg.pretrained, device=self.device, precision=cfg.precision)
             heads = build_heads(model, tokenizer, cfg.head_specs, self.device)
         self.multihead = MultiHeadScorer(model, heads, chunk=cfg.views_per_pass)
-        self.checksum = checksum or fingerprint(cfg, cfg.image_size)
+        self.checksum = checksum
         self.decode = cfg.decode_config()
 
     @classmethod
@@ -107,7 +72,8 @@ class Scorer:
         **options,
     ) -> Scorer:
         """``Scorer.from_pretrained("runs/pretrain/final", heads=("quality", "aesthetics=runs/adapt/aes"))``;
-        ``options`` are :class:`ScoreConfig` fields (views, image_size, batch_size, embeddings, ...)."""
+        ``options`` are :class:`ScoreConfig` fields (views, image_size, batch_size, embeddings, ...). The config
+        is pre-flighted (model, weights, head folders, image size) before the model is loaded."""
         cfg = ScoreConfig(model=str(model_or_checkpoint), pretrained=pretrained, heads=tuple(heads), **options)
         return cls(cfg, device=device)
 

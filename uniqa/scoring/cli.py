@@ -23,7 +23,8 @@ COMMAND = StageCommand(
         Arg("--pretrained", "weights for --model (checkpoint file/folder or open_clip tag)", key="pretrained"),
         Arg("--heads", "comma-separated, one output column each: NAME (zero-shot prompt set: quality, aesthetics, "
             "quality-ensemble, ...), NAME=PROMPT_SET, or NAME=HEAD_FOLDER (a trained head: the folder save_head "
-            "wrote, or its head.safetensors); default quality,aesthetics", key="heads", type=head_list),
+            "wrote, or its head.safetensors; a path, so ./quality for a folder in the working directory); "
+            "default quality,aesthetics", key="heads", type=head_list),
         Arg("--views", "view protocol: crops10 | five | full", key="views"),
         Arg("--embeddings", "also write the image embeddings (normalised mean over views; not adapter input: "
             "see `uniqa features`)", key="embeddings", store_true=True),

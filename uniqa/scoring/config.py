@@ -1,8 +1,11 @@
 """``ScoreConfig``: what to score with (model, heads, views) and how (batching, actors, resources).
 
 One config file drives ``uniqa score`` and ``pipelines/score.py`` on a cluster (see cluster/score.yaml).
-Everything is checked here, on the driver, before any Ray work: unknown heads, view protocols, missing
-checkpoints and head files fail with one line naming the bad value.
+``ScoreConfig()`` checks types, ranges and names only (view protocols, prompt sets, head syntax) and never
+touches storage: whether a head is a trained head or a prompt set is decided from its text alone.
+:func:`preflight` does every check that reads storage or a model config (weights exist, trained heads hold
+their config, the image size fits the model) once, on the driver, before any Ray work, and returns the
+resolved config the model actors are given as is.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import hashlib
 import json
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from uniqa import storage
 from uniqa.errors import UniqaError
@@ -33,8 +36,10 @@ class HeadSpec:
     source: str
 
     @property
-    def is_file(self) -> bool:
-        return "/" in self.source or self.source.endswith(HEAD_FILE_SUFFIX) or storage.exists(self.source)
+    def trained(self) -> bool:
+        """A trained head (``source`` is a path: :func:`uniqa.storage.looks_like_path`, or ends with
+        :data:`HEAD_FILE_SUFFIX`) rather than a prompt-set name; decided from the text, never from storage."""
+        return storage.looks_like_path(self.source) or self.source.endswith(HEAD_FILE_SUFFIX)
 
     @property
     def folder(self) -> str:
@@ -46,54 +51,36 @@ class HeadSpec:
 
 def parse_head(text: str) -> HeadSpec:
     """``quality`` (zero-shot prompt set, column ``quality``), ``q=quality-ensemble`` (a prompt set under
-    another column name) or ``quality=runs/adapt/quality`` (a trained head folder or its .safetensors)."""
+    another column name) or ``quality=runs/adapt/quality`` (a trained head folder or its .safetensors; a
+    folder in the working directory is ``quality=./quality``). Checks the syntax only."""
     name, sep, source = (part.strip() for part in str(text).partition("="))
     if not sep:
         source = name
-        if "/" in name or name.endswith(HEAD_FILE_SUFFIX):
+        if HeadSpec(name, name).trained:
             raise UniqaError(f"head {text!r}: name the column of a trained head, e.g. quality={text}")
     if not name or not source or not _COLUMN_NAME.match(name):
         raise UniqaError(f"head {text!r} is not NAME, NAME=PROMPT_SET or NAME=HEAD_FOLDER")
     return HeadSpec(name, source)
 
 
-def head_checksum(spec: HeadSpec) -> str:
-    """sha256 of a trained head's config and weights."""
-    from uniqa.adapters.head import HEAD_CONFIG, HEAD_WEIGHTS
-
-    digest = hashlib.sha256()
-    for file in (HEAD_CONFIG, HEAD_WEIGHTS):
-        digest.update(storage.read_bytes(storage.join(spec.folder, file)))
-    return digest.hexdigest()
-
-
-def _looks_like_path(text: str) -> bool:
-    """A path / URI rather than an open_clip weights tag such as ``openai``."""
-    return storage.is_s3(text) or "/" in text or "." in text
-
-
-def _check_head(spec: HeadSpec) -> None:
-    if spec.is_file:
-        from uniqa.adapters.head import HEAD_CONFIG
-
-        if not storage.exists(storage.join(spec.folder, HEAD_CONFIG)):
-            raise UniqaError(f"head {spec.name!r}: no trained head at {spec.source} ({HEAD_CONFIG} not found)")
-        return
+def _check_prompt_set(spec: HeadSpec) -> None:
+    """A zero-shot head names a registered prompt set (a lookup by name: no storage)."""
     from uniqa.adapters.prompts import get_prompt_set
 
     try:
         get_prompt_set(spec.source)
     except UniqaError as e:
-        raise UniqaError(f"head {spec.name!r}: {e}; or give a trained head as {spec.name}=HEAD_FOLDER") from None
+        raise UniqaError(f"head {spec.name!r}: {e}; or give a trained head as {spec.name}=HEAD_FOLDER "
+                         f"(a folder in the working directory: {spec.name}=./{spec.source})") from None
 
 
 @dataclass(frozen=True)
 class ScoreConfig:
     model: str = ""  # model name (e.g. ViT-B-16-quickgelu, uniqa-tiny) or checkpoint (see uniqa.models)
-    pretrained: str | None = None  # weights file for ``model`` (None: the model's own/default weights)
+    pretrained: str | None = None  # weights: checkpoint path or open_clip tag (None: model's checkpoint, or random)
     heads: tuple[str, ...] = ("quality", "aesthetics")  # NAME | NAME=PROMPT_SET | NAME=HEAD_FOLDER (trained)
-    views: str = "crops10"  # view protocol (uniqa.scoring.views.VIEW_PROTOCOLS): crops10 | five | full
-    image_size: int | None = None  # view size in pixels: the model's input size (None: read it from the model)
+    views: str = "crops10"  # view protocol (uniqa.data.views.VIEW_PROTOCOLS): crops10 | five | full
+    image_size: int | None = None  # view size in pixels: the model's input size (None: preflight reads it)
     seed: int = 0  # seed of the random crops (same crops for an image in every run)
     decode_size: int | None = None  # decode with the shorter side resized to this (JPEG draft mode); None: as is
     max_pixels: int = 120_000_000  # decompression-bomb limit per image
@@ -113,8 +100,6 @@ class ScoreConfig:
     def __post_init__(self):
         if not self.model:
             raise UniqaError("no model: pass --model NAME_OR_CHECKPOINT or set model in the config")
-        if self.pretrained and _looks_like_path(self.pretrained) and not storage.exists(self.pretrained):
-            raise UniqaError(f"pretrained weights not found: {self.pretrained}")
         object.__setattr__(self, "heads", tuple(self.heads) if not isinstance(self.heads, str) else (self.heads,))
         specs = self.head_specs
         if not specs:
@@ -124,14 +109,15 @@ class ScoreConfig:
         if dup:
             raise UniqaError(f"head {dup!r} is given twice in heads {list(self.heads)}")
         for spec in specs:
-            _check_head(spec)
+            if not spec.trained:
+                _check_prompt_set(spec)
         self._check_choices()
         self._check_numbers()
         if self.precision == "fp16" and self.num_gpus == 0:
             raise UniqaError("precision fp16 needs GPUs, but num_gpus is 0; use fp32 or bf16")
 
     def _check_choices(self) -> None:
-        from uniqa.scoring.views import VIEW_PROTOCOLS
+        from uniqa.data.views import VIEW_PROTOCOLS
 
         for field, value, valid in (
             ("views", self.views, VIEW_PROTOCOLS),
@@ -171,7 +157,7 @@ class ScoreConfig:
         ``total`` rows to score, blocks are also small enough to give every model actor two of them."""
         if self.rows_per_block is not None:
             return self.rows_per_block
-        from uniqa.scoring.views import VIEW_COUNTS
+        from uniqa.data.views import VIEW_COUNTS
 
         per_image = VIEW_COUNTS[self.views] * image_size * image_size * 3
         low, high = BLOCK_ROWS
@@ -186,29 +172,65 @@ class ScoreConfig:
         return DecodeConfig(size=self.decode_size, max_pixels=self.max_pixels)
 
 
+# ------------------------------------------------------------------------------ pre-flight (reads storage)
+
+
+def preflight(cfg: ScoreConfig) -> ScoreConfig:
+    """Every check of ``cfg`` that reads storage or a model config, run once on the driver before any Ray
+    work (``run_score``) or model loading (``Scorer``): the model (an architecture, or a checkpoint whose
+    config names it), the weights (a path that exists, or an open_clip tag of the model), each trained head
+    (its folder holds the head config) and the image size. Returns ``cfg`` with the model resolved to
+    (architecture, weights) and ``image_size`` filled in: what the model actors are given, unchecked again."""
+    from uniqa.adapters.head import HEAD_CONFIG
+    from uniqa.models.factory import model_image_size, pretrained_tag, resolve_model
+
+    name, pretrained = resolve_model(cfg.model, cfg.pretrained)
+    size = model_image_size(name)  # also: the model name is known
+    pretrained_tag(name, pretrained)  # a path must exist; a tag must be one of the model's
+    if cfg.image_size not in (None, size):
+        raise UniqaError(f"image_size {cfg.image_size} does not fit model {name}, which takes {size} px views")
+    for spec in cfg.head_specs:
+        if spec.trained and not storage.exists(storage.join(spec.folder, HEAD_CONFIG)):
+            raise UniqaError(f"head {spec.name!r}: no trained head at {spec.source} ({HEAD_CONFIG} not found)")
+    return replace(cfg, model=name, pretrained=pretrained, image_size=size)
+
+
 def _weights_checksum(pretrained: str | None) -> str | None:
     """sha256 of a weights file / our checkpoint folder; ``open_clip:<tag>`` for a tag; None for random init."""
     from uniqa.models import file_checksum
 
     if not pretrained:
         return None
-    return file_checksum(pretrained) if storage.exists(pretrained) else f"open_clip:{pretrained}"
+    return file_checksum(pretrained) if storage.looks_like_path(pretrained) else f"open_clip:{pretrained}"
 
 
-def fingerprint(cfg: ScoreConfig, image_size: int) -> str:
+def head_checksum(spec: HeadSpec) -> str:
+    """sha256 of a trained head's config and weights."""
+    from uniqa.adapters.head import HEAD_CONFIG, HEAD_WEIGHTS
+
+    digest = hashlib.sha256()
+    for file in (HEAD_CONFIG, HEAD_WEIGHTS):
+        digest.update(storage.read_bytes(storage.join(spec.folder, file)))
+    return digest.hexdigest()
+
+
+def fingerprint(cfg: ScoreConfig) -> str:
     """sha256 of everything that determines the scores (model + weights checksum, heads + head file
     checksums, views, sizes, decoding, precision, seed, embeddings) - the ``model_checksum`` column.
+    ``cfg`` is a :func:`preflight` result (its image size filled in).
 
     Batch size and actor counts are left out on purpose: they do not change the scores."""
+    if cfg.image_size is None:
+        raise ValueError("fingerprint() takes a pre-flighted config (see preflight)")
     parts = {
         "model": cfg.model,
         "weights": _weights_checksum(cfg.pretrained),
         "heads": [
-            [s.name, "trained" if s.is_file else s.source, head_checksum(s) if s.is_file else None]
+            [s.name, "trained" if s.trained else s.source, head_checksum(s) if s.trained else None]
             for s in cfg.head_specs
         ],
         "views": cfg.views,
-        "image_size": image_size,
+        "image_size": cfg.image_size,
         "seed": cfg.seed,
         "decode": [cfg.decode_size, cfg.max_pixels],
         "precision": cfg.precision,

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from uniqa import storage
 from uniqa.data.images import IMAGE_SUFFIXES
 from uniqa.errors import UniqaError
+from uniqa.scoring.config import INPUT_FORMATS
 from uniqa.tables import parquet_files
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -55,8 +56,8 @@ def resolve_input(uri: str, input_format: str = "auto") -> ScoreInput:
     uri = str(uri).rstrip("/") or str(uri)
     if not storage.exists(uri):
         raise UniqaError(f"input not found: {uri}")
-    if input_format not in ("auto", "manifest", "images", "list"):
-        raise UniqaError(f"input_format must be one of ['auto', 'manifest', 'images', 'list'], got {input_format!r}")
+    if input_format not in INPUT_FORMATS:
+        raise UniqaError(f"input_format must be one of {list(INPUT_FORMATS)}, got {input_format!r}")
     if input_format == "list" or (input_format == "auto" and uri.lower().endswith(LIST_SUFFIXES)):
         return list_input(uri)
     if not storage.is_dir(uri):

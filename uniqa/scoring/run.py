@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from uniqa import sink, storage
 from uniqa.errors import UniqaError
 from uniqa.schema import scores_schema
-from uniqa.scoring.config import ScoreConfig, fingerprint
+from uniqa.scoring.config import ScoreConfig, fingerprint, preflight
 from uniqa.scoring.inputs import ScoreInput, resolve_input
 from uniqa.stage import StageSummary, config_fingerprint
 from uniqa.tables import ray_read
@@ -74,12 +74,14 @@ def _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address) 
 def run_score(
     input_uri: str, out: str, cfg: ScoreConfig, *, progress: bool = True, address: str | None = None
 ) -> StageSummary:
-    """Score every image of ``input_uri`` into ``out`` (local or ``s3://``); resumes where ``out`` left off."""
-    from uniqa.scoring.api import resolved
+    """Score every image of ``input_uri`` into ``out`` (local or ``s3://``); resumes where ``out`` left off.
 
-    inp = resolve_input(input_uri, cfg.input_format)  # everything is checked before Ray starts
-    cfg = resolved(cfg)
-    checksum = fingerprint(cfg, cfg.image_size)
+    Pre-flight, before any Ray work: the config (model, weights, trained heads, image size; see
+    :func:`~uniqa.scoring.config.preflight`), the input and the output are checked once, here; the model
+    actors get the resolved config and its checksum and check nothing again."""
+    cfg = preflight(cfg)
+    inp = resolve_input(input_uri, cfg.input_format)
+    checksum = fingerprint(cfg)
     schema = scores_schema(cfg.head_names, cfg.embeddings)
     check_resumable(out, checksum)
     sink.clean_temporaries(out)
