@@ -2,16 +2,21 @@
 
 sample corpus -> manifests -> captions (offline ``attributes`` captioner) -> purified comments -> corpus
 -> zero-shot scores (quality + aesthetics heads, one encoder pass) -> evaluation on each dataset's test split.
-Every step is the same run function the CLI and ``pipelines/`` use; outputs land under ``--out``.
+Every step is the stage's own run function, found through its ``COMMAND`` and called exactly as ``uniqa <stage>``
+calls it (inputs by flag name, a config built from a dict like a ``--config`` file); each stage writes its
+``_summary.json``. Outputs land under ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import time
+from typing import Any
 
 DEMO_MODEL = "uniqa-small"
+DERIVED = ("manifests", "captions", "purified", "corpus", "scores", "evaluation")  # rebuilt on every run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,95 +28,78 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _step(name: str, fn, *args, **kwargs):
+def run_stage(module: str, out: str, config: dict[str, Any], **inputs: Any):
+    """Run the stage that ``module`` (its ``cli.py``) declares, as the CLI would: ``inputs`` by flag name (``input``
+    for ``--input``), ``config`` as a config file's contents; prints and returns its :class:`StageSummary`."""
+    from uniqa.config import from_dict
+
+    command = importlib.import_module(module).COMMAND
+    args = [inputs[arg.dest] if arg.dest in inputs or arg.required else [] if arg.multiple else None
+            for arg in command.inputs]
+    cfg = from_dict(command.load(command.config), config)
     start = time.perf_counter()
-    print(f"[demo] {name} ...", flush=True)
-    result = fn(*args, **kwargs)
-    print(f"[demo] {name} done in {time.perf_counter() - start:.1f} s", flush=True)
-    return result
+    print(f"[demo] {command.name} -> {out} ...", flush=True)
+    summary = command.load(command.run)(*args, out, cfg, progress=False)
+    print(f"[demo] {command.name} done in {time.perf_counter() - start:.1f} s\n        {summary.line()}", flush=True)
+    return summary
 
 
-def evaluate(manifest: str, scores: str, head: str, split: str = "split_0") -> dict:
-    """Metrics of one score column against MOS on the test side of ``split`` (rows with errors excluded)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
+def paths(out: str) -> dict[str, str]:
     from uniqa import storage
-    from uniqa.evaluation.metrics import all_metrics
-    from uniqa.schema import MANIFEST
-    from uniqa.tables import parquet_files, read_table
 
-    labels = read_table(manifest, MANIFEST).select(["image_id", "mos", split])
-    score_tables = []
-    for f in parquet_files(scores):
-        fs, path = storage.resolve(f)
-        score_tables.append(pq.read_table(path, columns=["image_id", head, "error"], filesystem=fs))
-    joined = labels.join(pa.concat_tables(score_tables), "image_id")
-    test = joined.filter(pc.and_(pc.equal(joined[split], "test"), pc.is_null(joined["error"])))
-    metrics = all_metrics(test[head].to_numpy(), test["mos"].to_numpy())
-    return {"head": head, "split": split, "images": len(test), **{k: round(v, 4) for k, v in metrics.items()}}
+    return {key: storage.join(out, *parts) for key, parts in {
+        "sample": ("sample",), "iqa": ("manifests", "iqa"), "iaa": ("manifests", "iaa"), "captions": ("captions",),
+        "purified": ("purified",), "corpus": ("corpus",), "scores_iqa": ("scores", "iqa"),
+        "scores_iaa": ("scores", "iaa"), "eval_iqa": ("evaluation", "iqa"), "eval_iaa": ("evaluation", "iaa"),
+    }.items()}
+
+
+def prepare_inputs(out: str, p: dict[str, str], seed: int) -> None:
+    """Derived outputs start afresh (the sample is kept); the sample is built if needed; manifests prepared."""
+    from uniqa import storage
+    from uniqa.data.prepare import PrepareConfig, prepare
+    from uniqa.data.sample import build_sample
+
+    for name in DERIVED:
+        if storage.exists(storage.join(out, name)):
+            fs, path = storage.resolve(storage.join(out, name))
+            fs.delete_dir(path)
+    if not storage.exists(storage.join(p["sample"], "iqa", "dmos.csv")):
+        print("[demo] building the sample corpus ...", flush=True)
+        build_sample(p["sample"], seed=seed)
+    prepare("kadid10k", storage.join(p["sample"], "iqa"), p["iqa"], PrepareConfig())
+    prepare("ava", storage.join(p["sample"], "iaa"), p["iaa"], PrepareConfig())
 
 
 def run(args) -> int:
     import logging
 
     from uniqa import storage
-    from uniqa.captioning.config import CaptionConfig
-    from uniqa.captioning.run import run_caption
-    from uniqa.corpus.run import run_corpus
-    from uniqa.data.prepare import PrepareConfig, prepare
-    from uniqa.data.sample import build_sample
-    from uniqa.purification.embedders import EmbedderConfig
-    from uniqa.purification.purify import PurifyConfig
-    from uniqa.purification.run import run_purify
-    from uniqa.scoring.config import ScoreConfig
-    from uniqa.scoring.run import run_score
+    from uniqa.evaluation.run import format_table
 
     logging.getLogger("ray").setLevel(logging.WARNING)  # the demo prints its own per-step summaries
-    out = args.out
-    p = {k: storage.join(out, *v) for k, v in {
-        "sample": ("sample",), "iqa": ("manifests", "iqa"), "iaa": ("manifests", "iaa"), "captions": ("captions",),
-        "purified": ("purified",), "corpus": ("corpus",), "scores_iqa": ("scores", "iqa"),
-        "scores_iaa": ("scores", "iaa")}.items()}
-    # Configs first: a bad flag fails before any work.
-    score_cfg = ScoreConfig(model=args.model, pretrained=args.pretrained, heads=("quality", "aesthetics"),
-                            views="five", num_cpus=0.5, decode_cpus=0.5, rows_per_block=64)
-    caption_cfg = CaptionConfig(backend="attributes", progress=False)
+    out, p, start = args.out, paths(args.out), time.perf_counter()
+    score_cfg = {"model": args.model, "pretrained": args.pretrained, "heads": ["quality", "aesthetics"],
+                 "views": "five", "num_cpus": 0.5, "decode_cpus": 0.5, "rows_per_block": 64}
+    prepare_inputs(out, p, args.seed)
+    summaries = [run_stage("uniqa.captioning.cli", p["captions"], {"backend": "attributes"}, manifest=p[part])
+                 for part in ("iqa", "iaa")]
     # Bag-of-words relevance: meaningful without pretrained CLIP weights (use embedder.name=clip with weights).
-    purify_cfg = PurifyConfig(embedder=EmbedderConfig(name="bow"))
-    start = time.perf_counter()
-
-    for key in ("iqa", "iaa", "captions", "purified", "corpus", "scores_iqa", "scores_iaa"):
-        if storage.exists(p[key]):  # a rerun starts the derived outputs afresh (the sample is kept)
-            fs, path = storage.resolve(p[key])
-            fs.delete_dir(path)
-    if not storage.exists(storage.join(p["sample"], "iqa", "dmos.csv")):
-        _step("build sample corpus", build_sample, p["sample"], seed=args.seed)
-    _step("prepare manifests", lambda: [
-        prepare("kadid10k", storage.join(p["sample"], "iqa"), p["iqa"], PrepareConfig()),
-        prepare("ava", storage.join(p["sample"], "iaa"), p["iaa"], PrepareConfig())])
+    summaries.append(run_stage("uniqa.purification.cli", p["purified"], {"embedder": {"name": "bow"}},
+                               manifest=p["iaa"], captions=p["captions"]))
+    summaries.append(run_stage("uniqa.corpus.cli", p["corpus"], {}, manifest=[p["iqa"], p["iaa"]],
+                               captions=[p["captions"]], purified=[p["purified"]]))
     for part in ("iqa", "iaa"):
-        s = _step(f"caption {part} (attributes)", run_caption, p[part], p["captions"], caption_cfg)
-        print(f"        rows out {s['rows_out']}, errors {s['errors']}, already done {s['already_done']}")
-    s = _step("purify comments", run_purify, p["iaa"], p["captions"], p["purified"], purify_cfg, progress=False)
-    print(f"        kept {s['kept']} of {s['comments']} comments; rejected {s['rejected_by_reason']}")
-    s = _step("build corpus", run_corpus, [p["iqa"], p["iaa"]], [p["captions"]], [p["purified"]], p["corpus"])
-    print(f"        {s['pairs']} pairs, per source {s['pairs_per_source']}")
-    for part in ("iqa", "iaa"):
-        s = _step(f"score {part} (zero-shot, {args.model})", run_score, p[part], p[f"scores_{part}"], score_cfg,
-                  progress=False)
-        print(f"        {s.line()}")
-    results = {
-        "kadid10k (sample) quality": evaluate(p["iqa"], p["scores_iqa"], "quality"),
-        "ava (sample) aesthetics": evaluate(p["iaa"], p["scores_iaa"], "aesthetics"),
-    }
-    print("\n[demo] zero-shot results on the test split (split_0):")
-    for name, r in results.items():
-        print(f"  {name:28s} n={r['images']:4d}  SRCC {r['srcc']:+.3f}  PLCC {r['plcc']:+.3f}  KRCC {r['krcc']:+.3f}")
+        summaries.append(run_stage("uniqa.scoring.cli", p[f"scores_{part}"], score_cfg, input=p[part]))
+    evaluations = [run_stage("uniqa.evaluation.cli", p[f"eval_{part}"], {"split": "split_0"},
+                             scores=p[f"scores_{part}"], manifest=p[part]) for part in ("iqa", "iaa")]
+    results = [row for s in evaluations for row in s.details.get("table", [])]
+    print(f"\n[demo] zero-shot results on the test split (split_0), against mos_norm:\n{format_table(results)}")
     if not args.pretrained:
         print("  (random-init model: correlations are chance level until a pre-trained checkpoint is given)")
-    summary = {"out": out, "seconds": round(time.perf_counter() - start, 1), "paths": p, "results": results}
+    summaries += evaluations
+    summary = {"out": out, "seconds": round(time.perf_counter() - start, 1), "paths": p, "results": results,
+               "stages": [{k: v for k, v in s.to_dict().items() if k != "details"} for s in summaries]}
     storage.write_bytes(storage.join(out, "demo_summary.json"), json.dumps(summary, indent=2).encode())
     print(f"[demo] finished in {summary['seconds']} s; summary in {storage.join(out, 'demo_summary.json')}")
-    return 0
+    return max(s.exit_code for s in summaries)

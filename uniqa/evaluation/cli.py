@@ -1,0 +1,32 @@
+"""``uniqa evaluate``: SRCC / PLCC / KRCC of every score column against ``mos_norm``, per dataset and split."""
+
+from __future__ import annotations
+
+from uniqa.stagecli import Arg, StageCommand
+
+
+def head_list(text: str) -> list[str]:
+    return [h.strip() for h in text.split(",") if h.strip()]
+
+
+COMMAND = StageCommand(
+    name="evaluate",
+    help="SRCC / PLCC / KRCC of scores against mos_norm per dataset, head and split (Parquet + table)",
+    description="Correlate every score column of --scores with mos_norm (higher is better for every dataset)\n"
+                "on the test side of a split of --manifest, per dataset and head. Rows whose score carries an\n"
+                "error or is null are excluded and counted. Writes OUT/metrics.parquet and OUT/metrics.csv and\n"
+                "prints the table (--quiet: the summary line only).",
+    config="uniqa.evaluation.config:EvaluateConfig",
+    run="uniqa.evaluation.run:run_evaluate",
+    inputs=(
+        Arg("--scores", "scores Parquet file/folder from `uniqa score` (local or s3://)"),
+        Arg("--manifest", "manifest Parquet file/folder with mos_norm and split columns (local or s3://)"),
+    ),
+    options=(
+        Arg("--split", "split column to evaluate on: split_0 .. split_9, or all (each of the ten; default split_0)",
+            key="split"),
+        Arg("--side", "side of the split: test (default), val or train", key="side"),
+        Arg("--heads", "comma-separated score columns (default: every score column of --scores)", key="heads",
+            type=head_list),
+    ),
+)

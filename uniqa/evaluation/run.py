@@ -1,0 +1,196 @@
+"""The evaluation stage: scores + manifest -> SRCC / PLCC / KRCC per dataset, head and split, against ``mos_norm``.
+
+``mos_norm`` is higher-is-better for every dataset (DMOS-style datasets are flipped when the manifest is
+prepared), so a good predictor has positive correlations everywhere; raw ``mos`` is never used. Rows of the
+evaluated side whose score row carries an ``error`` or a null score are excluded and counted (``excluded``), rows
+with no score row at all are counted too (``missing``). No Ray: only the needed columns are read, with pyarrow.
+``uniqa evaluate``, ``pipelines/evaluate.py`` and the demo all call :func:`run_evaluate`.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from uniqa import storage
+from uniqa.errors import UniqaError
+from uniqa.evaluation.config import EvaluateConfig
+from uniqa.evaluation.metrics import krcc, plcc, srcc
+from uniqa.schema import check_unique, score_columns
+from uniqa.stage import StageSummary, Timer, config_fingerprint
+from uniqa.tables import dataset_schema, parquet_files, read_columns
+
+METRICS = {"srcc": srcc, "plcc": plcc, "krcc": krcc}
+METRICS_FILE = "metrics.parquet"
+METRICS_CSV = "metrics.csv"
+METRICS_SCHEMA = pa.schema([
+    pa.field("dataset", pa.string()),
+    pa.field("head", pa.string()),  # the score column
+    pa.field("split", pa.string()),  # split_0 .. split_9
+    pa.field("side", pa.string()),  # the side of the split evaluated (test)
+    pa.field("n", pa.int64()),  # rows correlated
+    *[pa.field(name, pa.float64()) for name in METRICS],  # null when undefined (see note)
+    pa.field("excluded", pa.int64()),  # scored rows left out: an error or a null / NaN score
+    pa.field("missing", pa.int64()),  # labelled rows of the side with no score row at all
+    pa.field("note", pa.string()),  # why the metrics are null
+])
+
+
+def preflight(scores: str, manifest: str, cfg: EvaluateConfig) -> tuple[list[str], list[str], list[str]]:
+    """(score files, manifest files, heads): every column the run needs exists (footers only), or one error."""
+    score_files = parquet_files(scores)
+    available = score_columns(dataset_schema(score_files), scores)
+    if not available:
+        raise UniqaError(f"scores {scores} hold no score column (only {dataset_schema(score_files).names})")
+    unknown = [h for h in cfg.heads if h not in available]
+    if unknown:
+        raise UniqaError(f"scores {scores} have no score column {unknown[0]!r}; score columns: {available}")
+    manifest_files = parquet_files(manifest)
+    found = dataset_schema(manifest_files).names
+    if "mos_norm" not in found:
+        raise UniqaError(f"manifest {manifest} has no column 'mos_norm' (the higher-is-better label evaluation "
+                         f"correlates with; `uniqa data prepare` writes it); found columns {found}")
+    for col in ("image_id", "dataset", *cfg.splits):
+        if col not in found:
+            splits = [c for c in found if c.startswith("split_")]
+            kind = f"split column {col!r}; split columns: {splits}" if col in cfg.splits else f"column {col!r}"
+            raise UniqaError(f"manifest {manifest} has no {kind}; found columns {found}")
+    return score_files, manifest_files, list(cfg.heads) or available
+
+
+def read_labels(manifest_files: list[str], cfg: EvaluateConfig) -> pa.Table:
+    """``image_id, dataset, mos_norm, <split columns>`` of the labelled rows on the evaluated side of a split."""
+    on_side = [pc.field(s) == cfg.side for s in cfg.splits]
+    keep = on_side[0]
+    for expr in on_side[1:]:
+        keep = keep | expr
+    return read_columns(manifest_files, ["image_id", "dataset", "mos_norm", *cfg.splits],
+                        filter=pc.field("mos_norm").is_valid() & keep)
+
+
+def join_scores(labels: pa.Table, scores: pa.Table, where: str) -> pa.Table:
+    """Labels with their score columns (null where an image has no score row) and ``_scored`` (true / null)."""
+    check_unique(labels["image_id"], "manifest")
+    check_unique(scores["image_id"], where)
+    scores = scores.append_column("_scored", pa.array(np.ones(len(scores), dtype=bool)))
+    return labels.join(scores, "image_id", join_type="left outer")
+
+
+def correlate(pred: np.ndarray, mos: np.ndarray) -> tuple[dict[str, float | None], str | None]:
+    """The metrics (None each, with the reason, when undefined: too few rows, a constant side)."""
+    try:
+        return {name: fn(pred, mos) for name, fn in METRICS.items()}, None
+    except UniqaError as e:
+        return dict.fromkeys(METRICS), str(e)
+
+
+def metric_rows(joined: pa.Table, heads: list[str], cfg: EvaluateConfig) -> list[dict]:
+    """One row per dataset, head and split (see :data:`METRICS_SCHEMA`), sorted in that order."""
+    rows = []
+    for dataset in sorted(pc.unique(joined["dataset"]).to_pylist()):
+        part = joined.filter(pc.equal(joined["dataset"], dataset))
+        for head in heads:
+            for split in cfg.splits:
+                rows.append(_metric_row(part.filter(pc.equal(part[split], cfg.side)), dataset, head, split, cfg))
+    return rows
+
+
+def _metric_row(side: pa.Table, dataset: str, head: str, split: str, cfg: EvaluateConfig) -> dict:
+    scored = side["_scored"].is_valid()
+    score = side[head]
+    usable = pc.and_(pc.and_(scored, side["error"].is_null()), pc.and_(score.is_valid(), pc.invert(pc.is_nan(score))))
+    usable = pc.fill_null(usable, False)
+    used = side.filter(usable)
+    with_scores = pc.sum(scored).as_py() or 0
+    metrics, note = correlate(used[head].to_numpy(), used["mos_norm"].to_numpy())
+    return {"dataset": dataset, "head": head, "split": split, "side": cfg.side, "n": len(used), **metrics,
+            "excluded": with_scores - len(used), "missing": len(side) - with_scores, "note": note}
+
+
+def over_splits(rows: list[dict]) -> list[dict]:
+    """Median, mean and std of each metric over the splits of each (dataset, head): the 10-split protocol."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["head"]), []).append(row)
+    out = []
+    for (dataset, head), group in groups.items():
+        record = {"dataset": dataset, "head": head, "splits": len(group)}
+        for name in METRICS:
+            values = np.array([r[name] for r in group if r[name] is not None], dtype=np.float64)
+            record |= {f"{name}_median": float(np.median(values)) if values.size else None,
+                       f"{name}_mean": float(values.mean()) if values.size else None,
+                       f"{name}_std": float(values.std()) if values.size else None}
+        out.append(record)
+    return out
+
+
+def format_table(rows: list[dict]) -> str:
+    """The metric rows as an aligned text table (and, over several splits, their median / mean +- std)."""
+    width = max([len(r["dataset"]) for r in rows] + [7])
+    hwidth = max([len(r["head"]) for r in rows] + [4])
+    lines = [f"{'dataset':{width}s}  {'head':{hwidth}s}  {'split':8s}  {'side':5s}  {'n':>5s}  "
+             + "  ".join(f"{m.upper():>6s}" for m in METRICS) + f"  {'excluded':>8s}  {'missing':>7s}"]
+    for r in rows:
+        values = "  ".join("   n/a" if r[m] is None else f"{r[m]:+.3f}" for m in METRICS)
+        lines.append(f"{r['dataset']:{width}s}  {r['head']:{hwidth}s}  {r['split']:8s}  {r['side']:5s}  {r['n']:5d}  "
+                     f"{values}  {r['excluded']:8d}  {r['missing']:7d}" + (f"  ({r['note']})" if r["note"] else ""))
+    for agg in over_splits(rows) if len({r["split"] for r in rows}) > 1 else []:
+        stats = "  ".join(f"{m.upper()} {_num(agg[m + '_median'])} median, {_num(agg[m + '_mean'])} +- "
+                          f"{_num(agg[m + '_std'], '.3f')}" for m in METRICS)
+        lines.append(f"{agg['dataset']:{width}s}  {agg['head']:{hwidth}s}  over {agg['splits']} splits: {stats}")
+    return "\n".join(lines)
+
+
+def _num(value: float | None, spec: str = "+.3f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def write_metrics(rows: list[dict], out: str) -> pa.Table:
+    """``OUT/metrics.parquet`` and ``OUT/metrics.csv`` (replaced on every run)."""
+    table = pa.Table.from_pylist(rows, schema=METRICS_SCHEMA)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    storage.write_bytes(storage.join(out, METRICS_FILE), buffer.getvalue())
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer)
+    storage.write_bytes(storage.join(out, METRICS_CSV), buffer.getvalue())
+    return table
+
+
+def run_evaluate(
+    scores: str, manifest: str, out: str, cfg: EvaluateConfig, *, progress: bool = True, address: str | None = None
+) -> StageSummary:
+    """Correlate every head of ``scores`` with ``mos_norm`` of ``manifest`` on the side of each split; writes
+    ``OUT/metrics.parquet`` (+ CSV) and prints the table unless ``progress`` is False. ``address`` is unused:
+    evaluation runs in this process, without Ray."""
+    with Timer() as timer:
+        score_files, manifest_files, heads = preflight(scores, manifest, cfg)
+        labels = read_labels(manifest_files, cfg)
+        if not len(labels):
+            raise UniqaError(f"manifest {manifest} has no labelled rows (mos_norm set) on the {cfg.side} side of "
+                             f"{', '.join(cfg.splits)}")
+        score_table = read_columns(score_files, ["image_id", "error", *heads])
+        shared = pc.sum(pc.is_in(labels["image_id"], value_set=score_table["image_id"])).as_py() or 0
+        if not shared:
+            raise UniqaError(
+                f"scores {scores} share no image_id with the labelled {cfg.side} rows of manifest {manifest} (e.g. "
+                f"{score_table['image_id'][0].as_py() if len(score_table) else 'none'!r} vs "
+                f"{labels['image_id'][0].as_py()!r}): score the manifest the evaluation uses"
+            )
+        rows = metric_rows(join_scores(labels, score_table, f"scores {scores}"), heads, cfg)
+        write_metrics(rows, out)
+    if progress:
+        print(format_table(rows))
+    return StageSummary(
+        stage="evaluate", inputs={"scores": scores, "manifest": manifest}, output=out, rows_in=len(rows),
+        rows_out=len(rows), rows_written=len(rows), rows_with_errors=sum(r["note"] is not None for r in rows),
+        seconds=timer.seconds, unit="rows", config_fingerprint=config_fingerprint(cfg),
+        details={"heads": heads, "splits": list(cfg.splits), "side": cfg.side, "score_rows": len(score_table),
+                 "labelled_rows": len(labels), "shared_ids": shared, "table": rows,
+                 "over_splits": over_splits(rows) if len(cfg.splits) > 1 else []},
+    ).write()
