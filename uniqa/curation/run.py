@@ -1,0 +1,243 @@
+"""``run_filter``: scores (+ an optional manifest) -> ``OUT/kept/`` (a manifest other stages read),
+``OUT/rejected/`` (with the ``reason`` each row failed), ``OUT/_summary.json`` and ``OUT/histograms.png``.
+
+Steps: pre-flight (columns, rule, groups; before any Ray work) -> [with a manifest: hash-partition both sides by
+image_id] -> pass 1: per-block KLL sketches merged on the driver (score ranges; per-group thresholds for
+``top_fraction``) -> pass 2: decide and write every block, summing counts and binned histograms -> figure and
+summary. The driver holds sketches, thresholds and bin counts only: nothing grows with the row count.
+A filter run is recomputed from scratch (it is cheap next to scoring): old part files are removed first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyarrow as pa
+
+from uniqa import storage
+from uniqa.curation import quantiles
+from uniqa.curation.config import FilterConfig
+from uniqa.curation.decide import Plan
+from uniqa.curation.expression import check_columns, number_text
+from uniqa.errors import UniqaError
+from uniqa.schema import TableSchema, score_columns
+from uniqa.stage import StageSummary, Timer, config_fingerprint
+from uniqa.tables import count_rows, dataset_schema, parquet_files, remove_parts
+
+KEPT_DIR, REJECTED_DIR, WORK_DIR, FIGURE = "kept", "rejected", "_work", "histograms.png"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    scores_files: list[str]
+    scores_schema: pa.Schema
+    heads: list[str]
+    rows: int
+    manifest_files: list[str] | None = None
+    manifest_schema: pa.Schema | None = None
+    manifest_rows: int = 0
+
+
+def check_out(scores: str, out: str) -> None:
+    """The output may not lie inside the scores folder: a later run would read its parts as scores."""
+    a, b = (storage.resolve(u)[1].rstrip("/") if not storage.is_s3(u) else str(u).rstrip("/") for u in (scores, out))
+    if b == a or b.startswith(a + "/"):
+        raise UniqaError(f"--out {out} is inside --scores {scores}; write the curated output somewhere else")
+
+
+def preflight(scores: str, manifest: str | None, cfg: FilterConfig, out: str = "") -> Inputs:
+    """Every check that reads storage (footers only): the scores' columns, the rule's columns, the group column,
+    the manifest's id columns and name clashes. Raises one UniqaError; nothing starts Ray."""
+    if out:
+        check_out(scores, out)
+    files = parquet_files(scores)
+    schema = dataset_schema(files)
+    heads = score_columns(schema, scores)
+    if not heads:
+        raise UniqaError(f"scores {scores} have no score columns (found columns {schema.names})")
+    if cfg.where is not None:
+        check_columns(cfg.expression, heads, cfg.where)
+    elif cfg.by not in heads:
+        raise UniqaError(f"--by {cfg.by!r} is not a score column of {scores}; score columns are {heads}")
+    inp = Inputs(files, schema, heads, count_rows(files))
+    if manifest is not None:
+        mfiles = parquet_files(manifest)
+        mschema = dataset_schema(mfiles)
+        for column in ("image_id", "image_uri"):
+            if column not in mschema.names:
+                raise UniqaError(f"manifest {manifest}: missing column {column!r}; found columns {mschema.names}")
+        clash = [h for h in heads if h in mschema.names]
+        if clash:
+            raise UniqaError(f"score column {clash[0]!r} of {scores} is also a column of manifest {manifest}; "
+                             "rename the head (uniqa score --heads NEW_NAME=...)")
+        inp = replace(inp, manifest_files=mfiles, manifest_schema=mschema, manifest_rows=count_rows(mfiles))
+    check_group(cfg.group_by, inp, manifest)
+    return inp
+
+
+def check_group(group_by: str | None, inp: Inputs, manifest: str | None) -> None:
+    if group_by in (None, "folder"):
+        return
+    in_manifest = inp.manifest_schema is not None and group_by in inp.manifest_schema.names
+    if not in_manifest and group_by not in inp.scores_schema.names:
+        where = f"the manifest {manifest} ({inp.manifest_schema.names}) or " if manifest else ""
+        need = " (pass --manifest to group by a manifest column such as dataset)" if not manifest else ""
+        raise UniqaError(f"--group-by {group_by!r}: no such column in {where}the scores {inp.scores_schema.names}; "
+                         f"use folder or a column name{need}")
+
+
+def output_schemas(inp: Inputs) -> tuple[TableSchema, TableSchema]:
+    """kept: the manifest's columns + score columns (or the scores' columns without ``error``); rejected: the
+    same + ``error`` + ``reason``."""
+    nullable = [f.with_nullable(True) for f in inp.scores_schema]
+    by_name = {f.name: f for f in nullable}
+    if inp.manifest_schema is None:
+        kept = [f for f in nullable if f.name != "error"]
+    else:
+        kept = [f.with_nullable(True) for f in inp.manifest_schema] + [by_name[h] for h in inp.heads]
+    rejected = kept + [by_name["error"], pa.field("reason", pa.string())]
+    return (TableSchema("kept", pa.schema(kept), unique="image_id"),
+            TableSchema("rejected", pa.schema(rejected), unique="image_id"))
+
+
+def _columns(inp: Inputs, plan: Plan, full: bool) -> tuple[list[str], list[str]]:
+    """(scores columns, manifest columns) a pass reads: everything for pass 2, the few pass 1 needs otherwise."""
+    group = plan.group_by if plan.group_by not in (None, "folder") else None
+    in_manifest = inp.manifest_schema is not None and group in inp.manifest_schema.names
+    if full:
+        scores = inp.scores_schema.names
+        manifest = inp.manifest_schema.names if inp.manifest_schema is not None else []
+    else:
+        scores = ["image_id", "image_uri", "error", *plan.score_columns, *([group] if group and not in_manifest
+                                                                          else [])]
+        manifest = ["image_id", *([group] if in_manifest else [])] if inp.manifest_schema is not None else []
+    return scores, manifest
+
+
+def _clear(folder: str) -> None:
+    if storage.exists(folder):
+        fs, root = storage.resolve(folder)
+        fs.delete_dir(root)
+
+
+def _thresholds(sketches: dict, cfg: FilterConfig) -> dict[str, float]:
+    groups = {g: s for (g, c), s in sketches.items() if c == cfg.by and (g is not None) == (cfg.group_by is not None)}
+    return {"" if g is None else g: quantiles.top_threshold(s, cfg.top_fraction) for g, s in groups.items()}
+
+
+def _edges(sketches: dict, plan: Plan, bins: int) -> dict[str, list[float]]:
+    edges = {}
+    for column in plan.score_columns:
+        s = sketches.get((None, column))
+        if s is None:
+            continue
+        low, high = s.get_min_value(), s.get_max_value()
+        if high <= low:
+            low, high = low - 0.5, high + 0.5
+        edges[column] = np.linspace(low, high, bins + 1).tolist()
+    return edges
+
+
+def _lines(plan: Plan, cfg: FilterConfig) -> dict[str, list[tuple[str, float]]]:
+    if cfg.where is not None:
+        lines: dict[str, list] = {}
+        for column, op, value in cfg.expression.thresholds():
+            lines.setdefault(column, []).append((f"{column} {op} {number_text(value)}", value))
+        return lines
+    marks = sorted(plan.thresholds.items())
+    return {cfg.by: [(f"{g or 'threshold'}: {number_text(round(t, 4))}", t) for g, t in marks]}
+
+
+def run_filter(scores: str, manifest: str | None, out: str, cfg: FilterConfig, *, progress: bool = True,
+               address: str | None = None) -> StageSummary:
+    """Filter the rows of ``scores`` (a scoring run's output) by ``cfg``'s rule into ``out`` (see the module
+    docstring); returns the summary, also written to ``out/_summary.json``."""
+    inp = preflight(scores, manifest, cfg, out)
+    kept_out, rejected_out, work = (storage.join(out, d) for d in (KEPT_DIR, REJECTED_DIR, WORK_DIR))
+    schemas = output_schemas(inp)
+    plan = Plan(score_columns=tuple(inp.heads), where=cfg.where, by=cfg.by, fraction=cfg.top_fraction,
+                group_by=cfg.group_by, sketch_k=cfg.sketch_k, kept_columns=tuple(schemas[0].columns),
+                rejected_columns=tuple(schemas[1].columns))
+    for folder in (kept_out, rejected_out):
+        remove_parts(folder)
+    _clear(work)
+    from uniqa.runtime import drain_user_errors, init_ray, quiet_ray_data
+
+    init_ray(address)
+    quiet_ray_data(quiet=not progress)
+    with Timer() as timer:
+        totals, sketches, join = drain_user_errors(_passes, inp, cfg, plan, out, schemas, progress)
+    plan = replace(plan, thresholds=totals.pop("thresholds"), edges=totals.pop("edges"))
+    title = f"{cfg.where}" if cfg.where else f"top {cfg.top_fraction:g} by {cfg.by}" + (
+        f" per {cfg.group_by}" if cfg.group_by else "")
+    storage.write_bytes(storage.join(out, FIGURE),
+                        _figure(plan, totals, _lines(plan, cfg), title))
+    _clear(work)
+    return _summary(scores, manifest, out, cfg, inp, plan, totals, sketches, join, timer.seconds).write()
+
+
+def _figure(plan: Plan, totals: dict, lines: dict, title: str) -> bytes:
+    from uniqa.curation.plot import histogram_png
+
+    return histogram_png(plan.edges, totals["hist"], lines, title)
+
+
+def _passes(inp: Inputs, cfg: FilterConfig, plan: Plan, out: str, schemas, progress: bool):
+    from uniqa.curation.filter_stage import filter_pass, partition, sketch_pass, source
+
+    join = None
+    if inp.manifest_files is not None:
+        work = storage.join(out, WORK_DIR)
+        buckets = max(1, math.ceil(max(inp.rows, inp.manifest_rows) / cfg.bucket_rows))
+        partition(inp.scores_files, storage.join(work, "scores"), buckets, inp.scores_schema)
+        partition(inp.manifest_files, storage.join(work, "manifest"), buckets, inp.manifest_schema)
+        join = {"work": work, "buckets": buckets, "scores_schema": inp.scores_schema,
+                "manifest_schema": inp.manifest_schema}
+
+    def rows(full: bool):
+        score_cols, manifest_cols = _columns(inp, plan, full)
+        return source(inp.scores_files, score_cols, None if join is None else {**join,
+                                                                               "manifest_columns": manifest_cols})
+
+    sketches = sketch_pass(rows(False), plan, cfg.max_groups)
+    thresholds = _thresholds(sketches, cfg) if cfg.top_fraction is not None else {}
+    edges = _edges(sketches, plan, cfg.bins)
+    decided = replace(plan, thresholds=thresholds, edges=edges)
+    totals = filter_pass(rows(True), decided, storage.join(out, KEPT_DIR), storage.join(out, REJECTED_DIR),
+                         schemas, inp.rows, progress)
+    totals.update(thresholds=thresholds, edges=edges)
+    return totals, sketches, None if join is None else {"buckets": join["buckets"]}
+
+
+def _summary(scores, manifest, out, cfg, inp, plan, totals, sketches, join, seconds) -> StageSummary:
+    k = cfg.sketch_k
+    if cfg.where is not None:
+        rule = {"where": str(cfg.expression)}
+        thresholds = {"*": [[c, op, v] for c, op, v in cfg.expression.thresholds()]}
+    else:
+        rule = {"top_fraction": cfg.top_fraction, "by": cfg.by, "group_by": cfg.group_by}
+        thresholds = {}
+        for g, t in sorted(plan.thresholds.items()):
+            key = g if cfg.group_by is not None else None
+            s = sketches[(key, cfg.by)]
+            thresholds["*" if key is None else key] = {cfg.by: t, "rows": int(s.n),
+                                                       "exact": not s.is_estimation_mode()}
+    written = totals["kept"] + totals["rejected"]
+    details = {
+        "kept": totals["kept"], "rejected": totals["rejected"], "rejected_by_reason": totals["by_reason"],
+        "kept_out": storage.join(out, KEPT_DIR), "rejected_out": storage.join(out, REJECTED_DIR),
+        "rule": rule, "thresholds": thresholds,
+        "quantiles": {"method": "KLL sketch (Apache DataSketches), per block, merged", "k": k,
+                      "rank_error": quantiles.rank_error(k), "confidence": quantiles.CONFIDENCE},
+        "scores": {c: quantiles.describe(sketches[(None, c)]) for c in plan.score_columns if (None, c) in sketches},
+        "histograms": storage.join(out, FIGURE),
+        "manifest_rows": inp.manifest_rows if manifest else None, "join": join,
+    }
+    details = {k_: v for k_, v in details.items() if v is not None}
+    return StageSummary(
+        stage="filter", inputs={"scores": scores, "manifest": manifest}, output=out, rows_in=inp.rows,
+        rows_out=written, rows_written=written, rows_with_errors=totals["errors"], seconds=seconds, unit="images",
+        config_fingerprint=config_fingerprint(cfg), details=details)
+
