@@ -1,0 +1,132 @@
+"""``PretrainConfig``: what to pre-train (model, corpus sampling, views), how (optimiser, schedule) and where
+(workers, resources, checkpoints). Defaults are the CPU demo recipe of METHOD §2 (uniqa-small, 64 px, lr 1e-3,
+level-prompt texts on); ``cluster/pretrain.yaml`` holds the paper-scale recipe. Checks here are types and
+ranges only; storage and model checks run in :func:`uniqa.training.run.preflight`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from uniqa.errors import UniqaError
+
+VIEWS = ("crop", "resize_crop")  # random crop of the un-resized image | resize the short side, then crop
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on GPU, fp32 on CPU
+
+
+@dataclass(frozen=True)
+class SourceWeights:
+    """Relative chance of each text source when one text per image is drawn for an epoch (a source the image
+    has no text of is left out; 0 switches a source off)."""
+
+    quality_caption: float = 1.0
+    aesthetics_caption: float = 1.0
+    comment: float = 1.0
+    level_prompt: float = 1.0  # "{level} image" texts: needed by a random-init text tower (METHOD §2)
+
+    def __post_init__(self):
+        values = self.as_dict()
+        for name, value in values.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise UniqaError(f"sources.{name} must be a number >= 0, got {value!r}")
+        if not any(values.values()):
+            raise UniqaError(f"sources: at least one weight must be > 0, got {values}")
+
+    def as_dict(self) -> dict[str, float]:
+        return {"quality_caption": self.quality_caption, "aesthetics_caption": self.aesthetics_caption,
+                "comment": self.comment, "level_prompt": self.level_prompt}
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    # model
+    model: str = "uniqa-small"  # architecture name or our checkpoint folder (its config names the model)
+    pretrained: str | None = None  # initial weights: checkpoint / OpenAI-format .pt (None: random init)
+    lock_image: bool = False  # freeze the image tower (open_clip lock_image_tower)
+    lock_text: bool = False  # freeze the text tower (open_clip lock_text_tower)
+    # data
+    sources: SourceWeights = field(default_factory=SourceWeights)
+    view: str = "crop"  # crop | resize_crop (see VIEWS)
+    flip: bool = True  # random horizontal flip
+    max_pixels: int = 120_000_000  # decompression-bomb limit per image
+    # optimisation
+    batch_size: int = 64  # global: images per optimiser step over all workers (and accumulation steps)
+    epochs: int = 1  # passes over the corpus images (ignored when steps is set)
+    steps: int | None = None  # total optimiser steps (the stream cycles through as many epochs as needed)
+    lr: float = 1e-3
+    weight_decay: float = 0.1  # not applied to gains, biases, embeddings' scale (logit_scale)
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-6
+    warmup_steps: int = 50  # linear warm-up, then cosine decay to min_lr
+    min_lr: float = 0.0
+    grad_clip: float | None = 1.0  # max global gradient norm (None: no clipping)
+    accumulation: int = 1  # micro-batches per optimiser step (negatives come from one micro-batch)
+    max_logit_scale: float = 100.0  # exp(logit_scale) is clamped to at most this after each step
+    precision: str = "auto"  # auto | fp32 | bf16
+    seed: int = 0  # model init, text sampling, crops and epoch order
+    # run
+    name: str = "train"  # Ray Train run name: checkpoints under OUT/<name>/
+    num_workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0  # < 1 on a small test box (two workers on 2 CPUs: 0.5, see ENVIRONMENT.md)
+    gpus_per_worker: float = 1.0  # with use_gpu
+    decode_cpus: float = 1.0  # CPUs per Ray Data decode + view task
+    threads: int | None = None  # torch threads per worker (None: torch's default)
+    checkpoint_every: int = 100  # steps between checkpoints (the last step is always checkpointed)
+    keep_checkpoints: int = 2  # checkpoints kept by Ray Train (the newest)
+    max_failures: int = 1  # worker-group restarts from the last checkpoint before the run fails
+    log_every: int = 10  # steps between metrics-log flushes (every step is logged)
+    fail_at_step: int | None = None  # TEST AID: rank 0 raises once when it reaches this step (fault injection)
+
+    def __post_init__(self):
+        for name in ("batch_size", "epochs", "accumulation", "num_workers", "checkpoint_every", "keep_checkpoints",
+                     "log_every", "max_pixels"):
+            _positive_int(name, getattr(self, name))
+        for name in ("steps", "threads", "fail_at_step"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        for name in ("warmup_steps", "max_failures", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise UniqaError(f"{name} must be an integer >= 0, got {value!r}")
+        for name in ("lr", "max_logit_scale", "eps", "cpus_per_worker"):
+            _number(name, getattr(self, name), positive=True)
+        for name in ("weight_decay", "min_lr", "gpus_per_worker", "decode_cpus"):
+            _number(name, getattr(self, name))
+        if self.grad_clip is not None:
+            _number("grad_clip", self.grad_clip, positive=True)
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise UniqaError(f"{name} must be in [0, 1), got {value!r}")
+        if self.min_lr > self.lr:
+            raise UniqaError(f"min_lr {self.min_lr} is above lr {self.lr}")
+        if self.view not in VIEWS:
+            raise UniqaError(f"view must be one of {list(VIEWS)}, got {self.view!r}")
+        if self.precision not in PRECISIONS:
+            raise UniqaError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        if self.precision == "bf16" and not self.use_gpu:
+            raise UniqaError("precision bf16 is for GPUs (use_gpu: true); on CPU use fp32 or auto")
+        if self.batch_size % (self.num_workers * self.accumulation):
+            raise UniqaError(f"batch_size {self.batch_size} must be divisible by num_workers x accumulation = "
+                             f"{self.num_workers} x {self.accumulation}")
+        if self.lock_image and self.lock_text:
+            raise UniqaError("lock_image and lock_text are both set: nothing would be trained")
+        if not self.name or "/" in self.name:
+            raise UniqaError(f"name must be a non-empty folder name, got {self.name!r}")
+
+    @property
+    def micro_batch(self) -> int:
+        """Images per worker per forward pass."""
+        return self.batch_size // (self.num_workers * self.accumulation)
+
+
+def _positive_int(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise UniqaError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _number(name: str, value, positive: bool = False) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (positive and value == 0):
+        raise UniqaError(f"{name} must be a number {'> 0' if positive else '>= 0'}, got {value!r}")

@@ -1,0 +1,154 @@
+"""Pre-training input, as pure batch functions (Ray Data wiring: :func:`uniqa.training.run.training_dataset`).
+
+corpus rows (image, text, source, weight)
+  -> :func:`group_texts`: one row per image with all its texts (a Ray Data ``groupby(image_id).map_groups``)
+  -> :func:`check_images`: every image decoded once; broken or missing ones get an ``error`` and are skipped
+  -> :func:`expand_epochs`: one row per (image, epoch) with the text drawn for that epoch and an ``order`` key
+  -> sort by ``order`` (epoch, then a seeded hash: a fresh shuffle per epoch, the same in every run)
+  -> :func:`make_views`: decode, a random crop at the model's input size (+ flip), tokenise.
+
+Every random choice (text, crop, flip, order) is a function of (seed, epoch, image_id), so a run that resumes
+from a checkpoint sees exactly the stream an uninterrupted run would have seen: rows up to the checkpoint's
+``order`` key are dropped before decoding (:func:`read_resume_key`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from functools import lru_cache
+
+import numpy as np
+import pyarrow as pa
+
+from uniqa import storage
+
+log = logging.getLogger(__name__)
+
+INDEX_SCHEMA = pa.schema([
+    ("image_id", pa.string()), ("image_uri", pa.string()), ("texts", pa.list_(pa.string())),
+    ("sources", pa.list_(pa.string())), ("weights", pa.list_(pa.float64())),
+])
+EPOCH_BITS = 44  # order = epoch << EPOCH_BITS | 44-bit hash of (seed, epoch, image_id)
+RESUME_FILE = "_resume.json"
+
+
+def stable_hash(*parts) -> int:
+    """A 63-bit hash of ``parts`` that is the same in every process (Python's ``hash`` is salted)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def group_texts(rows: pa.Table) -> pa.Table:
+    """All corpus rows of one image -> one index row (texts, sources and weights as lists)."""
+    weights = [1.0 if w is None or w != w else float(w) for w in rows["weight"].to_pylist()]
+    return pa.table({
+        "image_id": [rows["image_id"][0].as_py()], "image_uri": [rows["image_uri"][0].as_py()],
+        "texts": [rows["text"].to_pylist()], "sources": [rows["source"].to_pylist()], "weights": [weights],
+    }, schema=INDEX_SCHEMA)
+
+
+def check_images(batch: pa.Table, max_pixels: int) -> pa.Table:
+    """Decode every image once; adds ``error`` (None when the image is usable)."""
+    from uniqa.data.images import DecodeConfig, decode_batch
+
+    uris = np.array(batch["image_uri"].to_pylist(), dtype=object)
+    done = decode_batch({"image_uri": uris}, DecodeConfig(max_pixels=max_pixels))
+    return batch.append_column("error", pa.array(list(done["error"]), pa.string()))
+
+
+def pick_text(texts, sources, weights, source_weights: dict[str, float], rng: np.random.Generator) -> str | None:
+    """One text: a source drawn by ``source_weights`` among the sources this image has, then a text of that
+    source by its corpus ``weight`` (uniform when they are all 0). None when no source has a weight > 0."""
+    present = sorted({s for s in sources if source_weights.get(s, 0.0) > 0}, key=list(source_weights).index)
+    if not present:
+        return None
+    p = np.array([source_weights[s] for s in present], dtype=np.float64)
+    source = present[rng.choice(len(present), p=p / p.sum())]
+    idx = [i for i, s in enumerate(sources) if s == source]
+    w = np.array([max(float(weights[i]), 0.0) for i in idx])
+    w = np.ones_like(w) if w.sum() <= 0 else w
+    return texts[idx[rng.choice(len(idx), p=w / w.sum())]]
+
+
+def expand_epochs(batch: pa.Table, *, seed: int, epochs: int, source_weights: dict[str, float],
+                  resume_key: int = -1) -> pa.Table:
+    """Index rows -> one row per (image, epoch < ``epochs``) whose ``order`` key is above ``resume_key``:
+    ``image_uri, text, order, view_seed``."""
+    first = max(0, (resume_key + 1) >> EPOCH_BITS) if resume_key >= 0 else 0
+    out = {"image_uri": [], "text": [], "order": [], "view_seed": []}
+    ids, uris = batch["image_id"].to_pylist(), batch["image_uri"].to_pylist()
+    texts, sources, weights = (batch[c].to_pylist() for c in ("texts", "sources", "weights"))
+    for i, image_id in enumerate(ids):
+        for epoch in range(first, epochs):
+            order = (epoch << EPOCH_BITS) | (stable_hash(seed, epoch, image_id, "order") & ((1 << EPOCH_BITS) - 1))
+            if order <= resume_key:
+                continue
+            rng = np.random.default_rng(stable_hash(seed, epoch, image_id, "text"))
+            text = pick_text(texts[i], sources[i], weights[i], source_weights, rng)
+            if text is None:
+                continue
+            out["image_uri"].append(uris[i])
+            out["text"].append(text)
+            out["order"].append(order)
+            out["view_seed"].append(stable_hash(seed, epoch, image_id, "view"))
+    return pa.table(out, schema=pa.schema([("image_uri", pa.string()), ("text", pa.string()),
+                                           ("order", pa.int64()), ("view_seed", pa.int64())]))
+
+
+def read_resume_key(run: str) -> int:
+    """The ``order`` key of the last row the restored checkpoint had trained on (-1: start from the top)."""
+    uri = storage.join(run, RESUME_FILE)
+    return int(json.loads(storage.read_bytes(uri))["key"]) if storage.exists(uri) else -1
+
+
+def write_resume_key(run: str, key: int) -> None:
+    storage.write_bytes(storage.join(run, RESUME_FILE), json.dumps({"key": int(key)}).encode())
+
+
+def expand_from_run(batch: pa.Table, *, run: str, **kwargs) -> pa.Table:
+    """:func:`expand_epochs` with the resume key read when the task runs (after the workers restored)."""
+    return expand_epochs(batch, resume_key=read_resume_key(run), **kwargs)
+
+
+@lru_cache(maxsize=4)
+def tokenizer_for(model: str):
+    import open_clip
+
+    from uniqa.models import resolve_model_name
+
+    return open_clip.get_tokenizer(resolve_model_name(model))
+
+
+def train_view(image: np.ndarray, size: int, view: str, flip: bool, seed: int) -> np.ndarray:
+    """One training view: a random ``size`` crop of the un-resized image (``crop``) or of the image resized to
+    a short side of ``size`` (``resize_crop``), mirrored with probability 1/2 when ``flip``."""
+    from uniqa.data.views import random_view, resize
+
+    rng = np.random.default_rng(seed)
+    if view == "resize_crop":
+        h, w = image.shape[:2]
+        scale = size / min(h, w)
+        image = resize(image, max(size, round(h * scale)), max(size, round(w * scale)))
+    return random_view(image, size, rng, flip=flip)
+
+
+def make_views(batch: dict[str, np.ndarray], *, model: str, size: int, view: str, flip: bool,
+               max_pixels: int) -> dict[str, np.ndarray]:
+    """Rows -> ``image`` (N, size, size, 3) uint8, ``tokens`` (N, context) int64, ``order``; a row whose image
+    fails to decode now (it passed :func:`check_images`) is dropped with a warning."""
+    from uniqa.data.images import DecodeConfig, ImageError, load_image
+
+    decode = DecodeConfig(max_pixels=max_pixels)
+    images, keep = [], []
+    for i, uri in enumerate(batch["image_uri"]):
+        try:
+            images.append(train_view(load_image(str(uri), decode), size, view, flip, int(batch["view_seed"][i])))
+            keep.append(i)
+        except ImageError as e:
+            log.warning("skipping a training row: %s", e)
+    tokens = tokenizer_for(model)([str(t) for t in batch["text"][keep]]).numpy().astype(np.int64)
+    empty = np.zeros((0, size, size, 3), np.uint8)
+    return {"image": np.stack(images) if images else empty, "tokens": tokens,
+            "order": np.asarray(batch["order"])[keep].astype(np.int64)}
