@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
-RAY = str(Path(sys.executable).with_name("ray"))
+from cluster_fixtures import cluster_env
+from cluster_fixtures import two_node_cluster as start_cluster
 
 
 def is_loopback(ip: str) -> bool:
@@ -78,52 +74,11 @@ def test_local_session_is_on_loopback(ray_session):
     assert not outside, f"listening outside 127.0.0.0/8: {outside}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.2", 0))
-        return s.getsockname()[1]
-
-
-def _cluster_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
-    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
-    return env
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 @pytest.fixture(scope="module")
-def two_node_cluster(tmp_path_factory):
-    """A real two-node Ray cluster on this machine: head on 127.0.0.2, a worker node on 127.0.0.3 with a custom
-    resource ``worker_node`` (each `ray start --block` in its own process group). Yields the head address."""
-    port, env = _free_port(), _cluster_env()
-    common = ["--block", "--num-cpus=1", "--object-store-memory=100000000", "--disable-usage-stats"]
-    head = subprocess.Popen([RAY, "start", "--head", "--node-ip-address=127.0.0.2", f"--port={port}",
-                             "--include-dashboard=false", *common], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    address, procs = f"127.0.0.2:{port}", [head]
-    try:
-        time.sleep(3)  # the worker node retries until the head answers; this only saves it a retry
-        worker = subprocess.Popen([RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.3",
-                                   '--resources={"worker_node": 1}', *common], env=env, start_new_session=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(worker)
-        yield address
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)
-        marker = Path("/tmp/ray/ray_current_cluster")  # `ray start --head` left it; `ray stop` would remove it
-        if marker.exists() and address in marker.read_text():
-            marker.unlink()
+def two_node_cluster():
+    """A real two-node Ray cluster on this machine (tests/cluster_fixtures.py). Yields the head address."""
+    with start_cluster(num_cpus=1) as cluster:
+        yield cluster.address
 
 
 DRIVER = """
@@ -143,7 +98,7 @@ print(json.dumps({"nodes": [n["NodeManagerAddress"] for n in ray.nodes() if n["A
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_two_node_cluster_on_loopback(two_node_cluster):
-    out = subprocess.run([sys.executable, "-c", DRIVER, two_node_cluster], env=_cluster_env(), capture_output=True,
+    out = subprocess.run([sys.executable, "-c", DRIVER, two_node_cluster], env=cluster_env(), capture_output=True,
                          text=True, timeout=150)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])

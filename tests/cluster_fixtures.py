@@ -1,0 +1,111 @@
+"""A real multi-node Ray cluster on one machine, on loopback addresses (shared by tests/test_loopback.py and
+tests/test_cluster.py): head on 127.0.0.2, a worker node on 127.0.0.3 with the custom resource ``worker_node``.
+Each ``ray start --block`` runs in its own process group and is stopped by that group's id."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+RAY = str(Path(sys.executable).with_name("ray"))
+HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
+
+
+def free_port(ip: str = HEAD_IP) -> int:
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+
+
+def cluster_env() -> dict:
+    """The environment of every cluster process and client: no inherited cluster address, no macOS/Windows
+    single-node switch, no auth token, no usage stats; this venv's ``python`` and ``ray`` first on PATH (a job's
+    entrypoint ``python ...`` runs with the raylet's environment)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", HF_HUB_OFFLINE="1",
+               RAY_DATA_DISABLE_PROGRESS_BARS="1", PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
+    return env
+
+
+def stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@dataclass(frozen=True)
+class Cluster:
+    address: str  # GCS address of the head, 127.0.0.2:PORT
+    dashboard: str | None  # http://127.0.0.2:PORT (job submission, state API), or None
+    start_seconds: float  # from the first `ray start` until both nodes were up (and the dashboard answered)
+
+
+def get_json(url: str, timeout: float = 10) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (a loopback http:// URL)
+        return json.loads(r.read())
+
+
+def _alive_nodes(dashboard: str) -> list[str]:
+    reply = get_json(f"{dashboard}/api/v0/nodes?limit=100&detail=false")
+    return [n["node_ip"] for n in reply["data"]["result"]["result"] if n["state"] == "ALIVE"]
+
+
+@contextlib.contextmanager
+def two_node_cluster(num_cpus: int = 1, dashboard: bool = False, object_store: int = 100_000_000,
+                     log_dir: Path | None = None, ready_timeout: float = 120) -> Iterator[Cluster]:
+    """Start the head (127.0.0.2, optionally with the dashboard on 127.0.0.2) and one worker node (127.0.0.3,
+    resource ``worker_node``), each with ``num_cpus`` CPUs; stop both and remove Ray's current-cluster marker
+    if it names this head. ``log_dir``: where the two `ray start` processes' output goes."""
+    port, env = free_port(), cluster_env()
+    dash_port = free_port() if dashboard else None
+    common = ["--block", f"--num-cpus={num_cpus}", f"--object-store-memory={object_store}", "--disable-usage-stats"]
+    dash = (["--include-dashboard=true", f"--dashboard-host={HEAD_IP}", f"--dashboard-port={dash_port}",
+             f"--dashboard-agent-listen-port={free_port()}"] if dashboard else ["--include-dashboard=false"])
+
+    def out(name: str):
+        return open(log_dir / f"{name}.log", "wb") if log_dir else subprocess.DEVNULL
+
+    start = time.monotonic()
+    head = subprocess.Popen([RAY, "start", "--head", f"--node-ip-address={HEAD_IP}", f"--port={port}", *dash,
+                             *common], env=env, start_new_session=True, stdout=out("head"), stderr=subprocess.STDOUT)
+    address, procs = f"{HEAD_IP}:{port}", [head]
+    url = f"http://{HEAD_IP}:{dash_port}" if dashboard else None
+    try:
+        time.sleep(3)  # the worker node retries until the head answers; this only saves it a retry
+        worker = subprocess.Popen([RAY, "start", f"--address={address}", f"--node-ip-address={WORKER_IP}",
+                                   '--resources={"worker_node": 1}', *common], env=env, start_new_session=True,
+                                  stdout=out("worker"), stderr=subprocess.STDOUT)
+        procs.append(worker)
+        if url:  # wait for the dashboard and both nodes (without it, callers wait themselves)
+            deadline, nodes = time.monotonic() + ready_timeout, []
+            while time.monotonic() < deadline:
+                assert head.poll() is None and worker.poll() is None, "a `ray start` exited"
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    nodes = _alive_nodes(url)
+                    if sorted(nodes) == [HEAD_IP, WORKER_IP]:
+                        break
+                time.sleep(1)
+            else:
+                raise TimeoutError(f"cluster not up after {ready_timeout} s (alive nodes: {nodes})")
+        yield Cluster(address, url, time.monotonic() - start)
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        marker = Path("/tmp/ray/ray_current_cluster")  # `ray start --head` left it; `ray stop` would remove it
+        if marker.exists() and address in marker.read_text():
+            marker.unlink()
