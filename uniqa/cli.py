@@ -22,7 +22,12 @@ COMMANDS = (
     "uniqa.captioning.cli",
     "uniqa.purification.cli",
     "uniqa.corpus.cli",
+    "uniqa.training.cli",
+    "uniqa.features.cli",
+    "uniqa.adapters.cli",
     "uniqa.scoring.cli",
+    "uniqa.curation.cli",
+    "uniqa.evaluation.cli",
     "uniqa.demo",
 )
 
