@@ -40,7 +40,7 @@ def cluster_env() -> dict:
 def stop(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        proc.wait(timeout=5)  # Ray stops its processes on SIGTERM; what is left after 5 s is killed
     except (ProcessLookupError, subprocess.TimeoutExpired):
         try:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -11,8 +11,6 @@ bit-identical whatever the batch size and order, for a given ``chunk``, device, 
 
 from __future__ import annotations
 
-import json
-import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -110,21 +108,10 @@ def frozen_model(model: str, pretrained: str | None = None, seed: int = 0) -> Fr
     """Resolve ``--model`` (an architecture, a .json config or one of our checkpoint folders / files, whose config
     names the architecture) and ``--pretrained`` into a :class:`FrozenModel` with its key; reads only the weights'
     checksum (streamed) and configs. Bad values raise :class:`UniqaError` naming them."""
-    from uniqa.models.checkpoints import CONFIG_FILE, file_checksum, weights_uri
-    from uniqa.models.factory import resolve_model_name
+    from uniqa.models.checkpoints import file_checksum
+    from uniqa.models.factory import model_image_size, resolve_model, resolve_model_name
 
-    name = model
-    if not model.endswith(".json") and storage.looks_like_path(model):
-        if not storage.exists(model):
-            raise UniqaError(f"no such checkpoint: {model} (model takes a name such as uniqa-small, or a checkpoint)")
-        if pretrained:
-            raise UniqaError(f"model {model} is a checkpoint; do not also pass pretrained {pretrained}")
-        weights = weights_uri(model)
-        config = storage.join(model if storage.is_dir(model) else posixpath.dirname(weights), CONFIG_FILE)
-        name = json.loads(storage.read_bytes(config)).get("model_name") if storage.exists(config) else None
-        if not name:
-            raise UniqaError(f"checkpoint {model} does not name its model; pass --model NAME --pretrained {model}")
-        pretrained = model
+    name, pretrained = resolve_model(model, pretrained)
     name = resolve_model_name(name)
     if pretrained and storage.looks_like_path(pretrained):
         if not storage.exists(pretrained):
@@ -134,10 +121,3 @@ def frozen_model(model: str, pretrained: str | None = None, seed: int = 0) -> Fr
         weights_key = f"open_clip:{pretrained}" if pretrained else f"random-init:seed={seed}"
     return FrozenModel(name, pretrained, seed, model_image_size(name), f"{name}@{weights_key}")
 
-
-def model_image_size(name: str) -> int:
-    """Input size of an architecture (from its open_clip config, no weights loaded)."""
-    import open_clip
-
-    size = open_clip.get_model_config(name)["vision_cfg"]["image_size"]
-    return int(size[0] if isinstance(size, (list, tuple)) else size)
