@@ -425,3 +425,45 @@ def test_worker_user_errors_surface_as_one_line(tmp_path):
     (tmp_path / "part-1.parquet").write_bytes(b"")
     (tmp_path / "_tmp-2.parquet").write_bytes(b"")
     assert remove_parts(str(tmp_path)) == 2 and sorted(os.listdir(tmp_path)) == ["_run.json"]
+
+
+def test_a_rerun_forgets_only_the_rows_whose_requests_gave_up(tmp_path):
+    """Rows whose server was unreachable are captioned again on rerun; broken images and refusals stay done."""
+    from uniqa import sink
+    from uniqa.captioning.backends.openai import forget_gave_up
+    from uniqa.captioning.http_session import GAVE_UP, gave_up
+    from uniqa.schema import CAPTIONS
+
+    def rows(ids, errors):
+        return pa.table({"image_id": ids, "task": ["quality"] * len(ids),
+                         "caption": [None if e else f"text {i}" for i, e in zip(ids, errors)],
+                         "backend": ["openai"] * len(ids), "model": ["m"] * len(ids),
+                         "prompt_version": ["v1"] * len(ids), "error": errors})
+
+    out = str(tmp_path / "captions")
+    sink.write_batch(rows(["a", "b", "c"], [None, f"{GAVE_UP}3 attempts: connection refused", "cannot decode"]),
+                     out, CAPTIONS)
+    sink.write_batch(rows(["d"], [None]), out, CAPTIONS)
+    untouched = set(sink.part_names(out))
+    assert forget_gave_up(out) == 1
+    assert sink.output_state(out).ids == {"a", "c", "d"}
+    assert len(set(sink.part_names(out)) & untouched) == 1  # the file without such rows is not rewritten
+    assert forget_gave_up(out) == 0
+    assert gave_up(f"{GAVE_UP}2 attempts") and not gave_up("cannot decode") and not gave_up(None)
+
+
+def test_waiting_for_a_server_that_never_answers_is_bounded():
+    from uniqa.captioning.http_session import models_url, wait_for_model
+
+    assert models_url("http://127.0.0.1:8000/v1/chat/completions") == "http://127.0.0.1:8000/v1/models"
+    now = [0.0]
+    waits = []
+
+    def sleep(s):
+        waits.append(s)
+        now[0] += s
+
+    with pytest.raises(UniqaError, match=r"did not answer within openai.wait_s=3 s"):
+        wait_for_model("http://127.0.0.1:9/v1/chat/completions", "m", 3.0, poll_s=1.0, clock=lambda: now[0],
+                       sleep=sleep)
+    assert sum(waits) == pytest.approx(3.0) and len(waits) == 3

@@ -46,11 +46,12 @@ def forget_gave_up(out: str) -> int:
     fs, root = storage.resolve(out)
     forgotten = 0
     for name in sink.part_names(out):
+        errors = pq.read_table(f"{root}/{name}", columns=["error"], filesystem=fs)["error"]
+        if not pc.any(pc.fill_null(pc.starts_with(errors, GAVE_UP), False)).as_py():
+            continue  # most files: only the error column was read
         table = pq.read_table(f"{root}/{name}", filesystem=fs)
         failed = pc.fill_null(pc.starts_with(table["error"], GAVE_UP), False)
         n = int(pc.sum(failed).as_py() or 0)
-        if not n:
-            continue
         kept = table.filter(pc.invert(failed))
         if len(kept):
             sink.write_batch(kept, out, CAPTIONS)  # fewer ids: another name
