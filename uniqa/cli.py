@@ -25,6 +25,7 @@ COMMANDS = (
     "uniqa.training.cli",
     "uniqa.features.cli",
     "uniqa.adapters.cli",
+    "uniqa.tuning.cli",
     "uniqa.scoring.cli",
     "uniqa.curation.cli",
     "uniqa.evaluation.cli",

@@ -1,0 +1,76 @@
+"""Sweep throughput: the same 8-trial adapter sweep at concurrency 1 and 2, one run -> wall-clock ratio and
+trials per minute.
+
+    .venv/bin/python benchmarks/tune.py                          # sample corpus, random-init uniqa-tiny
+    .venv/bin/python benchmarks/tune.py --manifest M --features F --model MODEL --trials 16 --concurrency 1,4
+
+Both sweeps draw the same configs (same seed) and run every trial to the end (FIFO scheduler, fixed epochs), so
+they do the same work and only the concurrency differs. Trials train on cached features (computed once into
+--work when --features is not given; not timed). Ray is started once (--cpus, default 2) and shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manifest", help="manifest with mos_norm and split_0 (default: the sample corpus, KADID)")
+    p.add_argument("--features", help="its feature cache (default: computed into --work)")
+    p.add_argument("--model", default="uniqa-tiny")
+    p.add_argument("--trials", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--concurrency", default="1,2", help="comma-separated concurrency levels")
+    p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--work", help="work folder (default: a temporary one)")
+    args = p.parse_args(argv)
+
+    from uniqa.runtime import init_ray
+    from uniqa.tuning.config import SchedulerConfig, TuneConfig
+    from uniqa.tuning.run import run_tune
+
+    work = args.work or tempfile.mkdtemp(prefix="bench-tune-")
+    init_ray(num_cpus=args.cpus)
+    manifest, features = args.manifest, args.features
+    if manifest is None:
+        from uniqa.data.prepare import prepare
+        from uniqa.data.sample import build_sample
+
+        if not os.path.exists(f"{work}/sample"):
+            build_sample(f"{work}/sample", seed=0)
+        manifest = f"{work}/manifest"
+        if not os.path.exists(manifest):
+            prepare("kadid10k", f"{work}/sample/iqa", manifest)
+    if features is None:
+        from uniqa.features.config import FeaturesConfig
+        from uniqa.features.run import run_features
+
+        features = f"{work}/features"
+        start = time.perf_counter()
+        run_features(manifest, features, FeaturesConfig(model=args.model, train_views=2), progress=False)
+        print(f"features (once, not timed below): {time.perf_counter() - start:.1f} s")
+    space = {"lr": {"loguniform": [1e-4, 1e-2]}, "batch_size": {"choice": [16, 32]}, "hidden": {"choice": [8, 32]},
+             "prompt_set": {"choice": ["single", "ensemble"]}, "train_views": {"choice": [1, 2]},
+             "weight_decay": {"choice": [0.0, 1e-4]}, "epochs": args.epochs}
+    seconds = {}
+    for level in [int(c) for c in args.concurrency.split(",")]:
+        cfg = TuneConfig(base={"model": args.model}, search_space=space, num_samples=args.trials,
+                         max_concurrent=level, scheduler=SchedulerConfig(kind="fifo"))
+        start = time.perf_counter()
+        summary = run_tune(manifest, features, None, f"{work}/c{level}", cfg, progress=False)
+        seconds[level] = time.perf_counter() - start
+        assert summary.rows_out == args.trials and not summary.rows_with_errors
+        print(f"concurrency {level}: {args.trials} trials in {seconds[level]:.1f} s = "
+              f"{60 * args.trials / seconds[level]:.1f} trials/min")
+    levels = sorted(seconds)
+    for level in levels[1:]:
+        print(f"wall-clock ratio concurrency {levels[0]} / {level}: {seconds[levels[0]] / seconds[level]:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

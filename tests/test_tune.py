@@ -1,0 +1,76 @@
+"""``uniqa tune`` without Ray: the sweep files parse, and bad input is one ``error:`` line before any trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from uniqa.cli import main
+from uniqa.config import load_config
+from uniqa.errors import UniqaError
+from uniqa.tuning.config import ADAPTER_PARAMS, TuneConfig
+from uniqa.tuning.run import pick_best
+
+SWEEPS = Path(__file__).parent.parent / "tuning"
+
+
+@pytest.mark.parametrize("name", ["adapter-quality", "adapter-aesthetics", "pretrain-small"])
+def test_sweep_files_parse(name):
+    cfg = load_config(TuneConfig, str(SWEEPS / f"{name}.yaml"))
+    if name.startswith("adapter"):
+        assert set(cfg.search_space) == set(ADAPTER_PARAMS)  # every adapter hyperparameter is swept
+        assert cfg.scheduler.kind == "asha" and cfg.metric == "val_srcc" and cfg.mode == "max"
+        assert cfg.values("prompt_set") == ["single", "ensemble"]
+        assert cfg.base["head"] == name.split("-")[1]
+    else:
+        assert cfg.kind == "pretrain" and cfg.metric == "final_loss" and cfg.mode == "min"
+        assert set(cfg.search_space) == {"lr", "weight_decay", "batch_size"}
+
+
+@pytest.mark.parametrize("text, match", [
+    ("search_space: {momentum: {choice: [0.9]}}", "unknown hyperparameter 'momentum' in search_space; valid for "
+                                                  "kind adapter: .*'hidden'"),
+    ("search_space: {}", "empty search space"),
+    ("search_space: {lr: 0.001}\nmetric: val_accuracy", "metric 'val_accuracy' is not reported by adapter trials; "
+                                                         "they report .*'val_srcc'"),
+    ("kind: pretrain\nsearch_space: {lr: 0.001}\nmetric: val_srcc", "metric 'val_srcc' is not reported by pretrain"),
+    ("search_space: {lr: {loguniform: [0, 1]}}", r"search_space.lr.loguniform needs 0 < low < high"),
+    ("search_space: {lr: {sample: [1, 2]}}", "search_space.lr must be a value or one of"),
+    ("search_space: {hidden: {choice: []}}", "search_space.hidden.choice must be a non-empty list"),
+    ("search_space: {lr: 0.001}\nmode: maximum", "mode must be one of"),
+])
+def test_bad_sweep_is_one_error_line_before_any_trial(tmp_path, capsys, text, match):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"base: {{model: uniqa-tiny}}\n{text}\n")
+    out = tmp_path / "run"
+    code = main(["tune", "--config", str(sweep), "--manifest", str(tmp_path / "nothing"), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    import re
+
+    assert re.search(match, err[0]), err[0]
+    assert not out.exists()  # no trial, no Tune experiment, nothing written
+
+
+def test_storage_checks_come_before_any_trial(tmp_path, capsys):
+    code = main(["tune", "--config", str(SWEEPS / "adapter-quality.yaml"), "--manifest", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and "none" in err[0]
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(UniqaError, match="a pretrain sweep needs --corpus"):
+        from uniqa.tuning.run import preflight
+
+        preflight(None, None, None, load_config(TuneConfig, str(SWEEPS / "pretrain-small.yaml")))
+
+
+def test_best_is_never_an_errored_trial():
+    cfg = TuneConfig(search_space={"lr": 0.001})
+    rows = [{"trial": 0, "best_val_srcc": 0.9, "error": "RuntimeError: boom"},
+            {"trial": 1, "best_val_srcc": float("nan"), "error": None},
+            {"trial": 2, "best_val_srcc": 0.5, "error": None},
+            {"trial": 3, "best_val_srcc": 0.7, "error": None}]
+    assert pick_best(rows, cfg)["trial"] == 3
+    assert pick_best(rows[:2], cfg) is None
+    assert pick_best(rows, TuneConfig(search_space={"lr": 0.001}, mode="min"))["trial"] == 2

@@ -1,0 +1,217 @@
+"""``uniqa tune`` on Ray: an 8-trial ASHA sweep on the sample corpus (early stops, an injected failure that is
+never the best, the best adapter exported and scored on the test side only), and SIGKILL of the driver + rerun
+(finished trials are not run again; every trial once in the table)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from uniqa.cli import main
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+SWEEP = """\
+kind: adapter
+base: {{model: uniqa-tiny, epochs: 4}}
+search_space:
+  lr: {{loguniform: [1.0e-4, 1.0e-2]}}
+  epochs: {{choice: [3, 4]}}
+  weight_decay: {{choice: [0.0, 1.0e-4]}}
+  batch_size: {{choice: [16, 32]}}
+  hidden: {{choice: [8, 32]}}
+  prompt_set: {{choice: [single, ensemble]}}
+  train_views: {{choice: [1, 2]}}
+num_samples: 8
+max_concurrent: {concurrency}
+scheduler: {{kind: asha, max_t: 4, grace_period: 1, reduction_factor: 2}}
+fail_trials: {fail}
+"""
+COLUMNS = ["trial_id", "trial", "config_lr", "config_epochs", "config_weight_decay", "config_batch_size",
+           "config_hidden", "config_prompt_set", "config_train_views", "best_val_srcc", "epochs_run", "stopped_early",
+           "seconds", "error", "starts"]
+
+
+@pytest.fixture(scope="module")
+def cached(sample_corpus, tmp_path_factory):
+    """A 160-image KADID-format manifest (20 images of each of the 8 references) and its feature cache (uniqa-tiny,
+    2 training views), shared by every test here."""
+    import pyarrow as pa
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_adapt import _cached_features
+
+    from uniqa.data.prepare import prepare
+    from uniqa.schema import MANIFEST
+    from uniqa.tables import write_table
+
+    root = tmp_path_factory.mktemp("tune")
+    prepare("kadid10k", f"{sample_corpus}/iqa", str(root / "full"))
+    table = pq.read_table(root / "full").sort_by("image_id")
+    groups = table["group"].to_pylist()
+    keep = [i for g in sorted(set(groups)) for i in [j for j, x in enumerate(groups) if x == g][:20]]
+    write_table(table.take(pa.array(keep)), str(root / "manifest"), MANIFEST)
+    features = _cached_features(str(root / "manifest"), 2, str(root / "features"))
+    return root, str(root / "manifest"), features
+
+
+def _sweep(root: Path, name: str, concurrency: int = 2, fail=()) -> str:
+    path = root / f"{name}.yaml"
+    path.write_text(SWEEP.format(concurrency=concurrency, fail=list(fail)))
+    return str(path)
+
+
+@pytest.mark.timeout(900)
+def test_asha_sweep_failure_and_best_export(ray_session, cached, capsys):
+    from uniqa.adapters.head import load_head
+    from uniqa.adapters.training import correlations, predict
+    from uniqa.features.read import load_features
+    from uniqa.tables import read_columns
+
+    root, manifest, features = cached
+    out = root / "asha"
+    start = time.perf_counter()
+    code = main(["tune", "--config", _sweep(root, "asha", fail=[3]), "--manifest", manifest, "--features", features,
+                 "--out", str(out), "--quiet"])
+    seconds = time.perf_counter() - start
+    printed = capsys.readouterr().out
+    assert code == 0
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    assert list(rows[0]) == COLUMNS
+    assert [r["trial"] for r in rows] == list(range(8)) and all(r["starts"] == 1 for r in rows)
+    errored = [r for r in rows if r["error"]]
+    assert [r["trial"] for r in errored] == [3]
+    assert "injected failure (fail_trials) in trial 3 at epoch 1" in errored[0]["error"]
+    assert errored[0]["epochs_run"] == 0 and np.isnan(errored[0]["best_val_srcc"])
+    good = [r for r in rows if not r["error"]]
+    stopped = [r for r in good if r["stopped_early"]]
+    assert stopped and all(r["epochs_run"] < r["config_epochs"] for r in stopped)  # ASHA stopped some
+    assert any(r["epochs_run"] == r["config_epochs"] for r in good)  # and let some finish
+    best = json.loads((out / "_summary.json").read_text())["details"]["best"]
+    assert best["trial"] != 3 and best["best_val_srcc"] == max(r["best_val_srcc"] for r in good)
+    assert "trial  lr" in printed and f"best: trial {best['trial']} val_srcc" in printed
+    # the export: retrained from the same seed, it reproduces the trial's validation SRCC; only it sees the test side
+    test = json.loads((out / "test.json").read_text())
+    assert test["trial"] == best["trial"] and test["n_test"] == 40 and test["split"] == 0
+    assert test["val_srcc"] == pytest.approx(best["best_val_srcc"], abs=1e-6)
+    summary = json.loads((out / "_summary.json").read_text())
+    assert (summary["rows_in"], summary["rows_out"], summary["rows_with_errors"]) == (8, 8, 1)
+    # RUN/best is the head `uniqa score --heads quality=RUN/best` loads; on the cached test views it gives test.json
+    head = load_head(str(out / "best")).eval()
+    assert head.hidden == best["config_hidden"]
+    m = read_columns(manifest, ["image_id", "mos_norm", "split_0"]).to_pylist()
+    ids = [r["image_id"] for r in m if r["split_0"] == "test"]
+    mos = np.array([r["mos_norm"] for r in m if r["split_0"] == "test"])
+    pred = predict(head, torch.from_numpy(load_features(features, ids, 2, 10).test))
+    assert correlations(pred, mos)["srcc"] == pytest.approx(test["srcc"], abs=1e-6)
+    assert "base" in (out / "best.yaml").read_text() and seconds < 600
+    print(f"8-trial ASHA sweep: {seconds:.0f} s, {len(stopped)} stopped early")
+
+
+@pytest.mark.timeout(900)
+def test_sigkill_and_rerun_does_not_redo_finished_trials(ray_session, cached, capsys):
+    root, manifest, features = cached
+    out = root / "killed"
+    args = ["tune", "--config", _sweep(root, "killed", concurrency=1), "--manifest", manifest, "--features", features,
+            "--out", str(out), "--quiet"]
+    address = ray_session.get_runtime_context().gcs_address
+    proc = subprocess.Popen([sys.executable, "-m", "uniqa.cli", *args, "--ray-address", address],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ledger = out / "_ledger"
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline:
+            done = [p for p in ledger.glob("*.complete.*")] if ledger.exists() else []
+            if len(done) >= 3:
+                break
+            assert proc.poll() is None, "the sweep ended before it was killed"
+            time.sleep(0.5)
+        else:
+            pytest.fail("no 3 finished trials in time")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only (it joined the test's Ray: no other process of its own)
+        proc.wait()
+    from uniqa.config import load_config
+    from uniqa.tuning.config import TuneConfig
+    from uniqa.tuning.run import finished_trials
+
+    completed = {p.name.split(".")[0] for p in ledger.glob("*.complete.*")}
+    finished = finished_trials(str(out), load_config(TuneConfig, args[2]))  # what Tune saved before the kill
+    assert len(finished) >= 2 and set(finished) <= completed and not (out / "results.parquet").exists()
+
+    code = main(args)
+    assert code == 0
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    assert len(rows) == 8 and len({r["trial_id"] for r in rows}) == 8  # every trial once
+    starts = {r["trial_id"]: r["starts"] for r in rows}
+    assert all(starts[t] == 1 for t in finished)  # finished before the kill: not run again
+    assert all(not r["error"] for r in rows)
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["details"]["restored"] is True and summary["already_done"] == len(finished)
+    assert summary["details"]["finished_before"] == finished
+    assert sum(starts.values()) >= 8 and all(s in (1, 2) for s in starts.values())
+    print(f"killed with {len(completed)} trials complete ({len(finished)} saved as finished by Tune); starts per "
+          f"trial after the rerun: {[starts[t] for t in sorted(starts)]}")
+
+
+@pytest.mark.timeout(600)
+def test_sweep_on_s3_storage(ray_session, cached, s3_bucket, capsys):
+    """RUN on s3://: Tune's experiment, the table, the best adapter and the test numbers land there, and a rerun
+    restores the finished sweep instead of running it again."""
+    from uniqa import storage
+    from uniqa.adapters.head import load_head
+
+    root, manifest, features = cached
+    sweep = root / "s3.yaml"
+    sweep.write_text(SWEEP.format(concurrency=2, fail=[]).replace("num_samples: 8", "num_samples: 2"))
+    out = f"{s3_bucket}/sweeps/q"
+    args = ["tune", "--config", str(sweep), "--manifest", manifest, "--features", features, "--out", out, "--quiet"]
+    assert main(args) == 0
+    rows = pq.read_table(io.BytesIO(storage.read_bytes(f"{out}/results.parquet"))).to_pylist()
+    assert len(rows) == 2 and not any(r["error"] for r in rows)
+    assert load_head(f"{out}/best").hidden in (8, 32)
+    assert json.loads(storage.read_bytes(f"{out}/test.json"))["n_test"] == 40
+    assert main(args) == 0  # nothing left to run: restored, both trials already done
+    summary = json.loads(storage.read_bytes(f"{out}/_summary.json"))
+    assert summary["details"]["restored"] is True and summary["already_done"] == 2
+    rows = pq.read_table(io.BytesIO(storage.read_bytes(f"{out}/results.parquet"))).to_pylist()
+    assert [r["starts"] for r in rows] == [1, 1]
+
+
+@pytest.mark.timeout(600)
+def test_pretrain_sweep_fits_a_torchtrainer_per_trial(ray_session, tmp_path, capsys):
+    """Two pretrain trials: one fits its own TorchTrainer (Ray Data + Train outside the trial's placement group)
+    and reports its final loss; the other is made to fail and is reported, never the best."""
+    import yaml
+
+    from tests.test_pretrain import write_corpus
+    from uniqa.tuning.config import SchedulerConfig, TuneConfig
+    from uniqa.tuning.run import run_tune
+
+    corpus = write_corpus(tmp_path, n_images=16, broken=0)
+    cfg = TuneConfig(kind="pretrain", base=dict(model="uniqa-tiny", steps=2, batch_size=8, checkpoint_every=2,
+                                                warmup_steps=1, cpus_per_worker=0.5, decode_cpus=0.5, threads=1),
+                     search_space={"lr": {"grid": [1e-3, 3e-3]}}, metric="final_loss", mode="min", num_samples=1,
+                     max_concurrent=1, resources={"cpu": 0.1}, scheduler=SchedulerConfig(kind="fifo"),
+                     fail_trials=(1,))
+    out = tmp_path / "run"
+    summary = run_tune(None, None, corpus, str(out), cfg, progress=False)
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    assert [r["config_lr"] for r in rows] == [1e-3, 3e-3]
+    assert rows[0]["error"] is None and np.isfinite(rows[0]["best_final_loss"]) and rows[0]["epochs_run"] == 1
+    assert "injected failure (fail_trials) in trial 1" in rows[1]["error"]
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    assert best["trial"] == 0 and best["config"] == {"lr": 1e-3}
+    assert Path(best["checkpoint"]).is_dir() and (Path(best["checkpoint"]).parent / "metrics.jsonl").exists()
+    assert (summary.rows_out, summary.rows_with_errors) == (2, 1)
