@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import torch
@@ -29,4 +30,6 @@ def contrastive_loss(
     open_clip's ``CLIP.forward`` returns them. With ``world_size > 1`` a ``torch.distributed`` process
     group must be running; every rank's features serve as negatives.
     """
-    return _clip_loss(rank, world_size)(image_features, text_features, logit_scale)
+    with warnings.catch_warnings():  # open_clip's gather uses torch.distributed.nn.all_gather: one warning a step
+        warnings.filterwarnings("ignore", message=".*all_gather is deprecated.*", category=FutureWarning)
+        return _clip_loss(rank, world_size)(image_features, text_features, logit_scale)
