@@ -74,7 +74,7 @@ def child(paths: dict, out: str, shuffle: str) -> None:
     from uniqa.corpus import CorpusConfig, run_corpus
     from uniqa.runtime import local_ray_options
 
-    ray.init(**local_ray_options(address="local"))  # a private Ray, never a cluster left running on the machine
+    ray.init(**local_ray_options())  # a private Ray on loopback, never a cluster left running on the machine
     rss_ray = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     summary = run_corpus([paths["manifest"]], [paths["captions"]], [paths["purified"]], out,

@@ -77,9 +77,9 @@ def child(scores: str, manifest: str | None, out: str, rule: str, cpus: int) -> 
 
     from uniqa.curation.config import FilterConfig
     from uniqa.curation.run import run_filter
+    from uniqa.runtime import local_ray_options
 
-    ray.init(address="local", num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.2",
-             object_store_memory=1024 * 2**20, log_to_driver=False)
+    ray.init(**local_ray_options(cpus, object_store_memory=1024 * 2**20))  # private, on loopback
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cfg = (FilterConfig(top_fraction=0.3, by="quality", group_by="folder") if rule == "top"
            else FilterConfig(where="quality >= 0.6 and aesthetics >= 0.5"))
@@ -95,7 +95,7 @@ def child(scores: str, manifest: str | None, out: str, rule: str, cpus: int) -> 
 
 
 def measure(scores: Path, manifest: Path | None, out: Path, rule: str, cpus: int) -> dict:
-    env = {**os.environ, "RAY_ADDRESS": "local", "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+    env = {**os.environ, "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
     cmd = [sys.executable, __file__, "--child", str(scores), str(manifest or ""), str(out), "--rule", rule,
            "--cpus", str(cpus)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)

@@ -225,7 +225,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=None, help="work folder (default: a temporary one)")
     args = p.parse_args(argv)
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("RAY_ADDRESS", "local")  # a private local Ray, never a stray cluster on this machine
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or tmp
         if args.learns:

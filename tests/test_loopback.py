@@ -104,3 +104,21 @@ def test_two_node_cluster_on_loopback(two_node_cluster):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert sorted(result["nodes"]) == ["127.0.0.2", "127.0.0.3"], result
     assert result["worker_task"] == "127.0.0.3"
+
+
+def test_ray_address_local_means_the_private_loopback_session(monkeypatch):
+    """RAY_ADDRESS=local (Ray's word for "start a new session") takes the same loopback branch as no address."""
+    import ray
+
+    from uniqa import runtime
+
+    calls = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
+    monkeypatch.setenv("RAY_ADDRESS", "local")
+    runtime.init_ray()
+    assert calls[-1]["address"] == "local" and calls[-1]["_node_ip_address"] == "127.0.0.1"
+    assert calls[-1]["include_dashboard"] is False
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.2:6379")
+    runtime.init_ray()
+    assert calls[-1] == {"address": "127.0.0.2:6379", "log_to_driver": True}

@@ -61,7 +61,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **options)
     for key, value in _ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     address = address or os.environ.get("RAY_ADDRESS")
-    if address:
+    if address and address != "local":  # "local" (Ray's word for a new private session) is the branch below
         ray.init(address=address, log_to_driver=True)
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local session needs no token
