@@ -96,10 +96,13 @@ print(json.dumps({"nodes": [n["NodeManagerAddress"] for n in ray.nodes() if n["A
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(400)
 def test_two_node_cluster_on_loopback(two_node_cluster):
-    out = subprocess.run([sys.executable, "-c", DRIVER, two_node_cluster], env=cluster_env(), capture_output=True,
-                         text=True, timeout=150)
+    for _ in range(2):  # a head just started on a loaded machine can miss the driver's first GCS deadline: once more
+        out = subprocess.run([sys.executable, "-c", DRIVER, two_node_cluster], env=cluster_env(),
+                             capture_output=True, text=True, timeout=150)
+        if out.returncode == 0 or "ConnectionError" not in out.stderr:
+            break
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert sorted(result["nodes"]) == ["127.0.0.2", "127.0.0.3"], result
