@@ -1,6 +1,8 @@
-"""Downstream adapters: level prompt sets (data) and the UniQA level head (METHOD §3)."""
+"""Downstream adapters: level prompt sets (data) and the UniQA level head (METHOD §3).
 
-from uniqa.adapters.head import LEVEL_INIT, LevelHead, encode_prompts, load_head, save_head, trainable_parameters
+The head (torch) is imported on first use, so ``uniqa --help`` and configs that only name prompt sets stay fast.
+"""
+
 from uniqa.adapters.prompts import (
     AESTHETICS,
     AESTHETICS_ENSEMBLE,
@@ -28,3 +30,13 @@ __all__ = [
     "save_head",
     "trainable_parameters",
 ]
+
+_HEAD = ("LEVEL_INIT", "LevelHead", "encode_prompts", "load_head", "save_head", "trainable_parameters")
+
+
+def __getattr__(name: str):
+    if name in _HEAD:
+        from uniqa.adapters import head
+
+        return getattr(head, name)
+    raise AttributeError(f"module 'uniqa.adapters' has no attribute {name!r}")
