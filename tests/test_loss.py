@@ -60,36 +60,20 @@ def _features(n: int = 8, dim: int = 16) -> tuple[torch.Tensor, torch.Tensor, to
 
 def _worker(rank: int, world_size: int, folder: str) -> None:
     """One rank: the full batch is built identically everywhere, each rank feeds its own rows to the loss."""
-    from datetime import timedelta
-
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=world_size,
-                            timeout=timedelta(seconds=90))
-    try:
-        image, text, log_scale = _features()
-        rows = slice(rank * 4, rank * 4 + 4)
-        loss = contrastive_loss(image[rows], text[rows], log_scale.exp(), rank=rank, world_size=world_size)
-        loss.backward()
-        torch.save({"loss": loss.detach(), "image": image.grad, "text": text.grad, "scale": log_scale.grad},
-                   f"{folder}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+    image, text, log_scale = _features()
+    rows = slice(rank * 4, rank * 4 + 4)
+    loss = contrastive_loss(image[rows], text[rows], log_scale.exp(), rank=rank, world_size=world_size)
+    loss.backward()
+    torch.save({"loss": loss.detach(), "image": image.grad, "text": text.grad, "scale": log_scale.grad},
+               f"{folder}/rank{rank}.pt")
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_two_workers_gather_negatives_with_gradients(tmp_path):
-    import torch.multiprocessing as mp
+    from gloo_ranks import run_two_ranks
 
-    # rank 1 in a fresh process, rank 0 here (torch and open_clip are already imported: half the start-up cost)
-    other = mp.get_context("spawn").Process(target=_worker, args=(1, 2, str(tmp_path)))
-    other.start()
-    try:
-        _worker(0, 2, str(tmp_path))
-    finally:
-        other.join(timeout=120)
-    assert other.exitcode == 0
+    run_two_ranks(_worker, str(tmp_path), timeout_s=90)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     image, text, log_scale = _features()
     full = contrastive_loss(image, text, log_scale.exp())  # one worker, all 8 rows

@@ -174,39 +174,25 @@ def _plan() -> Plan:
 
 def _ddp_rank(rank: int, world_size: int, folder: str) -> None:
     """One rank of a DDP step: the model built as the loop builds it, half of the batch, gathered negatives."""
-    from datetime import timedelta
-
-    import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=world_size,
-                            timeout=timedelta(seconds=120))
-    try:
-        model = build_model(PretrainConfig(seed=7), _plan(), "cpu")
-        ddp = DistributedDataParallel(model)
-        images, tokens = _step_inputs()
-        rows = slice(rank * 4, rank * 4 + 4)
-        loss, _ = forward_loss(ddp, images[rows], tokens[rows], rank, world_size)
-        loss.backward()
-        grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-        torch.save({"loss": loss.detach(), "grads": grads}, f"{folder}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+    model = build_model(PretrainConfig(seed=7), _plan(), "cpu")
+    ddp = DistributedDataParallel(model)
+    images, tokens = _step_inputs()
+    rows = slice(rank * 4, rank * 4 + 4)
+    loss, _ = forward_loss(ddp, images[rows], tokens[rows], rank, world_size)
+    loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    torch.save({"loss": loss.detach(), "grads": grads}, f"{folder}/rank{rank}.pt")
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_two_worker_step_equals_one_process_on_the_whole_batch(tmp_path):
-    import torch.multiprocessing as mp
+    from gloo_ranks import run_two_ranks
 
-    other = mp.get_context("spawn").Process(target=_ddp_rank, args=(1, 2, str(tmp_path)))
-    other.start()
-    try:
-        _ddp_rank(0, 2, str(tmp_path))
-    finally:
-        other.join(timeout=200)
-    assert other.exitcode == 0
+    run_two_ranks(_ddp_rank, str(tmp_path), timeout_s=120)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
     model = build_model(PretrainConfig(seed=7), _plan(), "cpu")

@@ -7,6 +7,11 @@ from functools import lru_cache
 
 import torch
 
+# torch.distributed.nn's collectives bind the default process group as a default argument when first imported:
+# imported inside a group, they keep using that group after it is destroyed (a second group in the same process,
+# as in the tests, then hangs). Imported here, before any group exists, they look the group up at each call.
+import torch.distributed.nn  # noqa: F401, E402
+
 
 @lru_cache(maxsize=8)
 def _clip_loss(rank: int, world_size: int):
