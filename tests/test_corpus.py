@@ -226,3 +226,14 @@ def test_corpus_job_on_the_hash_shuffle(ray_session, inputs, tmp_path):
     assert summary.complete and summary.rows_out == 8 and summary.details["partitions"] == 2
     table = read_table(out, CORPUS)
     assert sorted(as_tuples(table)) == sorted(EXPECTED)
+
+
+def test_holdout_leaves_the_test_side_of_a_split_out():
+    from uniqa.corpus.build import image_rows
+
+    batch = pa.table({"image_id": ["a", "b", "c", "d"], "image_uri": ["a.png", "b.png", "c.png", "d.png"],
+                      "level": ["bad", "good", "fair", "poor"], "split_3": ["train", "test", None, "test"]})
+    assert image_rows(batch, 2, holdout="split_3")["image_id"].to_pylist() == ["a", "c"]
+    assert image_rows(batch, 2)["image_id"].to_pylist() == ["a", "b", "c", "d"]
+    with pytest.raises(UniqaError, match=r"holdout must be one of \['split_0'.*got 'test'"):
+        CorpusConfig(holdout="test")

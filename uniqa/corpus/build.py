@@ -48,8 +48,11 @@ def _rows(n: int, partitions: int, **columns) -> pa.Table:
     return with_partition(table, partitions)
 
 
-def image_rows(batch: pa.Table, partitions: int) -> pa.Table:
-    """Manifest rows (``image_id, image_uri, level``) as :data:`ROWS`."""
+def image_rows(batch: pa.Table, partitions: int, holdout: str | None = None) -> pa.Table:
+    """Manifest rows (``image_id, image_uri, level`` [+ the ``holdout`` split column: its test side is left out])
+    as :data:`ROWS`."""
+    if holdout is not None:
+        batch = batch.filter(pc.fill_null(pc.not_equal(batch[holdout], "test"), True))
     return _rows(len(batch), partitions, image_id=batch["image_id"], image_uri=batch["image_uri"],
                  level=batch["level"])
 

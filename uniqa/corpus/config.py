@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from uniqa.errors import UniqaError
 from uniqa.partition import SHUFFLE_CHOICES
+from uniqa.schema import SPLIT_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,9 @@ class CorpusConfig:
     # (pre-training uses its own per-source weights, METHOD §2); >0 to sample them from `weight` too.
     level_prompt_weight: float = 0.0
     level_prompt: str = "{level} image"  # one text per labelled image: the adapter head's own prompt wording
+    # A manifest split column (split_0..split_9): its test-side images are left out of the corpus, so that the
+    # held-out references of that split are never seen in pre-training; their texts count as unknown_image.
+    holdout: str | None = None
     rows_per_shard: int = 100_000  # most pairs per output Parquet file
     partitions: int = 0  # image_id hash partitions of the assembly (0: one per rows_per_partition input rows)
     rows_per_partition: int = 200_000  # input rows per partition when partitions=0 (what one task holds)
@@ -34,6 +38,8 @@ class CorpusConfig:
                 self.level_prompt):
             raise UniqaError(f"level_prompt must be a text holding '{{level}}' and no other braces, e.g. "
                              f"'{{level}} image', got {self.level_prompt!r}")
+        if self.holdout is not None and self.holdout not in SPLIT_COLUMNS:
+            raise UniqaError(f"holdout must be one of {list(SPLIT_COLUMNS)} or null, got {self.holdout!r}")
         for name in ("rows_per_shard", "rows_per_partition"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

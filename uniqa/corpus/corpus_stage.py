@@ -30,8 +30,10 @@ def corpus_dataset(manifests: list[list[str]], captions: list[list[str]], purifi
                    cfg: CorpusConfig, partitions: int):
     """The lazy Ray dataset of per-partition stats rows; each input is a list of Parquet files."""
     kw = dict(batch_format="pyarrow", zero_copy_batch=True)
-    parts = [ray_read(files, columns=["image_id", "image_uri", "level"])
-             .map_batches(image_rows, fn_kwargs={"partitions": partitions}, **kw) for files in manifests]
+    columns = ["image_id", "image_uri", "level"] + ([cfg.holdout] if cfg.holdout else [])
+    parts = [ray_read(files, columns=columns)
+             .map_batches(image_rows, fn_kwargs={"partitions": partitions, "holdout": cfg.holdout}, **kw)
+             for files in manifests]
     parts += [ray_read(files, columns=["image_id", "task", "caption", "error"])
               .map_batches(caption_rows, fn_kwargs={"partitions": partitions, "input": i}, **kw)
               for i, files in enumerate(captions)]
