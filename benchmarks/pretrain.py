@@ -79,16 +79,16 @@ def zero_shot_srcc(manifest: str, model: str, split: str = "split_0") -> tuple[f
     return srcc(np.array(scores), test["mos"].to_numpy()), len(test)
 
 
-def learns(work: str, steps: int, workers: int) -> dict:
+def learns(work: str, steps: int, workers: int, model: str = RECIPE["model"]) -> dict:
     from uniqa.runtime import init_ray
     from uniqa.training.run import run_pretrain
 
     manifest = sample_manifest(work)
     images = training_corpus(manifest, f"{work}/corpus")
-    before, n = zero_shot_srcc(manifest, "uniqa-small")
+    before, n = zero_shot_srcc(manifest, model)
     init_ray()
-    cfg = PretrainConfig(**RECIPE, steps=steps, num_workers=workers, cpus_per_worker=0.5, decode_cpus=0.5,
-                         threads=max(1, 2 // workers), checkpoint_every=max(steps // 4, 1))
+    cfg = PretrainConfig(**{**RECIPE, "model": model}, steps=steps, num_workers=workers, cpus_per_worker=0.5,
+                         decode_cpus=0.5, threads=max(1, 2 // workers), checkpoint_every=max(steps // 4, 1))
     start = time.perf_counter()
     summary = run_pretrain(f"{work}/corpus", f"{work}/run", cfg, progress=True)
     minutes = (time.perf_counter() - start) / 60
@@ -222,13 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--learns", action="store_true", help="zero-shot SRCC before/after pre-training")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default 60; --learns: 600)")
     p.add_argument("--workers", type=int, default=2, help="--learns: Ray Train workers (default 2)")
+    p.add_argument("--model", default=RECIPE["model"], help=f"--learns: model (default {RECIPE['model']})")
     p.add_argument("--work", default=None, help="work folder (default: a temporary one)")
     args = p.parse_args(argv)
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or tmp
         if args.learns:
-            result = learns(work, args.steps or 600, args.workers)
+            result = learns(work, args.steps or 600, args.workers, args.model)
         else:
             result = compare(work, args.steps or 60)
     print(json.dumps(result, indent=2))

@@ -114,6 +114,33 @@ def test_make_views_crops_unresized_images_and_tokenises(tmp_path):
     assert not np.array_equal(out["image"], resized["image"])
 
 
+def test_decoded_images_are_cached_per_process_within_a_budget(tmp_path, monkeypatch):
+    import uniqa.data.images
+    from uniqa.training.ingest import DecodedCache
+
+    corpus = write_corpus(tmp_path, n_images=3, broken=0)
+    uris = sorted(set(pq.read_table(corpus)["image_uri"].to_pylist()))
+    decoded = []
+    real = uniqa.data.images.load_image
+    monkeypatch.setattr(uniqa.data.images, "load_image", lambda uri, cfg: decoded.append(uri) or real(uri, cfg))
+    cache = DecodedCache()
+    first = cache.get(uris[0], 10**8, budget_mb=64)
+    assert cache.get(uris[0], 10**8, budget_mb=64) is first and decoded == uris[:1]  # a hit decodes nothing
+    assert not first.flags.writeable  # a view can never change the cached pixels
+    budget_mb = 1.5 * first.nbytes / 2**20  # room for one image: the least recently used one goes
+    cache.get(uris[1], 10**8, budget_mb=budget_mb)
+    assert list(k[0] for k in cache.images) == [uris[1]] and cache.bytes == first.nbytes
+    cache.get(uris[0], 10**8, budget_mb=budget_mb)
+    assert decoded == [uris[0], uris[1], uris[0]]
+    # the same rows through make_views, cached or not, give the same views
+    batch = {"image_uri": np.array(uris, dtype=object), "text": np.array(["bad image"] * 3, dtype=object),
+             "order": np.arange(3), "view_seed": np.arange(3)}
+    plain = make_views(batch, model="uniqa-tiny", size=64, view="crop", flip=True, max_pixels=10**8)
+    cached = make_views(batch, model="uniqa-tiny", size=64, view="crop", flip=True, max_pixels=10**8, cache_mb=64)
+    again = make_views(batch, model="uniqa-tiny", size=64, view="crop", flip=True, max_pixels=10**8, cache_mb=64)
+    assert np.array_equal(plain["image"], cached["image"]) and np.array_equal(plain["image"], again["image"])
+
+
 @pytest.mark.parametrize("override, message", [
     ({"batch_size": 0}, "batch_size must be a positive integer"),
     ({"batch_size": 10, "num_workers": 3}, "divisible by num_workers"),

@@ -49,6 +49,8 @@ class PretrainConfig:
     view: str = "crop"  # crop | resize_crop (see VIEWS)
     flip: bool = True  # random horizontal flip
     max_pixels: int = 120_000_000  # decompression-bomb limit per image
+    # decoded images kept per Ray Data worker process (LRU): a corpus that fits is decoded once, not every epoch
+    decode_cache_mb: float = 256.0
     # optimisation
     batch_size: int = 64  # global: images per optimiser step over all workers (and accumulation steps)
     epochs: int = 1  # passes over the corpus images (ignored when steps is set)
@@ -92,7 +94,7 @@ class PretrainConfig:
                 raise UniqaError(f"{name} must be an integer >= 0, got {value!r}")
         for name in ("lr", "max_logit_scale", "eps", "cpus_per_worker"):
             _number(name, getattr(self, name), positive=True)
-        for name in ("weight_decay", "min_lr", "gpus_per_worker", "decode_cpus"):
+        for name in ("weight_decay", "min_lr", "gpus_per_worker", "decode_cpus", "decode_cache_mb"):
             _number(name, getattr(self, name))
         if self.grad_clip is not None:
             _number("grad_clip", self.grad_clip, positive=True)

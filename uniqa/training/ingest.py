@@ -134,17 +134,52 @@ def train_view(image: np.ndarray, size: int, view: str, flip: bool, seed: int) -
     return random_view(image, size, rng, flip=flip)
 
 
+class DecodedCache:
+    """Decoded images of one worker process, least recently used evicted past ``budget_mb``: a corpus that fits is
+    decoded once per process instead of once per epoch (the CPU demo trains hundreds of epochs of a few hundred
+    images); a corpus that does not fit just misses."""
+
+    def __init__(self) -> None:
+        from collections import OrderedDict
+
+        self.images: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, uri: str, max_pixels: int, budget_mb: float) -> np.ndarray:
+        from uniqa.data.images import DecodeConfig, load_image
+
+        key = (uri, max_pixels)
+        image = self.images.get(key)
+        if image is not None:
+            self.images.move_to_end(key)
+            return image
+        image = load_image(uri, DecodeConfig(max_pixels=max_pixels))
+        if image.nbytes <= budget_mb * 2**20:
+            image.setflags(write=False)  # views crop and flip copies; the cached array stays as decoded
+            self.images[key] = image
+            self.bytes += image.nbytes
+            while self.bytes > budget_mb * 2**20:
+                _, old = self.images.popitem(last=False)
+                self.bytes -= old.nbytes
+        return image
+
+
+_decoded = DecodedCache()
+
+
 def make_views(batch: dict[str, np.ndarray], *, model: str, size: int, view: str, flip: bool,
-               max_pixels: int) -> dict[str, np.ndarray]:
+               max_pixels: int, cache_mb: float = 0) -> dict[str, np.ndarray]:
     """Rows -> ``image`` (N, size, size, 3) uint8, ``tokens`` (N, context) int64, ``order``; a row whose image
-    fails to decode now (it passed :func:`check_images`) is dropped with a warning."""
+    fails to decode now (it passed :func:`check_images`) is dropped with a warning. Decoded images are kept in
+    this process's :class:`DecodedCache` up to ``cache_mb`` (0: none)."""
     from uniqa.data.images import DecodeConfig, ImageError, load_image
 
     decode = DecodeConfig(max_pixels=max_pixels)
     images, keep = [], []
     for i, uri in enumerate(batch["image_uri"]):
         try:
-            images.append(train_view(load_image(str(uri), decode), size, view, flip, int(batch["view_seed"][i])))
+            image = _decoded.get(str(uri), max_pixels, cache_mb) if cache_mb > 0 else load_image(str(uri), decode)
+            images.append(train_view(image, size, view, flip, int(batch["view_seed"][i])))
             keep.append(i)
         except ImageError as e:
             log.warning("skipping a training row: %s", e)

@@ -89,9 +89,12 @@ def training_dataset(index, cfg: PretrainConfig, plan: Plan, epochs: int, size: 
     kwargs = {"run": plan.run, "seed": cfg.seed, "epochs": epochs, "source_weights": cfg.sources.as_dict()}
     ds = index.map_batches(expand_from_run, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=16,
                            num_cpus=cfg.decode_cpus)
-    ds = ds.sort("order")
+    # the sort yields a few large blocks: cut them (streaming, order kept) so that decode runs in parallel tasks
+    # and the first batch comes after one small block, not after a whole sorted partition is decoded
+    ds = ds.sort("order").repartition(target_num_rows_per_block=max(cfg.micro_batch, 16))
     return ds.map_batches(make_views, fn_kwargs={"model": plan.model_name, "size": size, "view": cfg.view,
-                                                "flip": cfg.flip, "max_pixels": cfg.max_pixels},
+                                                "flip": cfg.flip, "max_pixels": cfg.max_pixels,
+                                                "cache_mb": cfg.decode_cache_mb},
                           batch_format="numpy", batch_size=max(cfg.micro_batch, 16), num_cpus=cfg.decode_cpus)
 
 
