@@ -1,8 +1,8 @@
 """``uniqa`` console script: the local front door to every stage's run function.
 
 Each stage's ``cli.py`` declares a ``COMMAND`` (:class:`uniqa.stagecli.StageCommand`: the same common flags,
-config loading, summary line and exit code for every stage); other commands (``data``, ``demo``) have a
-``register(subparsers)`` function. Heavy imports (torch, ray) happen inside the command, so ``uniqa --help``
+config loading, summary line and exit code for every stage); other commands (``data``, ``report``, ``demo``) have
+a ``register(subparsers)`` function. Heavy imports (torch, ray) happen inside the command, so ``uniqa --help``
 is fast.
 """
 
@@ -29,6 +29,7 @@ COMMANDS = (
     "uniqa.scoring.cli",
     "uniqa.curation.cli",
     "uniqa.evaluation.cli",
+    "uniqa.report.cli",
     "uniqa.demo",
 )
 

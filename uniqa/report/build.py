@@ -1,0 +1,88 @@
+"""``build_report(run_dir)``: one self-contained HTML file from whatever a run folder holds.
+
+Every section is a function ``(RunFolder) -> html | None``; None (its inputs are absent) leaves the section out,
+and an input that is there but unreadable (:class:`UniqaError`) becomes a note in its section. A folder that
+yields no section at all is an error naming it.
+
+Every number of ``metrics.json`` on the page is one element (each key once) whose text is the value as ``{:.3f}``
+(``n`` as an integer, a null as ``nan``): ``data-metric="{phase}/{dataset}/{head}/{srcc|plcc|krcc|n}"`` per result
+row, ``data-metric="gain/{dataset}/{head}"`` per ``zero_shot_gain`` entry, ``data-metric="adapter_gain/{dataset}/
+{head}"`` per ``adapter_gain`` entry; each check is ``data-check="{name}"`` with ``data-value="true|false"``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Callable
+
+from uniqa import __version__, storage
+from uniqa.errors import UniqaError
+from uniqa.report import evaluation, run_info, samples, scoring, training
+from uniqa.report.html import Section, esc, note, page
+from uniqa.report.load import RunFolder
+
+REPORT_FILE = "report.html"
+
+# (anchor, title, builder), in page order.
+SECTIONS: tuple[tuple[str, str, Callable[[RunFolder], str | None]], ...] = (
+    ("headline", "Headline: SRCC before → after pre-training, adapted", evaluation.headline),
+    ("scatter", "Predicted score vs MOS", evaluation.scatter),
+    ("distortions", "SRCC per distortion type", evaluation.by_distortion),
+    ("pretraining", "Pre-training", training.pretraining),
+    ("sweeps", "Sweeps", training.sweeps),
+    ("gallery", "Gallery (held-out images)", samples.test_gallery),
+    ("scoring", "Scoring run", scoring.summary),
+    ("histograms", "Score histograms", scoring.histograms),
+    ("extremes", "Best and worst images", scoring.extremes),
+    ("errors", "Rows with errors", scoring.errors),
+    ("stages", "Stages", run_info.stages),
+    ("configs", "Configs", run_info.configs),
+)
+KNOWN = ("metrics.json", "_summary.json of a score or pretrain stage", "metrics.jsonl", "pretrain/", "manifests/",
+         "scores/", "tune/", "demo_summary.json", "configs.json")
+
+
+def render(run: RunFolder) -> list[Section]:
+    """The sections ``run`` has inputs for."""
+    out = []
+    for key, title, build in SECTIONS:
+        try:
+            body = build(run)
+        except UniqaError as e:
+            body = note(f"this section could not be built: {e}")
+        if body is not None:
+            out.append(Section(key, title, body))
+    return out
+
+
+def kind(run: RunFolder) -> str:
+    """What the folder is, for the page header (from which files exist: a broken file is its section's note)."""
+    if any(storage.exists(run.path(name)) for name in ("metrics.json", "demo_summary.json")):
+        return "demo run"
+    try:
+        stage = run.stage
+    except UniqaError:
+        return "run"
+    if stage == "score":
+        return "scoring run"
+    if run.pretrain_folder == run.root:
+        return "pre-training run"
+    return f"{stage} run" if stage else "run"
+
+
+def build_report(run_dir: str, out: str | None = None) -> str:
+    """Write the report of ``run_dir`` to ``out`` (default ``RUN_DIR/report.html``); returns its path."""
+    if not storage.exists(run_dir) or not storage.is_dir(run_dir):
+        raise UniqaError(f"run folder {run_dir} does not exist (or is not a folder)")
+    run = RunFolder(run_dir)
+    sections = render(run)
+    if not sections:
+        raise UniqaError(f"run folder {run_dir} holds nothing the report knows; looked for: {', '.join(KNOWN)}")
+    shown = run_dir if storage.is_s3(run_dir) else os.path.abspath(run_dir)
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    subtitle = f"{esc(kind(run))} · <code>{esc(shown)}</code> · uniqa {esc(__version__)} · {when}"
+    out = out or storage.join(run_dir, REPORT_FILE)
+    storage.write_bytes(out, page(f"uniqa report: {os.path.basename(shown.rstrip('/'))}", subtitle,
+                                  sections).encode("utf-8"))
+    return out

@@ -1,0 +1,262 @@
+"""What a run folder holds, read lazily: every accessor returns None (or an empty container) when its input is
+absent, so each report section can ask for what it needs and be left out when it is not there.
+
+Layouts understood (local or ``s3://``): a demo run (``metrics.json``, ``manifests/``, ``captions/``,
+``purified/kept/``, ``pretrain/``, ``scores/<phase>/<part>/``, ``tune/<name>/``, ``configs.json``,
+``demo_summary.json``), a ``uniqa score`` output (``_summary.json`` with stage ``score`` + Parquet parts) and a
+``uniqa pretrain`` run (``metrics.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+
+from uniqa import storage
+from uniqa.errors import UniqaError
+from uniqa.schema import SCORES
+from uniqa.tables import dataset, parquet_files
+
+PHASES = ("before", "after", "adapted")  # the demo's scoring phases, in report order
+DEFAULT_SPLIT, DEFAULT_SIDE = "split_0", "test"
+MANIFEST_COLUMNS = ["image_id", "image_uri", "dataset", "task", "mos", "mos_norm"]
+SAMPLE = "sample"  # the demo's embedded sample corpus folder
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One ``uniqa tune`` output folder."""
+
+    name: str
+    results: pd.DataFrame
+    best: dict | None  # best.yaml
+    test: dict | None  # test.json (adapter sweeps)
+    summary: dict | None  # _summary.json
+
+
+def subfolders(uri: str) -> list[str]:
+    """Names of the folders directly under ``uri``, sorted ([] when ``uri`` is not a folder)."""
+    if not storage.exists(uri) or not storage.is_dir(uri):
+        return []
+    fs, path = storage.resolve(uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=False))
+    return sorted(posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.Directory)
+
+
+def read_parquet(uri: str, columns: list[str] | None = None) -> pd.DataFrame | None:
+    """The Parquet files under ``uri`` as a frame (only those of ``columns`` that exist), None when there are none."""
+    if not storage.exists(uri):
+        return None
+    try:
+        files = parquet_files(uri)
+    except UniqaError:  # a folder without Parquet files
+        return None
+    ds = dataset(files)
+    wanted = None if columns is None else [c for c in columns if c in ds.schema.names]
+    return ds.to_table(columns=wanted).to_pandas()
+
+
+def _local(uri: str) -> str:
+    return uri if storage.is_s3(uri) else os.path.abspath(uri)
+
+
+class RunFolder:
+    """A run folder's inputs to the report; each property is read once, on first use."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def path(self, *parts: str) -> str:
+        return storage.join(self.root, *parts)
+
+    def json(self, *parts: str) -> Any:
+        """A JSON file of the run, or None when absent; malformed JSON is a :class:`UniqaError` naming the file."""
+        uri = self.path(*parts)
+        if not storage.exists(uri):
+            return None
+        try:
+            return json.loads(storage.read_bytes(uri))
+        except json.JSONDecodeError as e:
+            raise UniqaError(f"{uri}: not valid JSON ({e})") from None
+
+    # ------------------------------------------------------------------------------------ run-level files
+
+    @cached_property
+    def summary(self) -> dict | None:
+        """The root ``_summary.json`` (a single stage's output folder)."""
+        return self.json("_summary.json")
+
+    @property
+    def stage(self) -> str | None:
+        return (self.summary or {}).get("stage")
+
+    @cached_property
+    def metrics(self) -> dict | None:
+        return self.json("metrics.json")
+
+    @cached_property
+    def configs(self) -> dict | None:
+        return self.json("configs.json")
+
+    @cached_property
+    def demo_summary(self) -> dict | None:
+        return self.json("demo_summary.json")
+
+    @property
+    def split(self) -> tuple[str, str]:
+        """(split column, side) the demo evaluated: from metrics.json, else split_0 / test."""
+        m = self.metrics or {}
+        return m.get("split", DEFAULT_SPLIT), m.get("side", DEFAULT_SIDE)
+
+    # ------------------------------------------------------------------------------------------ pretrain
+
+    @cached_property
+    def pretrain_folder(self) -> str | None:
+        """The pre-training run: the root itself (a ``uniqa pretrain`` output) or ``pretrain/``."""
+        for folder in (self.root, self.path("pretrain")):
+            if storage.exists(storage.join(folder, "metrics.jsonl")):
+                return folder
+        return None
+
+    @cached_property
+    def pretrain_steps(self) -> pd.DataFrame | None:
+        """One row per logged optimiser step (step, loss, lr, ...), sorted by step."""
+        if self.pretrain_folder is None:
+            return None
+        uri = storage.join(self.pretrain_folder, "metrics.jsonl")
+        lines = storage.read_bytes(uri).decode().splitlines()
+        try:
+            records = [json.loads(line) for line in lines if line.strip()]
+        except json.JSONDecodeError as e:
+            raise UniqaError(f"{uri}: a line is not valid JSON ({e})") from None
+        frame = pd.DataFrame.from_records(records)
+        if frame.empty or not {"step", "loss"} <= set(frame.columns):
+            return None
+        return frame.sort_values("step").reset_index(drop=True)
+
+    @cached_property
+    def pretrain_summary(self) -> dict | None:
+        if self.pretrain_folder is None:
+            return None
+        found = RunFolder(self.pretrain_folder).summary
+        return found if found and found.get("stage") == "pretrain" else None
+
+    # ------------------------------------------------------------------------------------ manifest, text
+
+    @cached_property
+    def manifest(self) -> pd.DataFrame | None:
+        """Every manifest under ``manifests/`` with the evaluated split column and, where the rows carry them,
+        ``dist_type`` / ``dist_level`` from ``attrs``; None when there is none."""
+        parts = subfolders(self.path("manifests"))
+        if not parts:
+            return None
+        split, _ = self.split
+        frames = []
+        for part in parts:
+            try:
+                ds = dataset(self.path("manifests", part))
+            except UniqaError:
+                continue
+            names = ds.schema.names
+            table = ds.to_table(columns=[c for c in [*MANIFEST_COLUMNS, "group", split, "attrs"] if c in names])
+            frame = table.drop_columns(["attrs"]).to_pandas() if "attrs" in names else table.to_pandas()
+            if "attrs" in names:
+                for key in ("dist_type", "dist_level"):
+                    frame[key] = pc.map_lookup(table["attrs"], key, "first").to_numpy(zero_copy_only=False)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+    @cached_property
+    def test_side(self) -> pd.DataFrame | None:
+        """Labelled manifest rows of the evaluated side of the split."""
+        m = self.manifest
+        if m is None:
+            return None
+        split, side = self.split
+        if split not in m.columns:
+            return None
+        rows = m[(m[split] == side) & m["mos_norm"].notna()]
+        return rows.reset_index(drop=True) if len(rows) else None
+
+    def from_sample(self, dataset_name: str) -> bool:
+        """True when every image of ``dataset_name`` lies in the run's embedded sample corpus (``sample/``)."""
+        m = self.manifest
+        if m is None:
+            return False
+        uris = m.loc[m["dataset"] == dataset_name, "image_uri"].dropna()
+        prefix = _local(self.path(SAMPLE)).rstrip("/") + "/"
+        return len(uris) > 0 and all(_local(u).startswith(prefix) for u in uris)
+
+    @cached_property
+    def captions(self) -> pd.DataFrame | None:
+        return read_parquet(self.path("captions"), ["image_id", "task", "caption", "error"])
+
+    @cached_property
+    def comments(self) -> pd.DataFrame | None:
+        """Purified comments kept per image (image_id, comment, rank)."""
+        return read_parquet(self.path("purified", "kept"), ["image_id", "comment", "rank"])
+
+    # -------------------------------------------------------------------------------------------- scores
+
+    @cached_property
+    def phase_scores(self) -> dict[str, pd.DataFrame]:
+        """``scores/<phase>/`` (its parts concatenated) per phase, the demo phases first."""
+        names = subfolders(self.path("scores"))
+        ordered = [p for p in PHASES if p in names] + [p for p in names if p not in PHASES]
+        found = {}
+        for phase in ordered:
+            frame = read_parquet(self.path("scores", phase))
+            if frame is not None:
+                found[phase] = frame
+        return found
+
+    def scored(self, phase: str) -> pd.DataFrame | None:
+        """The evaluated side of the manifest joined with ``phase``'s scores (rows with an error left out)."""
+        test, scores = self.test_side, self.phase_scores.get(phase)
+        if test is None or scores is None or "image_id" not in scores.columns:
+            return None
+        usable = scores[scores["error"].isna()] if "error" in scores.columns else scores
+        joined = test.merge(usable[["image_id", *head_columns(usable)]], on="image_id", how="inner")
+        return joined if len(joined) else None
+
+    @cached_property
+    def score_run(self) -> pd.DataFrame | None:
+        """The root's scores when the root is a ``uniqa score`` output."""
+        return read_parquet(self.root) if self.stage == "score" else None
+
+    # -------------------------------------------------------------------------------------------- sweeps
+
+    @cached_property
+    def sweeps(self) -> list[Sweep]:
+        out = []
+        for name in subfolders(self.path("tune")):
+            folder = RunFolder(self.path("tune", name))
+            results = read_parquet(folder.path("results.parquet"))
+            if results is None:
+                continue
+            out.append(Sweep(name, results, folder.yaml("best.yaml"), folder.json("test.json"), folder.summary))
+        return out
+
+    def yaml(self, *parts: str) -> Any:
+        uri = self.path(*parts)
+        if not storage.exists(uri):
+            return None
+        import yaml
+
+        try:
+            return yaml.safe_load(storage.read_bytes(uri))
+        except yaml.YAMLError as e:
+            raise UniqaError(f"{uri}: not valid YAML ({e})") from None
+
+
+def head_columns(frame: pd.DataFrame) -> list[str]:
+    """The score (head) columns of a scores frame: the numeric columns that are not fixed SCORES columns."""
+    return [c for c in frame.columns if c not in SCORES.columns and pd.api.types.is_numeric_dtype(frame[c])]
