@@ -90,10 +90,12 @@ def test_stopped_run_resumes_to_the_same_weights(uninterrupted, corpus, tmp_path
 
 
 @pytest.mark.timeout(900)
-def test_worker_fault_recovers_from_the_last_checkpoint_two_workers(corpus, ray_session, tmp_path):
+def test_worker_fault_recovers_from_the_last_checkpoint_two_workers(corpus, ray_session, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative --out (Ray Train workers run elsewhere: they must get it absolute)
+    summary = run_pretrain(corpus, "run_c", config(fail_at_step=3, num_workers=2), progress=False)
     run = str(tmp_path / "run_c")
-    summary = run_pretrain(corpus, run, config(fail_at_step=3, num_workers=2), progress=False)
-    assert summary.complete and summary.rows_out == STEPS
+    assert summary.complete and summary.rows_out == STEPS and summary.output == run
+    assert (tmp_path / "run_c" / "final" / "model.safetensors").is_file()
     with open(f"{run}/_fault_injected") as f:
         assert f.read() == "3"
     assert metric_steps(run) == list(range(1, STEPS + 1))  # steps 3.. logged once, after the restart from step 2

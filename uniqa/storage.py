@@ -64,6 +64,13 @@ def resolve(uri: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
 
 
+def absolute(uri: str | os.PathLike) -> str:
+    """``uri`` with a local path made absolute (``s3://`` unchanged): for paths handed to Ray Train / Tune
+    workers, whose working directory is not the caller's."""
+    uri = os.fspath(uri)
+    return uri if is_s3(uri) else resolve(uri)[1]
+
+
 def join(base: str, *parts: str) -> str:
     """Join path parts, keeping an ``s3://`` prefix intact."""
     base = os.fspath(base)

@@ -29,6 +29,7 @@ from uniqa.training.loop import FINAL, METRICS, Plan, Worker, train
 SKIPPED = "_skipped_images.json"
 CORPUS_COLUMNS = ["image_id", "image_uri", "text", "source", "weight"]
 ROWS_PER_PARTITION = 50_000  # corpus rows per groupby partition when the index is built
+VIEW_BLOCK_ROWS = 256  # rows per decode task (smaller: more per-block overhead in the split coordinator)
 
 
 def preflight(corpus: str, out: str, cfg: PretrainConfig) -> tuple[list[str], str, str | None, int]:
@@ -91,7 +92,7 @@ def training_dataset(index, cfg: PretrainConfig, plan: Plan, epochs: int, size: 
                            num_cpus=cfg.decode_cpus)
     # the sort yields a few large blocks: cut them (streaming, order kept) so that decode runs in parallel tasks
     # and the first batch comes after one small block, not after a whole sorted partition is decoded
-    ds = ds.sort("order").repartition(target_num_rows_per_block=max(cfg.micro_batch, 16))
+    ds = ds.sort("order").repartition(target_num_rows_per_block=max(cfg.micro_batch, VIEW_BLOCK_ROWS))
     return ds.map_batches(make_views, fn_kwargs={"model": plan.model_name, "size": size, "view": cfg.view,
                                                 "flip": cfg.flip, "max_pixels": cfg.max_pixels,
                                                 "cache_mb": cfg.decode_cache_mb},
@@ -191,7 +192,11 @@ def run_pretrain(corpus: str, out: str, cfg: PretrainConfig, *, progress: bool =
     """Pre-train on ``corpus`` into ``out``; a rerun resumes from the newest checkpoint. Unit: optimiser steps."""
     from uniqa.runtime import drain_user_errors, init_ray, quiet_ray_data
 
+    # Ray Train runs the workers in a directory of its own: every local path they see must be absolute
+    corpus, out = storage.absolute(corpus), storage.absolute(out)
     files, name, pretrained, rows = preflight(corpus, out, cfg)  # nothing below runs on bad input
+    if pretrained and storage.looks_like_path(pretrained):
+        pretrained = storage.absolute(pretrained)
     size = image_size(name)
     init_ray(address)
     quiet_ray_data(quiet=not progress)

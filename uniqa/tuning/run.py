@@ -384,6 +384,9 @@ def format_table(rows: list[dict], cfg: TuneConfig) -> str:
 def run_tune(manifest: str | None, features: str | None, corpus: str | None, out: str, cfg: TuneConfig, *,
              progress: bool = True, address: str | None = None) -> StageSummary:
     """Run (or resume) the sweep ``cfg`` into ``out``; see the module docstring for the layout."""
+    # Ray Tune runs trials in directories of their own: every local path a trial sees must be absolute
+    manifest, features, corpus, out = (None if uri is None else storage.absolute(uri)
+                                       for uri in (manifest, features, corpus, out))
     prep, base = preflight(manifest, features, corpus, cfg)  # nothing below runs on bad input
     from ray import tune
 
