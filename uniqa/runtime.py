@@ -41,8 +41,13 @@ def local_ray_options(num_cpus: int | None = None, **options) -> dict:
     """``ray.init`` arguments of a private local session (the run functions', the tests', the benchmarks')."""
     env_vars = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3") if k in os.environ}
     # address="local": always a new private session, never a cluster some `ray start` left on this machine.
+    # Ray kills idle task workers beyond one per CPU; a streaming job whose consumer (the trainers, actors) holds
+    # most CPUs then starts a fresh process for nearly every decode task (torch import, cold decode cache: on
+    # 2 CPUs, pre-training spent more time starting workers than decoding). Keep a few more idle ones.
+    soft_limit = max(8, 2 * (num_cpus or os.cpu_count() or 1))
     out = dict(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-               runtime_env={"env_vars": env_vars} if env_vars else None)
+               runtime_env={"env_vars": env_vars} if env_vars else None,
+               _system_config={"num_workers_soft_limit": soft_limit})
     if loopback_enabled():
         out["_node_ip_address"] = keep_local_ray_on_loopback()
     out.update(options)

@@ -93,6 +93,20 @@ def build_model(cfg: PretrainConfig, plan: Plan, device: str) -> torch.nn.Module
     return model.to(device).train()
 
 
+def save_initial_weights(cfg: PretrainConfig, model_name: str, folder: str, pretrained: str | None = None) -> str:
+    """The exact weights a run with ``cfg`` starts from (:func:`build_model`: ``cfg.seed``'s random init, or
+    ``pretrained``), saved as a checkpoint folder that ``uniqa score --model`` takes -> its sha256 (checked on
+    read-back). "Zero-shot before pre-training" scores this folder."""
+    from uniqa.errors import UniqaError
+    from uniqa.models import file_checksum, save_checkpoint
+
+    plan = Plan(run=folder, model_name=model_name, pretrained=pretrained, images=0, total_steps=0)
+    sha = save_checkpoint(build_model(cfg, plan, "cpu"), model_name, folder)
+    if file_checksum(folder) != sha:
+        raise UniqaError(f"the initial weights {folder} do not read back with the checksum they were written with")
+    return sha
+
+
 def normalise(images: torch.Tensor) -> torch.Tensor:
     """(N, H, W, 3) uint8 -> (N, 3, H, W) float, OpenAI CLIP mean/std."""
     from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
