@@ -1,105 +1,368 @@
-"""``uniqa demo``: the main job end to end on the embedded sample corpus (CPU, no downloads).
+"""``uniqa demo``: the whole method end to end on the embedded sample corpus (CPU, no downloads), resumable.
 
-sample corpus -> manifests -> captions (offline ``attributes`` captioner) -> purified comments -> corpus
--> zero-shot scores (quality + aesthetics heads, one encoder pass) -> evaluation on each dataset's test split.
-Every step is the stage's own run function, found through its ``COMMAND`` and called exactly as ``uniqa <stage>``
-calls it (inputs by flag name, a config built from a dict like a ``--config`` file); each stage writes its
-``_summary.json``. Outputs land under ``--out``.
+sample corpus -> manifests -> captions (offline ``attributes`` captioner) -> purified comments (bag-of-words
+relevance) -> corpus (``holdout: split_0``: split_0's test-side images never reach pre-training) -> zero-shot
+scores of the random-init model pre-training starts from (``OUT/init``) -> pre-training (Ray Train, 2 workers)
+-> zero-shot scores of ``OUT/pretrain/final`` -> features -> adapter sweeps (``uniqa tune``: quality head on
+the IQA part, aesthetics head on the IAA part) -> scores with the adapted heads -> evaluation of each phase on
+split_0's test side -> ``OUT/metrics.json``, ``OUT/configs.json``, ``OUT/demo_summary.json`` -> the report.
+
+Every step is the stage's own run function, found through its ``COMMAND`` and called as ``uniqa <stage>``
+calls it (inputs by flag name, a config built from a dict like a ``--config`` file), into ``OUT/<step>``, and
+writes its ``_summary.json``. Reruns resume: ``OUT/_demo_state.json`` records, per step, a key (its config and
+the summaries of the steps it reads) and the summary it wrote. A step whose key is unchanged and whose summary
+is still the complete one it wrote is skipped ("already done"); one interrupted with an unchanged key is run
+again and resumes natively (scoring, pre-training, sweeps, ...); a step whose key changed starts afresh.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import json
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-DEMO_MODEL = "uniqa-small"
-DERIVED = ("manifests", "captions", "purified", "corpus", "scores", "evaluation")  # rebuilt on every run
+DEMO_CPUS = 2  # the logical CPUs of the demo's Ray session; every step below is sized to fit them
+# Pre-training recipe of the demo (PretrainConfig keys); the model everywhere (before/after/features/adapters).
+DEMO_PRETRAIN = {"model": "uniqa-small", "lr": 1e-3, "weight_decay": 0.1, "beta2": 0.98, "batch_size": 64,
+                 "warmup_steps": 50, "max_logit_scale": 100.0, "steps": 600, "num_workers": 2,
+                 "cpus_per_worker": 0.5, "decode_cpus": 0.5, "threads": 1, "checkpoint_every": 500,
+                 "sources": {"level_prompt": 1.0}}
+# Zero-shot and adapted scoring (ScoreConfig keys, model and heads aside): the test views of the features.
+DEMO_SCORE = {"views": "crops10", "num_cpus": 1.0, "decode_cpus": 0.5, "rows_per_block": 64}
+DEMO_FEATURES = {"train_views": 8, "test_views": "crops10", "seed": 0, "num_cpus": 1.0, "decode_cpus": 0.5}
+# The adapter sweeps: tuning/adapter-<head>.yaml, made small (TuneConfig keys, merged over the file).
+DEMO_SWEEP = {"num_samples": 4, "max_concurrent": 2, "resources": {"cpu": 1}}
+SWEEP_DIR = Path(__file__).resolve().parents[1] / "tuning"
+PARTS = {"iqa": ("kadid10k", "quality"), "iaa": ("ava", "aesthetics")}  # manifest part -> (dataset, its head)
+PHASES = ("before", "after", "adapted")
+SPLIT = "split_0"
+CHECKED = "kadid10k/quality"  # what metrics.json's checks look at
+STATE_FILE = "_demo_state.json"
+NO_RAY = ("uniqa.data.", "uniqa.evaluation.")  # stages that run in this process
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the whole pipeline on the embedded sample corpus (CPU, no downloads)")
+    p = sub.add_parser("demo", help="the whole method on the embedded sample corpus: pre-train, adapt, evaluate, "
+                                    "report (CPU, no downloads, resumable)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="output folder, local or s3:// (default runs/demo)")
     p.add_argument("--seed", type=int, default=0, help="sample corpus seed (default 0)")
-    p.add_argument("--model", default=DEMO_MODEL, help=f"model or checkpoint to score with (default {DEMO_MODEL})")
-    p.add_argument("--pretrained", default=None, help="weights for --model (default: none, random init)")
+    p.add_argument("--pretrain-steps", type=int, default=None, help=argparse.SUPPRESS)  # short runs while developing
     p.set_defaults(func=run)
 
 
-def run_stage(module: str, out: str, config: dict[str, Any], **inputs: Any):
-    """Run the stage that ``module`` (its ``cli.py``) declares, as the CLI would: ``inputs`` by flag name (``input``
-    for ``--input``), ``config`` as a config file's contents; prints and returns its :class:`StageSummary`."""
+@dataclass(frozen=True)
+class Step:
+    """One step: a stage run (or several calls of it) into ``OUT/<name>``."""
+
+    name: str  # its output folder under OUT; also its key in configs.json and the state
+    command: str | None  # "module:ATTR" of its StageCommand; None: the demo's own (sample, init)
+    config: dict  # the config dict the stage gets (as a --config file's contents)
+    calls: tuple[dict, ...] = ({},)  # inputs of each call, by flag name
+    needs: tuple[str, ...] = ()  # the steps whose outputs it reads
+    progress: bool = False  # the stage's own progress output (pre-training's step lines)
+
+    @property
+    def uses_ray(self) -> bool:
+        return self.command is not None and not self.command.startswith(NO_RAY)
+
+
+def sweep_config(head: str, model: str) -> dict:
+    """tuning/adapter-<head>.yaml with :data:`DEMO_SWEEP` over it and ``base.model`` set."""
+    from uniqa.config import merge, read_config_file
+    from uniqa.errors import UniqaError
+
+    path = SWEEP_DIR / f"adapter-{head}.yaml"
+    if not path.is_file():
+        raise UniqaError(f"sweep file {path} not found: the demo runs from a checkout of the repository")
+    return merge(read_config_file(str(path)), {**DEMO_SWEEP, "base": {"model": model}})
+
+
+def plan(out: str, seed: int, pretrain: dict) -> list[Step]:
+    """The demo's steps, in order."""
+    from uniqa import storage
+
+    def at(*parts: str) -> str:
+        return storage.join(out, *parts)
+
+    final, heads = at("pretrain", "final"), ["quality", "aesthetics"]
+    roots = {"iqa": "kadid10k", "iaa": "ava"}
+    steps = [Step("sample", None, {"seed": seed})]
+    steps += [Step(f"manifests/{p}", "uniqa.data.cli:PREPARE", {}, ({"name": n, "root": at("sample", p)},),
+                   ("sample",)) for p, n in roots.items()]
+    steps += [
+        Step("captions", "uniqa.captioning.cli:COMMAND", {"backend": "attributes"},
+             tuple({"manifest": at("manifests", p)} for p in PARTS), ("manifests/iqa", "manifests/iaa")),
+        # bag-of-words relevance: meaningful without pretrained CLIP weights (embedder.name=clip with weights)
+        Step("purified", "uniqa.purification.cli:COMMAND", {"embedder": {"name": "bow"}},
+             ({"manifest": at("manifests", "iaa"), "captions": at("captions")},), ("manifests/iaa", "captions")),
+        Step("corpus", "uniqa.corpus.cli:COMMAND", {"holdout": SPLIT},
+             ({"manifest": [at("manifests", p) for p in PARTS], "captions": [at("captions")],
+               "purified": [at("purified")]},), ("manifests/iqa", "manifests/iaa", "captions", "purified")),
+        Step("init", None, {"model": pretrain["model"], "seed": pretrain.get("seed", 0)}),
+    ]
+    steps += phase(out, "before", {"model": at("init"), "heads": heads}, ("init",))
+    steps.append(Step("pretrain", "uniqa.training.cli:COMMAND", pretrain, ({"corpus": at("corpus")},), ("corpus",),
+                      progress=True))
+    steps += phase(out, "after", {"model": final, "heads": heads}, ("pretrain",))
+    steps += [Step(f"features/{p}", "uniqa.features.cli:COMMAND", {"model": final, **DEMO_FEATURES},
+                   ({"manifest": at("manifests", p)},), ("pretrain", f"manifests/{p}")) for p in PARTS]
+    steps += [Step(f"tune/{head}", "uniqa.tuning.cli:COMMAND", sweep_config(head, final),
+                   ({"manifest": at("manifests", p), "features": at("features", p)},),
+                   ("pretrain", f"manifests/{p}", f"features/{p}")) for p, (_, head) in PARTS.items()]
+    adapted = [f"{h}={at('tune', h, 'best')}" for h in heads]
+    steps += phase(out, "adapted", {"model": final, "heads": adapted}, ("pretrain", "tune/quality", "tune/aesthetics"))
+    return steps
+
+
+def phase(out: str, name: str, score: dict, needs: tuple[str, ...]) -> list[Step]:
+    """Scores of both manifest parts with one model and head set, then their evaluation on split_0's test side."""
+    from uniqa import storage
+
+    steps = []
+    for p in PARTS:
+        manifest = storage.join(out, "manifests", p)
+        steps.append(Step(f"scores/{name}/{p}", "uniqa.scoring.cli:COMMAND", {**score, **DEMO_SCORE},
+                          ({"input": manifest},), (*needs, f"manifests/{p}")))
+        steps.append(Step(f"evaluation/{name}/{p}", "uniqa.evaluation.cli:COMMAND", {"split": SPLIT, "side": "test"},
+                          ({"scores": storage.join(out, "scores", name, p), "manifest": manifest},),
+                          (f"scores/{name}/{p}", f"manifests/{p}")))
+    return steps
+
+
+# ---------------------------------------------------------------- resume
+
+
+def step_key(step: Step, state: dict, out: str) -> str:
+    """What a step's result depends on: its command, config and inputs (paths relative to ``out``: a moved run
+    folder keeps its keys) and the summaries of the steps it reads."""
+    upstream = {name: (state.get(name) or {}).get("done") for name in step.needs}
+    text = json.dumps({"command": step.command, "config": step.config, "calls": step.calls, "upstream": upstream},
+                      sort_keys=True, default=str).replace(json.dumps(out.rstrip("/") + "/")[1:-1], "<OUT>/")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def decide(entry: dict | None, key: str, current: str | None) -> str:
+    """``skip`` (the state's entry has this key and the step's summary is still the complete one it recorded),
+    ``resume`` (same key, not finished: run again, the stage resumes) or ``fresh`` (new or changed: start over)."""
+    if not entry or entry.get("key") != key:
+        return "fresh"
+    return "skip" if entry.get("done") and entry["done"] == current else "resume"
+
+
+def summary_stamp(out: str, step: Step) -> str | None:
+    """The sha256 of the step's ``_summary.json`` when it says complete (the sample: of its text files)."""
+    from uniqa import storage
+    from uniqa.stage import SUMMARY_FILE
+
+    folder = storage.join(out, step.name)
+    if step.name == "sample":
+        from uniqa.data.sample import TEXT_FILES, checksum
+
+        ok = all(storage.exists(storage.join(folder, f)) for f in TEXT_FILES)
+        return checksum(folder, TEXT_FILES) if ok else None
+    uri = storage.join(folder, SUMMARY_FILE)
+    if not storage.exists(uri):
+        return None
+    data = storage.read_bytes(uri)
+    return hashlib.sha256(data).hexdigest() if json.loads(data).get("complete") else None
+
+
+def clear(uri: str) -> None:
+    from uniqa import storage
+
+    if storage.exists(uri):
+        fs, path = storage.resolve(uri)
+        fs.delete_dir(path)
+
+
+# ---------------------------------------------------------------- running steps
+
+
+def run_stage(command_ref: str, out: str, config: dict[str, Any], progress: bool = False, **inputs: Any):
+    """Run the stage that ``command_ref`` ("module:ATTR", a :class:`~uniqa.stagecli.StageCommand`) declares, as
+    the CLI would: ``inputs`` by flag name (``input`` for ``--input``), ``config`` as a config file's contents;
+    returns its :class:`~uniqa.stage.StageSummary`."""
     from uniqa.config import from_dict
 
-    command = importlib.import_module(module).COMMAND
+    module, _, attr = command_ref.partition(":")
+    command = getattr(importlib.import_module(module), attr)
     args = [inputs[arg.dest] if arg.dest in inputs or arg.required else [] if arg.multiple else None
             for arg in command.inputs]
     cfg = from_dict(command.load(command.config), config)
-    start = time.perf_counter()
-    print(f"[demo] {command.name} -> {out} ...", flush=True)
-    summary = command.load(command.run)(*args, out, cfg, progress=False)
-    print(f"[demo] {command.name} done in {time.perf_counter() - start:.1f} s\n        {summary.line()}", flush=True)
-    return summary
+    return command.load(command.run)(*args, out, cfg, progress=progress)
 
 
-def paths(out: str) -> dict[str, str]:
+def build_init(out: str, config: dict):
+    """``OUT/init``: the random-init weights pre-training starts from (the training loop's own ``build_model``,
+    same config and seed), a checkpoint folder ``uniqa score --model`` takes."""
+    from uniqa.config import from_dict
+    from uniqa.models import resolve_model_name
+    from uniqa.stage import StageSummary, Timer, config_fingerprint
+    from uniqa.training.config import PretrainConfig
+    from uniqa.training.loop import save_initial_weights
+
+    with Timer() as timer:
+        cfg = from_dict(PretrainConfig, config)
+        name = resolve_model_name(cfg.model)
+        sha = save_initial_weights(cfg, name, out)
+    return StageSummary(stage="init", inputs={}, output=out, rows_in=1, rows_out=1, rows_written=1,
+                        seconds=timer.seconds, unit="checkpoints", config_fingerprint=config_fingerprint(config),
+                        details={"model": name, "seed": cfg.seed, "sha256": sha,
+                                 "built_by": "uniqa.training.loop.build_model"}).write()
+
+
+def run_step(step: Step, out: str) -> list:
+    """Run ``step`` into ``OUT/<step.name>`` -> the summaries of its calls (the sample: none)."""
     from uniqa import storage
 
-    return {key: storage.join(out, *parts) for key, parts in {
-        "sample": ("sample",), "iqa": ("manifests", "iqa"), "iaa": ("manifests", "iaa"), "captions": ("captions",),
-        "purified": ("purified",), "corpus": ("corpus",), "scores_iqa": ("scores", "iqa"),
-        "scores_iaa": ("scores", "iaa"), "eval_iqa": ("evaluation", "iqa"), "eval_iaa": ("evaluation", "iaa"),
-    }.items()}
+    folder = storage.join(out, step.name)
+    if step.name == "sample":
+        from uniqa.data.sample import build_sample
+
+        if summary_stamp(out, step) is None:  # kept between runs (a copy of a built sample is used as is)
+            build_sample(folder, seed=step.config["seed"])
+        return []
+    if step.name == "init":
+        return [build_init(folder, step.config)]
+    return [run_stage(step.command, folder, step.config, step.progress, **call) for call in step.calls]
 
 
-def prepare_inputs(out: str, p: dict[str, str], seed: int) -> None:
-    """Derived outputs start afresh (the sample is kept); the sample is built if needed; manifests prepared."""
+def ensure_ray() -> None:
+    """One local Ray session of :data:`DEMO_CPUS` CPUs for every stage (a no-op when Ray is already up)."""
+    from uniqa.runtime import init_ray
+
+    # Ray's default object store: capped at 1 GiB, Ray Data's budget kept the pre-training stream backpressured
+    # and its split coordinator busy-looping (~55% of a core on 2 CPUs, 98 vs 150 img/s)
+    init_ray(None, num_cpus=DEMO_CPUS)
+
+
+def execute(steps: list[Step], out: str, state: dict, save) -> bool:
+    """Run or skip each step in order (see the module docstring); False when a step ends incomplete."""
     from uniqa import storage
-    from uniqa.data.prepare import PrepareConfig, prepare
-    from uniqa.data.sample import build_sample
 
-    for name in DERIVED:
-        if storage.exists(storage.join(out, name)):
-            fs, path = storage.resolve(storage.join(out, name))
-            fs.delete_dir(path)
-    if not storage.exists(storage.join(p["sample"], "iqa", "dmos.csv")):
-        print("[demo] building the sample corpus ...", flush=True)
-        build_sample(p["sample"], seed=seed)
-    prepare("kadid10k", storage.join(p["sample"], "iqa"), p["iqa"], PrepareConfig())
-    prepare("ava", storage.join(p["sample"], "iaa"), p["iaa"], PrepareConfig())
+    for i, step in enumerate(steps, 1):
+        key, folder = step_key(step, state, out), storage.join(out, step.name)
+        action = decide(state.get(step.name), key, summary_stamp(out, step))
+        label = f"[demo] {i:2d}/{len(steps)} {step.name}"
+        if action == "skip":
+            print(f"{label}: already done", flush=True)
+            continue
+        if action == "fresh" and (step.name != "sample" or step.name in state):  # a sample of another seed goes
+            clear(folder)
+        state[step.name] = {"key": key, "done": None}
+        save()
+        print(f"{label}: {'resuming' if action == 'resume' else 'running'} ...", flush=True)
+        if step.uses_ray:
+            ensure_ray()
+        start = time.perf_counter()
+        summaries = run_step(step, out)
+        seconds = time.perf_counter() - start
+        for s in summaries:
+            print(f"        {s.line()}", flush=True)
+        print(f"{label}: done in {seconds:.1f} s", flush=True)
+        if any(not s.complete for s in summaries):
+            print(f"[demo] {step.name} is incomplete: rerun the demo to continue", flush=True)
+            return False
+        state[step.name].update(done=summary_stamp(out, step), seconds=round(seconds, 1),
+                                summaries=[{k: v for k, v in s.to_dict().items() if k != "details"}
+                                           for s in summaries])
+        save()
+    return True
+
+
+# ---------------------------------------------------------------- results
+
+
+def assemble_metrics(tables: dict[str, list[dict]]) -> dict:
+    """metrics.json from the evaluation summaries' tables (phase -> rows of ``details.table``)."""
+    results = [{"phase": phase, **{k: row[k] for k in ("dataset", "head", "n", "srcc", "plcc", "krcc")}}
+               for phase, rows in tables.items() for row in rows if row["split"] == SPLIT and row["side"] == "test"]
+    srcc = {(r["phase"], f"{r['dataset']}/{r['head']}"): r["srcc"] for r in results}
+
+    def gain(later: str, earlier: str) -> dict:
+        pairs = {f"{d}/{h}": (srcc.get((later, f"{d}/{h}")), srcc.get((earlier, f"{d}/{h}")))
+                 for d, h in PARTS.values()}
+        return {k: None if a is None or b is None else a - b for k, (a, b) in pairs.items()}
+
+    zero_shot, adapter = gain("after", "before"), gain("adapted", "after")
+    return {"split": SPLIT, "side": "test", "results": results, "zero_shot_gain": zero_shot,
+            "adapter_gain": adapter,
+            "checks": {"zero_shot_gain_at_least_0.2": zero_shot[CHECKED] is not None and zero_shot[CHECKED] >= 0.2,
+                       "adapter_above_zero_shot": adapter[CHECKED] is not None and adapter[CHECKED] > 0}}
+
+
+def write_results(out: str, steps: list[Step], state: dict, seconds: float) -> dict:
+    """OUT/metrics.json, OUT/configs.json and OUT/demo_summary.json -> the metrics."""
+    from uniqa import storage
+    from uniqa.stage import read_summary
+
+    tables = {phase: [row for p in PARTS for row in read_summary(storage.join(out, "evaluation", phase, p))
+                      ["details"]["table"]] for phase in PHASES}
+    metrics = assemble_metrics(tables)
+    took = [state[step.name].get("seconds") or 0.0 for step in steps]
+    summary = {"out": out, "seconds": round(sum(took), 1),  # the steps' time, over the runs that made the outputs
+               "this_run_seconds": round(seconds, 1),  # up to here: skipped steps take none
+               "stages": [s for step in steps for s in state[step.name].get("summaries", [])],
+               "steps": [{"name": step.name, "seconds": state[step.name].get("seconds")} for step in steps],
+               "paths": {step.name: storage.join(out, step.name) for step in steps}}
+    for name, data in (("metrics.json", metrics), ("configs.json", {s.name: s.config for s in steps}),
+                       ("demo_summary.json", summary)):
+        storage.write_bytes(storage.join(out, name), json.dumps(data, indent=2, default=str).encode())
+    return metrics
+
+
+def print_metrics(metrics: dict) -> None:
+    print(f"\n[demo] SRCC on {metrics['split']}'s {metrics['side']} side (held-out references), per phase:")
+    print(f"  {'dataset/head':20s} {'n':>4s} " + " ".join(f"{p:>8s}" for p in PHASES))
+    rows: dict[str, dict] = {}
+    for r in metrics["results"]:
+        rows.setdefault(f"{r['dataset']}/{r['head']}", {"n": r["n"]})[r["phase"]] = r["srcc"]
+    for name, row in rows.items():
+        cells = " ".join("     n/a" if row.get(p) is None else f"{row[p]:+8.3f}" for p in PHASES)
+        print(f"  {name:20s} {row['n']:4d} {cells}")
+    for name, ok in metrics["checks"].items():
+        print(f"  check {name} ({CHECKED}): {'yes' if ok else 'NO'}")
 
 
 def run(args) -> int:
     import logging
 
-    from uniqa import storage
-    from uniqa.evaluation.run import format_table
+    import ray
 
-    logging.getLogger("ray").setLevel(logging.WARNING)  # the demo prints its own per-step summaries
-    out, p, start = args.out, paths(args.out), time.perf_counter()
-    score_cfg = {"model": args.model, "pretrained": args.pretrained, "heads": ["quality", "aesthetics"],
-                 "views": "five", "num_cpus": 0.5, "decode_cpus": 0.5, "rows_per_block": 64}
-    prepare_inputs(out, p, args.seed)
-    summaries = [run_stage("uniqa.captioning.cli", p["captions"], {"backend": "attributes"}, manifest=p[part])
-                 for part in ("iqa", "iaa")]
-    # Bag-of-words relevance: meaningful without pretrained CLIP weights (use embedder.name=clip with weights).
-    summaries.append(run_stage("uniqa.purification.cli", p["purified"], {"embedder": {"name": "bow"}},
-                               manifest=p["iaa"], captions=p["captions"]))
-    summaries.append(run_stage("uniqa.corpus.cli", p["corpus"], {}, manifest=[p["iqa"], p["iaa"]],
-                               captions=[p["captions"]], purified=[p["purified"]]))
-    for part in ("iqa", "iaa"):
-        summaries.append(run_stage("uniqa.scoring.cli", p[f"scores_{part}"], score_cfg, input=p[part]))
-    evaluations = [run_stage("uniqa.evaluation.cli", p[f"eval_{part}"], {"split": "split_0"},
-                             scores=p[f"scores_{part}"], manifest=p[part]) for part in ("iqa", "iaa")]
-    results = [row for s in evaluations for row in s.details.get("table", [])]
-    print(f"\n[demo] zero-shot results on the test split (split_0), against mos_norm:\n{format_table(results)}")
-    if not args.pretrained:
-        print("  (random-init model: correlations are chance level until a pre-trained checkpoint is given)")
-    summaries += evaluations
-    summary = {"out": out, "seconds": round(time.perf_counter() - start, 1), "paths": p, "results": results,
-               "stages": [{k: v for k, v in s.to_dict().items() if k != "details"} for s in summaries]}
-    storage.write_bytes(storage.join(out, "demo_summary.json"), json.dumps(summary, indent=2).encode())
-    print(f"[demo] finished in {summary['seconds']} s; summary in {storage.join(out, 'demo_summary.json')}")
-    return max(s.exit_code for s in summaries)
+    from uniqa import storage
+    from uniqa.errors import UniqaError
+
+    if args.pretrain_steps is not None and args.pretrain_steps < 1:
+        raise UniqaError(f"--pretrain-steps must be >= 1, got {args.pretrain_steps}")
+    logging.getLogger("ray").setLevel(logging.WARNING)  # the demo prints its own per-step lines
+    out, start = args.out, time.perf_counter()
+    pretrain = {**DEMO_PRETRAIN, **({"steps": args.pretrain_steps} if args.pretrain_steps else {})}
+    steps = plan(out, args.seed, pretrain)
+    state_uri = storage.join(out, STATE_FILE)
+    state = json.loads(storage.read_bytes(state_uri)) if storage.exists(state_uri) else {}
+
+    def save() -> None:
+        storage.write_bytes(state_uri, json.dumps(state, indent=1, default=str).encode())
+
+    started_ray = not ray.is_initialized()
+    try:
+        finished = execute(steps, out, state, save)
+    finally:
+        if started_ray and ray.is_initialized():
+            ray.shutdown()
+    if not finished:
+        return 1
+    metrics = write_results(out, steps, state, time.perf_counter() - start)
+    print_metrics(metrics)
+    from uniqa.report import build_report
+
+    report = build_report(out)
+    print(f"[demo] finished in {time.perf_counter() - start:.1f} s; metrics {storage.join(out, 'metrics.json')}")
+    print(f"[demo] report: {report}")
+    return 0
