@@ -203,7 +203,7 @@ def test_the_demo_learns_and_the_report_says_so(demo_run):
 @pytest.mark.timeout(1500)
 @pytest.mark.xfail(strict=False, reason="open (issue 17): on the sample, pre-training with level prompts already fits "
                    "the IQA train side (zero-shot train SRCC ~0.75), so the adapter lands within +-0.03 of zero-shot "
-                   "on the held-out references, above it in some runs and below in others")
+                   "on the held-out references (deterministic for a recipe: above it with some, below with others)")
 def test_the_adapter_beats_zero_shot_on_held_out_references(demo_run):
     out, _ = demo_run
     metrics = json.loads((out / "metrics.json").read_text())
