@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -79,13 +80,23 @@ class RunFolder:
 
     def json(self, *parts: str) -> Any:
         """A JSON file of the run, or None when absent; malformed JSON is a :class:`UniqaError` naming the file."""
+        return self._parsed(parts, "JSON", json.loads, json.JSONDecodeError)
+
+    def yaml(self, *parts: str) -> Any:
+        """A YAML file of the run, or None when absent; malformed YAML is a :class:`UniqaError` naming the file."""
+        import yaml
+
+        return self._parsed(parts, "YAML", yaml.safe_load, yaml.YAMLError)
+
+    def _parsed(self, parts: tuple[str, ...], kind: str, loads: Callable[[bytes], Any],
+                error: type[Exception]) -> Any:
         uri = self.path(*parts)
         if not storage.exists(uri):
             return None
         try:
-            return json.loads(storage.read_bytes(uri))
-        except json.JSONDecodeError as e:
-            raise UniqaError(f"{uri}: not valid JSON ({e})") from None
+            return loads(storage.read_bytes(uri))
+        except error as e:
+            raise UniqaError(f"{uri}: not valid {kind} ({e})") from None
 
     # ------------------------------------------------------------------------------------ run-level files
 
@@ -245,16 +256,6 @@ class RunFolder:
             out.append(Sweep(name, results, folder.yaml("best.yaml"), folder.json("test.json"), folder.summary))
         return out
 
-    def yaml(self, *parts: str) -> Any:
-        uri = self.path(*parts)
-        if not storage.exists(uri):
-            return None
-        import yaml
-
-        try:
-            return yaml.safe_load(storage.read_bytes(uri))
-        except yaml.YAMLError as e:
-            raise UniqaError(f"{uri}: not valid YAML ({e})") from None
 
 
 def head_columns(frame: pd.DataFrame) -> list[str]:
