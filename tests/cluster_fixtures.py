@@ -1,16 +1,25 @@
 """A real multi-node Ray cluster on one machine, on loopback addresses (shared by tests/test_loopback.py and
 tests/test_cluster.py): head on 127.0.0.2, a worker node on 127.0.0.3 with the custom resource ``worker_node``.
-Each ``ray start --block`` runs in its own process group and is stopped by that group's id."""
+Each ``ray start --block`` runs in its own process group and is stopped by that group's id.
+
+Ray 2.60 binds its servers to every interface unless a node's address is 127.0.0.1 (tests/bind_node_ip.c says
+where), so each node's processes, and a driver started with :func:`node_env`, run with an ``LD_PRELOAD`` shim that
+turns a wildcard ``bind()`` into one on the node's own address. The GCS, raylet and workers look for their node's
+metrics agent on 127.0.0.1, where it then no longer listens, so the nodes run with Ray's metrics collection off
+(``RAY_enable_metrics_collection=0``) instead of logging failed exports."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -37,6 +46,33 @@ def cluster_env() -> dict:
     return env
 
 
+@functools.cache
+def bind_shim() -> str:
+    """tests/bind_node_ip.c built with the system C compiler (once per source version, in the temp directory)."""
+    source = Path(__file__).with_name("bind_node_ip.c")
+    lib = Path(tempfile.gettempdir()) / f"uniqa-bind-node-ip-{hashlib.sha256(source.read_bytes()).hexdigest()[:12]}.so"
+    if not lib.exists():
+        tmp = lib.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(tmp), str(source), "-ldl"], check=True,
+                           capture_output=True, text=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise RuntimeError(f"the loopback cluster needs a C compiler (cc) to build {source}: "
+                               f"{getattr(e, 'stderr', '') or e}") from e
+        os.replace(tmp, lib)
+    return str(lib)
+
+
+def node_env(ip: str) -> dict:
+    """:func:`cluster_env` for the processes of the node on ``ip``: every wildcard ``bind()`` binds to ``ip``; no
+    metrics collection (see the module's docstring)."""
+    env = cluster_env()
+    env["LD_PRELOAD"] = ":".join(filter(None, (bind_shim(), env.get("LD_PRELOAD"))))
+    env["BIND_NODE_IP"] = ip
+    env["RAY_enable_metrics_collection"] = "0"
+    return env
+
+
 def stop(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -53,6 +89,7 @@ class Cluster:
     address: str  # GCS address of the head, 127.0.0.2:PORT
     dashboard: str | None  # http://127.0.0.2:PORT (job submission, state API), or None
     start_seconds: float  # from the first `ray start` until both nodes were up (and the dashboard answered)
+    pids: tuple[int, ...]  # the `ray start` processes (head, worker node); each leads its node's process group
 
 
 def get_json(url: str, timeout: float = 10) -> dict:
@@ -71,7 +108,7 @@ def two_node_cluster(num_cpus: int = 1, dashboard: bool = False, object_store: i
     """Start the head (127.0.0.2, optionally with the dashboard on 127.0.0.2) and one worker node (127.0.0.3,
     resource ``worker_node``), each with ``num_cpus`` CPUs; stop both and remove Ray's current-cluster marker
     if it names this head. ``log_dir``: where the two `ray start` processes' output goes."""
-    port, env = free_port(), cluster_env()
+    port = free_port()
     dash_port = free_port() if dashboard else None
     common = ["--block", f"--num-cpus={num_cpus}", f"--object-store-memory={object_store}", "--disable-usage-stats"]
     dash = (["--include-dashboard=true", f"--dashboard-host={HEAD_IP}", f"--dashboard-port={dash_port}",
@@ -82,14 +119,15 @@ def two_node_cluster(num_cpus: int = 1, dashboard: bool = False, object_store: i
 
     start = time.monotonic()
     head = subprocess.Popen([RAY, "start", "--head", f"--node-ip-address={HEAD_IP}", f"--port={port}", *dash,
-                             *common], env=env, start_new_session=True, stdout=out("head"), stderr=subprocess.STDOUT)
+                             *common], env=node_env(HEAD_IP), start_new_session=True, stdout=out("head"),
+                            stderr=subprocess.STDOUT)
     address, procs = f"{HEAD_IP}:{port}", [head]
     url = f"http://{HEAD_IP}:{dash_port}" if dashboard else None
     try:
         time.sleep(3)  # the worker node retries until the head answers; this only saves it a retry
         worker = subprocess.Popen([RAY, "start", f"--address={address}", f"--node-ip-address={WORKER_IP}",
-                                   '--resources={"worker_node": 1}', *common], env=env, start_new_session=True,
-                                  stdout=out("worker"), stderr=subprocess.STDOUT)
+                                   '--resources={"worker_node": 1}', *common], env=node_env(WORKER_IP),
+                                  start_new_session=True, stdout=out("worker"), stderr=subprocess.STDOUT)
         procs.append(worker)
         if url:  # wait for the dashboard and both nodes (without it, callers wait themselves)
             deadline, nodes = time.monotonic() + ready_timeout, []
@@ -102,7 +140,7 @@ def two_node_cluster(num_cpus: int = 1, dashboard: bool = False, object_store: i
                 time.sleep(1)
             else:
                 raise TimeoutError(f"cluster not up after {ready_timeout} s (alive nodes: {nodes})")
-        yield Cluster(address, url, time.monotonic() - start)
+        yield Cluster(address, url, time.monotonic() - start, (head.pid, worker.pid))
     finally:
         for proc in reversed(procs):
             stop(proc)

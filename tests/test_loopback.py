@@ -1,16 +1,19 @@
 """Local Ray stays on loopback (issue 16): the session's nodes report 127.* and its processes listen on
-nothing outside 127.0.0.0/8; a two-node cluster on one machine runs on two loopback addresses."""
+nothing outside 127.0.0.0/8; a two-node cluster on one machine runs on two loopback addresses, and no process of
+either node (nor the driver) listens outside 127.0.0.0/8."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
+import os
 import subprocess
 import sys
 import time
 
 import pytest
-from cluster_fixtures import cluster_env
+from cluster_fixtures import HEAD_IP, WORKER_IP, node_env
 from cluster_fixtures import two_node_cluster as start_cluster
 
 
@@ -19,6 +22,28 @@ def is_loopback(ip: str) -> bool:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
         addr = addr.ipv4_mapped
     return addr.is_loopback
+
+
+def plain_ip(ip: str) -> str:
+    """``::ffff:127.0.0.2`` (a dual-stack socket bound to an IPv4 address) -> ``127.0.0.2``."""
+    addr = ipaddress.ip_address(ip.split("%")[0])
+    return str(addr.ipv4_mapped or addr) if isinstance(addr, ipaddress.IPv6Address) else str(addr)
+
+
+def session_processes(leaders: set[int]) -> set[int]:
+    """Every process in the sessions that ``leaders`` lead (a `ray start` started with start_new_session) or below
+    them: a node's processes, including any that left the tree."""
+    import psutil
+
+    pids = set()
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(proc.pid) in leaders:
+                pids.add(proc.pid)
+    for leader in leaders:
+        with contextlib.suppress(psutil.Error):
+            pids |= {leader} | {p.pid for p in psutil.Process(leader).children(recursive=True)}
+    return pids
 
 
 def listening_sockets(pids: set[int]) -> list[tuple[str, int, str]]:
@@ -39,6 +64,7 @@ def listening_sockets(pids: set[int]) -> list[tuple[str, int, str]]:
 def test_loopback_check_itself():
     assert is_loopback("127.0.0.2") and is_loopback("::ffff:127.0.0.1") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("192.0.2.2")
+    assert plain_ip("::ffff:127.0.0.3") == "127.0.0.3" and plain_ip("::") == "::" and plain_ip("127.0.0.2") == HEAD_IP
 
 
 def test_opt_out_gives_rays_default(monkeypatch):
@@ -76,11 +102,12 @@ def test_local_session_is_on_loopback(ray_session):
 
 @pytest.fixture(scope="module")
 def two_node_cluster():
-    """A real two-node Ray cluster on this machine (tests/cluster_fixtures.py). Yields the head address."""
+    """A real two-node Ray cluster on this machine (tests/cluster_fixtures.py)."""
     with start_cluster(num_cpus=1) as cluster:
-        yield cluster.address
+        yield cluster
 
 
+# Runs until its stdin closes, so that its own server and its actor on the worker node are up while the test looks.
 DRIVER = """
 import json, sys, time, ray
 ray.init(address=sys.argv[1], _node_ip_address="127.0.0.2", log_to_driver=False)
@@ -88,25 +115,49 @@ deadline = time.time() + 60
 while len([n for n in ray.nodes() if n["Alive"]]) < 2 and time.time() < deadline:
     time.sleep(0.5)
 @ray.remote(num_cpus=0, resources={"worker_node": 0.1})
-def on_worker():
-    return ray.util.get_node_ip_address()
+class OnWorker:
+    def ip(self):
+        return ray.util.get_node_ip_address()
+actor = OnWorker.remote()
 print(json.dumps({"nodes": [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]],
-                  "worker_task": ray.get(on_worker.remote(), timeout=60)}))
+                  "worker_actor": ray.get(actor.ip.remote(), timeout=60)}), flush=True)
+sys.stdin.read()
 """
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_two_node_cluster_on_loopback(two_node_cluster):
-    for _ in range(2):  # a head just started on a loaded machine can miss the driver's first GCS deadline: once more
-        out = subprocess.run([sys.executable, "-c", DRIVER, two_node_cluster], env=cluster_env(),
-                             capture_output=True, text=True, timeout=150)
-        if out.returncode == 0 or "ConnectionError" not in out.stderr:
+def test_two_node_cluster_on_loopback(two_node_cluster, tmp_path):
+    for attempt in range(2):  # a head just started on a loaded machine can miss the driver's first GCS deadline
+        stderr = tmp_path / f"driver{attempt}.err"
+        with open(stderr, "w") as err:
+            driver = subprocess.Popen([sys.executable, "-c", DRIVER, two_node_cluster.address], env=node_env(HEAD_IP),
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+        line = next((out for out in driver.stdout if out.startswith("{")), "")  # its result, or "": it exited
+        if line or "ConnectionError" not in stderr.read_text():
             break
-    assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert sorted(result["nodes"]) == ["127.0.0.2", "127.0.0.3"], result
-    assert result["worker_task"] == "127.0.0.3"
+        driver.wait()
+    try:
+        assert line, stderr.read_text()[-2000:]
+        result = json.loads(line)
+        assert sorted(result["nodes"]) == [HEAD_IP, WORKER_IP], result
+        assert result["worker_actor"] == WORKER_IP
+        time.sleep(1)  # a moment for servers that start late (workers Ray prestarts next to the actor)
+        head, worker = two_node_cluster.pids
+        sockets = {HEAD_IP: listening_sockets(session_processes({head})), "driver": listening_sockets({driver.pid}),
+                   WORKER_IP: listening_sockets(session_processes({worker}))}
+    finally:
+        driver.stdin.close()
+        driver.wait(timeout=60)
+    outside = [(where, s) for where, found in sockets.items() for s in found if not is_loopback(s[0])]
+    assert not outside, f"listening outside 127.0.0.0/8: {outside}"
+    # the check sees each node's servers: GCS (head), raylet, agents, the actor's worker, the driver's own server
+    names = {where: {name for _, _, name in found} for where, found in sockets.items()}
+    assert {"gcs_server", "raylet", "ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= names[HEAD_IP], sockets
+    assert {"raylet", "ray::DashboardAgent", "ray::RuntimeEnvAgent", "ray::OnWorker"} <= names[WORKER_IP], sockets
+    assert sockets["driver"], sockets
+    for ip in (HEAD_IP, WORKER_IP):  # and each node's raylet serves on that node's own address
+        assert {plain_ip(a) for a, _, name in sockets[ip] if name == "raylet"} == {ip}, sockets[ip]
 
 
 def test_ray_address_local_means_the_private_loopback_session(monkeypatch):
