@@ -102,6 +102,22 @@ def test_a_folder_in_the_cwd_does_not_make_a_prompt_set_a_trained_head(tmp_path,
         ScoreConfig(model="uniqa-tiny", heads=("q=myhead",))  # a bare word is a prompt set, never a folder
 
 
+def test_how_crops_are_placed_is_part_of_the_scores_and_features_keys(monkeypatch):
+    """A scores or features folder cut with other crop positions is never resumed with these."""
+    from uniqa.data import views
+    from uniqa.features.config import FeaturesConfig
+    from uniqa.features.run import identity
+    from uniqa.models.encoder import frozen_model
+    from uniqa.scoring.config import fingerprint, preflight
+
+    cfg = preflight(ScoreConfig(model="uniqa-tiny", heads=("quality",)))
+    frozen = frozen_model("uniqa-tiny")
+    before = fingerprint(cfg), identity(FeaturesConfig(model="uniqa-tiny"), frozen)
+    monkeypatch.setattr(views, "VIEW_SCHEME", "another-scheme/2")
+    assert fingerprint(cfg) != before[0]
+    assert identity(FeaturesConfig(model="uniqa-tiny"), frozen) == {**before[1], "view_scheme": "another-scheme/2"}
+
+
 def test_config_touches_no_storage(monkeypatch):
     from uniqa import storage
 

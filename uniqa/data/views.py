@@ -29,6 +29,9 @@ from uniqa.errors import UniqaError
 
 VIEW_PROTOCOLS = ("crops10", "five", "full")
 VIEW_COUNTS = {"crops10": 10, "five": 5, "full": 1}
+# How view positions are derived from (seed, image_id). Part of scoring's fingerprint and of the features' identity,
+# so a folder cut with other positions is never resumed with these: change it whenever the crops change.
+VIEW_SCHEME = "per-image-sha256-seed/1"
 
 
 def image_seed(seed: int, image_id: str) -> int:

@@ -21,8 +21,10 @@ from uniqa.tables import dataset_schema, parquet_files, read_columns
 
 def identity(cfg: FeaturesConfig, frozen: FrozenModel) -> dict:
     """What the features of an output folder are keyed by (stored as ``OUT/_run.json``)."""
-    return {"model_checksum": frozen.key, "protocol": cfg.protocol(frozen.image_size), "seed": cfg.seed,
-            "model": frozen.name, "train_views": cfg.train_views, "test_views": cfg.test_views,
+    from uniqa.data.views import VIEW_SCHEME
+
+    return {"model_checksum": frozen.key, "protocol": cfg.protocol(frozen.image_size), "view_scheme": VIEW_SCHEME,
+            "seed": cfg.seed, "model": frozen.name, "train_views": cfg.train_views, "test_views": cfg.test_views,
             "image_size": frozen.image_size}
 
 

@@ -216,10 +216,13 @@ def head_checksum(spec: HeadSpec) -> str:
 
 def fingerprint(cfg: ScoreConfig) -> str:
     """sha256 of everything that determines the scores (model + weights checksum, heads + head file
-    checksums, views, sizes, decoding, precision, seed, embeddings) - the ``model_checksum`` column.
+    checksums, views and how their positions are drawn, sizes, decoding, precision, seed, embeddings) - the
+    ``model_checksum`` column.
     ``cfg`` is a :func:`preflight` result (its image size filled in).
 
     Batch size and actor counts are left out on purpose: they do not change the scores."""
+    from uniqa.data.views import VIEW_SCHEME
+
     if cfg.image_size is None:
         raise ValueError("fingerprint() takes a pre-flighted config (see preflight)")
     parts = {
@@ -230,6 +233,7 @@ def fingerprint(cfg: ScoreConfig) -> str:
             for s in cfg.head_specs
         ],
         "views": cfg.views,
+        "view_scheme": VIEW_SCHEME,
         "image_size": cfg.image_size,
         "seed": cfg.seed,
         "decode": [cfg.decode_size, cfg.max_pixels],
