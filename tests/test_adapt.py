@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from uniqa.adapters.config import AdaptConfig
-from uniqa.adapters.protocols import run_seed
+from uniqa.adapters.protocols import carve, run_seed
 from uniqa.adapters.run import execute, preflight, run_adapt
 from uniqa.adapters.training import HeadTemplate, Recipe
 from uniqa.errors import UniqaError
@@ -43,6 +43,19 @@ def small_manifest(manifest, tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("small") / "manifest")
     write_table(table, out, MANIFEST)
     return out
+
+
+def test_validation_holds_whole_groups_and_enough_images():
+    """A validation SRCC over 5 images picks epochs by chance: carve adds whole groups until ``min_images``."""
+    positions = np.arange(48)
+    singles = np.array([f"img{i}" for i in positions])  # AVA-style: every image its own group
+    val = carve(positions, singles, 0.1, np.random.default_rng(0), min_images=16)
+    assert len(val) == 16 and len(carve(positions, singles, 0.1, np.random.default_rng(0))) == 5  # ceil(0.1 * 48)
+    refs = np.repeat([f"I{r}" for r in range(6)], 8)  # 6 references x 8 images
+    val = carve(positions, refs, 0.1, np.random.default_rng(0), min_images=16)
+    assert len(set(refs[val])) == 2 and len(val) == 16  # one group (8 images) is not enough: two whole groups
+    assert len(carve(positions, refs, 0.1, np.random.default_rng(0), min_images=1000)) == 40  # never all groups
+    assert len(carve(positions[:8], refs[:8], 0.1, np.random.default_rng(0), min_images=16)) == 0  # one group: none
 
 
 def test_runs_are_as_documented(manifest):

@@ -34,6 +34,7 @@ class AdaptConfig:
     few_label_sizes: tuple[int, ...] = (50, 100, 200)  # labelled training images (few-label)
     few_label_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # seed j draws its images from split_{j % 10}'s train side
     val_fraction: float = 0.1  # clean number: this share of the training groups (>= 1) is held out for epoch choice
+    val_min_images: int = 16  # ... and at least this many images (more whole groups), never all groups
     seed: int = 0  # view seed (combined with image_id), random-init model seed, and the root of every run's seed
     train_views: int | None = None  # K cached training views per image (None: epochs, a new view every epoch)
     # --- execution
@@ -77,6 +78,9 @@ class AdaptConfig:
             raise UniqaError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
         if not (isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1):
             raise UniqaError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if not (isinstance(self.val_min_images, int) and not isinstance(self.val_min_images, bool)
+                and self.val_min_images >= 0):
+            raise UniqaError(f"val_min_images must be an integer >= 0, got {self.val_min_images!r}")
         if not (isinstance(self.cpus_per_run, (int, float)) and self.cpus_per_run >= 0):
             raise UniqaError(f"cpus_per_run must be a number >= 0, got {self.cpus_per_run!r}")
 

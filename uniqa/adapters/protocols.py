@@ -10,8 +10,10 @@ Every run is over the manifest's labelled rows (``mos_norm`` not null), by posit
 - ``zero-shot``: run ``split_i``: no training, the test side of ``split_i``.
 
 Clean number: the epoch is chosen on a validation part carved from the training images: the manifest's ``val``
-rows of the split when it has any, else ``ceil(val_fraction * groups)`` whole content groups (at least one,
-never all) drawn with ``default_rng([seed, 1, split])`` (full) or ``default_rng([seed, 3, N, j])`` (few-label).
+rows of the split when it has any, else ``ceil(val_fraction * groups)`` whole content groups (at least one),
+extended in the same random order until they hold ``val_min_images`` images (a SRCC over 5 images picks epochs by
+chance), never all groups; drawn with ``default_rng([seed, 1, split])`` (full) or ``default_rng([seed, 3, N, j])``
+(few-label).
 Each run's training seed is ``run_seed(seed, name)``.
 """
 
@@ -56,18 +58,22 @@ def split_sides(splits: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, np.n
     return tuple(np.flatnonzero(column == side) for side in ("train", "val", "test"))
 
 
-def carve(positions: np.ndarray, groups: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Whole groups of ``positions`` held out for validation: ``ceil(fraction * groups)``, at least one, never all."""
-    unique = np.unique(groups[positions])
+def carve(positions: np.ndarray, groups: np.ndarray, fraction: float, rng: np.random.Generator,
+          min_images: int = 0) -> np.ndarray:
+    """Whole groups of ``positions`` held out for validation: ``ceil(fraction * groups)`` (at least one), then more
+    groups in the same random order until they hold ``min_images`` images; never all groups."""
+    unique, counts = np.unique(groups[positions], return_counts=True)
     if len(unique) < 2:
         return positions[:0]
-    n = min(max(1, math.ceil(fraction * len(unique))), len(unique) - 1)
-    held = unique[rng.permutation(len(unique))[:n]]
+    order = rng.permutation(len(unique))
+    n = max(1, math.ceil(fraction * len(unique)))
+    n = max(n, int(np.searchsorted(np.cumsum(counts[order]), min_images)) + 1)
+    held = unique[order[: min(n, len(unique) - 1)]]
     return positions[np.isin(groups[positions], held)]
 
 
 def plan_runs(protocol: str, splits: dict[str, np.ndarray], groups: np.ndarray, *, seed: int, split_ids, sizes,
-              few_seeds, val_fraction: float) -> list[RunPlan]:
+              few_seeds, val_fraction: float, val_min_images: int = 0) -> list[RunPlan]:
     """Every run of ``protocol`` over the labelled rows. ``splits``: split column -> values; ``groups``: content
     group of each row (its image_id when it has none). Bad sizes raise one :class:`UniqaError`."""
     runs = []
@@ -76,7 +82,7 @@ def plan_runs(protocol: str, splits: dict[str, np.ndarray], groups: np.ndarray, 
             train, val, test = split_sides(splits, i)
             _check_sides(f"split_{i}", train, test)
             if not len(val) and protocol == "full":
-                val = carve(train, groups, val_fraction, np.random.default_rng([seed, 1, i]))
+                val = carve(train, groups, val_fraction, np.random.default_rng([seed, 1, i]), val_min_images)
             runs.append(RunPlan(f"split_{i}", protocol, i, len(train), None, train, val, test,
                                 run_seed(seed, f"{protocol}/split_{i}")))
         return runs
@@ -89,7 +95,7 @@ def plan_runs(protocol: str, splits: dict[str, np.ndarray], groups: np.ndarray, 
                 raise UniqaError(f"few-label size {n} needs {n} labelled training images, but split_{i} has only "
                                  f"{len(train_side)}; use smaller few_label_sizes")
             train = np.sort(np.random.default_rng([seed, 2, n, j]).choice(train_side, n, replace=False))
-            val = carve(train, groups, val_fraction, np.random.default_rng([seed, 3, n, j]))
+            val = carve(train, groups, val_fraction, np.random.default_rng([seed, 3, n, j]), val_min_images)
             name = f"n{n}-seed{j}"
             runs.append(RunPlan(name, protocol, i, n, j, train, val, test, run_seed(seed, f"{protocol}/{name}")))
     return runs

@@ -67,7 +67,8 @@ def preflight(manifest: str, features: str | None, cfg: AdaptConfig) -> Prepared
     groups = np.array([g if g is not None else f"image:{i}" for g, i in zip(groups, ids)], dtype=object)
     split_values = {c: np.array(labelled[c].to_pylist(), dtype=object) for c in splits}
     plans = plan_runs(cfg.protocol, split_values, groups, seed=cfg.seed, split_ids=cfg.splits,
-                      sizes=cfg.few_label_sizes, few_seeds=cfg.few_label_seeds, val_fraction=cfg.val_fraction)
+                      sizes=cfg.few_label_sizes, few_seeds=cfg.few_label_seeds, val_fraction=cfg.val_fraction,
+                      val_min_images=cfg.val_min_images)
     k = cfg.views
     if features is not None and cfg.mode == "cached":
         k = _check_features(features, frozen, cfg, ids, plans)
