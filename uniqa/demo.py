@@ -28,20 +28,28 @@ from typing import Any
 
 DEMO_CPUS = 2  # the logical CPUs of the demo's Ray session; every step below is sized to fit them
 # Pre-training recipe of the demo (PretrainConfig keys); the model everywhere (before/after/features/adapters).
+# Texts: MOS-guided captions and purified comments only, as in the paper. "{level} image" prompts (the zero-shot
+# head's own wording) would lift zero-shot further, but they fit the head to the training references' levels and
+# leave the adapter nothing that transfers to held-out references (measured: adapter within +-0.03 of zero-shot).
 DEMO_PRETRAIN = {"model": "uniqa-small", "lr": 1e-3, "weight_decay": 0.1, "beta2": 0.98, "batch_size": 64,
                  "warmup_steps": 50, "max_logit_scale": 100.0, "steps": 600, "num_workers": 2,
                  "cpus_per_worker": 0.5, "decode_cpus": 0.5, "threads": 1, "checkpoint_every": 500,
-                 "sources": {"level_prompt": 1.0}}
+                 "sources": {"level_prompt": 0.0}}
 # Zero-shot and adapted scoring (ScoreConfig keys, model and heads aside): the test views of the features.
 DEMO_SCORE = {"views": "crops10", "num_cpus": 1.0, "decode_cpus": 0.5, "rows_per_block": 64}
 DEMO_FEATURES = {"train_views": 8, "test_views": "crops10", "seed": 0, "num_cpus": 1.0, "decode_cpus": 0.5}
 # The adapter sweeps: tuning/adapter-<head>.yaml, made small (TuneConfig keys, merged over the file).
-DEMO_SWEEP = {"num_samples": 4, "max_concurrent": 2, "resources": {"cpu": 1}}
+# One trial at a time: ASHA's stopping decisions then do not depend on which of two trials reports first.
+DEMO_SWEEP = {"num_samples": 4, "max_concurrent": 1, "resources": {"cpu": 1}}
+# The sample's AVA part trains on 32 images (4 steps an epoch at batch 8): its sweep needs more epochs.
+DEMO_SWEEP_HEAD = {"quality": {},
+                   "aesthetics": {"search_space": {"epochs": {"choice": [20, 40]}},
+                                  "scheduler": {"max_t": 40, "grace_period": 5}}}
 SWEEP_DIR = Path(__file__).resolve().parents[1] / "tuning"
 PARTS = {"iqa": ("kadid10k", "quality"), "iaa": ("ava", "aesthetics")}  # manifest part -> (dataset, its head)
 PHASES = ("before", "after", "adapted")
 SPLIT = "split_0"
-CHECKED = "kadid10k/quality"  # what metrics.json's checks look at
+CHECKED = ("kadid10k/quality", "ava/aesthetics")  # metrics.json's checks hold when they hold for each of these
 STATE_FILE = "_demo_state.json"
 NO_RAY = ("uniqa.data.", "uniqa.evaluation.")  # stages that run in this process
 
@@ -73,14 +81,15 @@ class Step:
 
 
 def sweep_config(head: str, model: str) -> dict:
-    """tuning/adapter-<head>.yaml with :data:`DEMO_SWEEP` over it and ``base.model`` set."""
+    """tuning/adapter-<head>.yaml with :data:`DEMO_SWEEP` and the head's :data:`DEMO_SWEEP_HEAD` over it and
+    ``base.model`` set."""
     from uniqa.config import merge, read_config_file
     from uniqa.errors import UniqaError
 
     path = SWEEP_DIR / f"adapter-{head}.yaml"
     if not path.is_file():
         raise UniqaError(f"sweep file {path} not found: the demo runs from a checkout of the repository")
-    return merge(read_config_file(str(path)), {**DEMO_SWEEP, "base": {"model": model}})
+    return merge(read_config_file(str(path)), {**DEMO_SWEEP, **DEMO_SWEEP_HEAD[head], "base": {"model": model}})
 
 
 def plan(out: str, seed: int, pretrain: dict) -> list[Step]:
@@ -292,9 +301,10 @@ def assemble_metrics(tables: dict[str, list[dict]]) -> dict:
 
     zero_shot, adapter = gain("after", "before"), gain("adapted", "after")
     return {"split": SPLIT, "side": "test", "results": results, "zero_shot_gain": zero_shot,
-            "adapter_gain": adapter,
-            "checks": {"zero_shot_gain_at_least_0.2": zero_shot[CHECKED] is not None and zero_shot[CHECKED] >= 0.2,
-                       "adapter_above_zero_shot": adapter[CHECKED] is not None and adapter[CHECKED] > 0}}
+            "adapter_gain": adapter, "checked": list(CHECKED),
+            "checks": {"zero_shot_gain_at_least_0.2": all(zero_shot[k] is not None and zero_shot[k] >= 0.2
+                                                          for k in CHECKED),
+                       "adapter_above_zero_shot": all(adapter[k] is not None and adapter[k] > 0 for k in CHECKED)}}
 
 
 def write_results(out: str, steps: list[Step], state: dict, seconds: float) -> dict:
@@ -327,7 +337,7 @@ def print_metrics(metrics: dict) -> None:
         cells = " ".join("     n/a" if row.get(p) is None else f"{row[p]:+8.3f}" for p in PHASES)
         print(f"  {name:20s} {row['n']:4d} {cells}")
     for name, ok in metrics["checks"].items():
-        print(f"  check {name} ({CHECKED}): {'yes' if ok else 'NO'}")
+        print(f"  check {name} ({', '.join(CHECKED)}): {'yes' if ok else 'NO'}")
 
 
 def run(args) -> int:

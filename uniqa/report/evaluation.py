@@ -88,8 +88,9 @@ def headline(run: RunFolder) -> str | None:
             "zero-shot, random-init model; <i>after</i>: zero-shot after pre-training; <i>adapted</i>: the best "
             "adapter of the sweep.</p>" + table(header, body, left=2))
     if m.get("checks"):
-        html += "<h3>Checks</h3>" + table(["check", "result"],
-                                          [[esc(k), check(k, bool(v))] for k, v in m["checks"].items()])
+        on = ", ".join(m.get("checked") or [])
+        checks = [[esc(k), esc(on), check(k, bool(v))] for k, v in m["checks"].items()]
+        html += "<h3>Checks</h3>" + table(["check", "on", "result"], checks, left=2)
     if rows:
         detail = [[esc(p), esc(d), esc(h), metric(f"{p}/{d}/{h}/n", r.get("n")),
                    *(metric(f"{p}/{d}/{h}/{k}", r.get(k)) for k in ("plcc", "krcc"))]
