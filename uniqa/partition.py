@@ -1,4 +1,5 @@
-"""Stable hash partitions of a key column, for joins and group-bys on Ray Data (purification, corpus).
+"""Stable hash partitions of a key column, for joins and group-bys on Ray Data (purification, corpus, and the
+manifest join of ``uniqa filter``, which writes both sides into per-partition folders instead of shuffling).
 
 A stage that must see all rows of an image together (its comments and its caption; its texts and its manifest
 row) tags every row with ``partition_of(image_id, n)`` and groups by that tag

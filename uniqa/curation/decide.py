@@ -173,14 +173,6 @@ def _reason_kind(rejected: pa.Table, plan: Plan) -> pa.Array:
 # ---------------------------------------------------------------------- the join with a manifest
 
 
-def bucket_of(ids: pa.ChunkedArray | pa.Array, buckets: int) -> np.ndarray:
-    """A stable hash partition of image ids (the same id lands in the same bucket on every machine)."""
-    import pandas as pd
-
-    values = ids.to_numpy(zero_copy_only=False).astype(object)
-    return (pd.util.hash_array(values) % np.uint64(buckets)).astype(np.int64)
-
-
 def left_join(scores: pa.Table, manifest: pa.Table, manifest_columns: list[str]) -> pa.Table:
     """Every scores row with the manifest's columns of its image_id (first match; nulls where missing) and
     ``_in_manifest``. ``image_id`` is the scores'; ``image_uri`` the manifest's when found, else the scores'."""

@@ -21,8 +21,9 @@ import pyarrow.parquet as pq
 
 from uniqa import sink, storage
 from uniqa.curation import quantiles
-from uniqa.curation.decide import Plan, block_sketches, bucket_of, left_join, split
+from uniqa.curation.decide import Plan, block_sketches, left_join, split
 from uniqa.errors import UniqaError
+from uniqa.partition import partition_of
 from uniqa.schema import TableSchema
 from uniqa.tables import ray_read
 
@@ -32,7 +33,7 @@ def write_buckets(batch: pa.Table, folder: str, buckets: int, schema: pa.Schema)
     if len(batch):
         batch = batch.select(schema.names).cast(schema)
         fs, root = storage.resolve(folder)
-        parts = bucket_of(batch["image_id"], buckets)
+        parts = partition_of(batch["image_id"], buckets).to_numpy()
         for b in np.unique(parts):
             path = f"{root}/b{b:05d}"
             fs.create_dir(path, recursive=True)
