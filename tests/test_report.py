@@ -294,6 +294,28 @@ def test_scoring_run_report(tmp_path, capsys):
     assert "img_09" not in extremes and not page.metrics
 
 
+def test_curation_run_report_shows_the_filter_and_the_scores_it_filtered(tmp_path, ray_session):
+    from uniqa.curation.config import FilterConfig
+    from uniqa.curation.run import run_filter
+
+    make_score_run(tmp_path)
+    out = tmp_path / "curated"
+    run_filter(str(tmp_path / "scores"), None, str(out), FilterConfig(where="quality >= 0.45"), progress=False)
+    assert main(["report", str(out)]) == 0
+    text, page = parse(str(out / "report.html"))
+    assert page.sections == ["curation", "scoring", "histograms", "extremes", "errors"]
+    assert "curation run" in text and "c0ffee" in text  # the scores' own summary, not the filter's
+    curation = text[text.index('id="curation"'):text.index('id="scoring"')]
+    assert ">4<" in curation and ">6<" in curation  # kept (0.5 .. 0.8) and rejected (0 .. 0.4 and the error row)
+    assert "where quality &gt;= 0.45" in curation and "0.45" in curation and "scoring error" in curation
+    assert curation.count("data:image/png;base64,") == 1  # the filter's histograms.png, thresholds drawn
+    (out / "histograms.png").unlink()
+    shutil.rmtree(tmp_path / "scores")  # the scores are gone: the filter's part stands alone, saying so
+    assert main(["report", str(out)]) == 0
+    text, page = parse(str(out / "report.html"))
+    assert page.sections == ["curation"] and "are not there" in text and "data:image/png" not in text
+
+
 def test_demo_run_on_s3(tmp_path, s3_bucket):
     from dataset_fixtures import upload_tree
 

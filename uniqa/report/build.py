@@ -32,6 +32,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[RunFolder], str | None]], ...] = (
     ("pretraining", "Pre-training", training.pretraining),
     ("sweeps", "Sweeps", training.sweeps),
     ("gallery", "Gallery (held-out images)", samples.test_gallery),
+    ("curation", "Curation (uniqa filter)", scoring.curation),
     ("scoring", "Scoring run", scoring.summary),
     ("histograms", "Score histograms", scoring.histograms),
     ("extremes", "Best and worst images", scoring.extremes),
@@ -39,8 +40,8 @@ SECTIONS: tuple[tuple[str, str, Callable[[RunFolder], str | None]], ...] = (
     ("stages", "Stages", run_info.stages),
     ("configs", "Configs", run_info.configs),
 )
-KNOWN = ("metrics.json", "_summary.json of a score or pretrain stage", "metrics.jsonl", "pretrain/", "manifests/",
-         "scores/", "tune/", "demo_summary.json", "configs.json")
+KNOWN = ("metrics.json", "_summary.json of a score, filter or pretrain stage", "metrics.jsonl", "pretrain/",
+         "manifests/", "scores/", "tune/", "demo_summary.json", "configs.json")
 
 
 def render(run: RunFolder) -> list[Section]:
@@ -66,6 +67,8 @@ def kind(run: RunFolder) -> str:
         return "run"
     if stage == "score":
         return "scoring run"
+    if stage == "filter":
+        return "curation run"
     if run.pretrain_folder == run.root:
         return "pre-training run"
     return f"{stage} run" if stage else "run"

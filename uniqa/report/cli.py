@@ -8,10 +8,12 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="write a self-contained HTML report of a run folder (demo, score, pretrain)",
+    p = sub.add_parser("report",
+                       help="write a self-contained HTML report of a run folder (demo, score, filter, pretrain)",
                        description="Write a self-contained HTML report (plots and thumbnails embedded, no network) "
-                                   "of a run folder: a `uniqa demo` output, a `uniqa score` output or a `uniqa "
-                                   "pretrain` run. Sections whose inputs are absent are left out.")
+                                   "of a run folder: a `uniqa demo` output, a `uniqa score` output, a `uniqa filter` "
+                                   "output (with the scores it filtered) or a `uniqa pretrain` run. Sections whose "
+                                   "inputs are absent are left out.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder, local or s3://")
     p.add_argument("--out", default=None, help="HTML file to write (default RUN_DIR/report.html)")
     p.add_argument("--screenshot", default=None, metavar="PNG",

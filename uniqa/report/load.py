@@ -3,8 +3,9 @@ absent, so each report section can ask for what it needs and be left out when it
 
 Layouts understood (local or ``s3://``): a demo run (``metrics.json``, ``manifests/``, ``captions/``,
 ``purified/kept/``, ``pretrain/``, ``scores/<phase>/<part>/``, ``tune/<name>/``, ``configs.json``,
-``demo_summary.json``), a ``uniqa score`` output (``_summary.json`` with stage ``score`` + Parquet parts) and a
-``uniqa pretrain`` run (``metrics.jsonl``).
+``demo_summary.json``), a ``uniqa score`` output (``_summary.json`` with stage ``score`` + Parquet parts), a
+``uniqa filter`` output (``_summary.json`` with stage ``filter``, ``histograms.png``; the scores it filtered are read
+from the summary's ``inputs.scores``) and a ``uniqa pretrain`` run (``metrics.jsonl``).
 """
 
 from __future__ import annotations
@@ -239,9 +240,30 @@ class RunFolder:
         return joined if len(joined) else None
 
     @cached_property
+    def scores_folder(self) -> RunFolder | None:
+        """The ``uniqa score`` output this folder is about: the root itself, or the scores a ``uniqa filter`` output
+        filtered (None when that folder is gone)."""
+        if self.stage == "score":
+            return self
+        if self.stage == "filter":
+            scores = (self.summary.get("inputs") or {}).get("scores")
+            if scores and storage.exists(scores) and RunFolder(scores).stage == "score":
+                return RunFolder(scores)
+        return None
+
+    @cached_property
     def score_run(self) -> pd.DataFrame | None:
-        """The root's scores when the root is a ``uniqa score`` output."""
-        return read_parquet(self.root) if self.stage == "score" else None
+        """The scores of :attr:`scores_folder`."""
+        return None if self.scores_folder is None else read_parquet(self.scores_folder.root)
+
+    @property
+    def score_summary(self) -> dict | None:
+        return None if self.scores_folder is None else self.scores_folder.summary
+
+    @property
+    def curation(self) -> dict | None:
+        """The ``_summary.json`` of a ``uniqa filter`` output."""
+        return self.summary if self.stage == "filter" else None
 
     # -------------------------------------------------------------------------------------------- sweeps
 

@@ -1,17 +1,22 @@
 """Sections of a ``uniqa score`` output on its own: the run's summary numbers, a score histogram per head, the
 best and worst images per head, and the rows that carry an ``error`` (also shown for a demo run's scores when
-any of them failed)."""
+any of them failed); for a ``uniqa filter`` output, its rule, thresholds and histograms, then the same sections for
+the scores it filtered."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pandas as pd
 
+from uniqa import storage
 from uniqa.report import gallery, plots
-from uniqa.report.html import esc, fmt, image, table
+from uniqa.report.html import esc, fmt, image, note, table
 from uniqa.report.load import RunFolder, head_columns
 
 EXTREMES = 6  # best and worst images shown per head
+GROUPS_SHOWN = 50  # threshold rows of a per-group filter
 ERRORS_SHOWN = 200
 
 
@@ -21,7 +26,7 @@ def _usable(frame: pd.DataFrame) -> pd.DataFrame:
 
 def summary(run: RunFolder) -> str | None:
     """The stage summary of the scoring run, with the score columns' spread."""
-    frame, s = run.score_run, run.summary
+    frame, s = run.score_run, run.score_summary
     if frame is None:
         return None
     details = s.get("details", {})
@@ -40,6 +45,42 @@ def summary(run: RunFolder) -> str | None:
         stats = (v.min(), np.median(v), v.mean(), v.max()) if len(v) else (None,) * 4
         rows.append([esc(head), str(len(v)), *(fmt(x) for x in stats)])
     return html + "<h3>Score columns</h3>" + table(["head", "scored", "min", "median", "mean", "max"], rows)
+
+
+def curation(run: RunFolder) -> str | None:
+    """A ``uniqa filter`` output: counts, the rule, the thresholds per group, why rows were rejected, and its
+    histograms with the thresholds drawn."""
+    import base64
+
+    s = run.curation
+    if s is None:
+        return None
+    d, inputs = s.get("details", {}), s.get("inputs", {})
+    q = d.get("quantiles") or {}
+    rule = ", ".join(f"{k} {v}" for k, v in (d.get("rule") or {}).items())
+    facts = [("scores", inputs.get("scores")), ("manifest", inputs.get("manifest")), ("rows in", s.get("rows_in")),
+             ("kept", d.get("kept")), ("rejected", d.get("rejected")), ("rows with errors", s.get("rows_with_errors")),
+             ("complete", s.get("complete")), ("rule", rule or None),
+             ("quantiles", f"{q.get('method')}, rank error {fmt(q.get('rank_error'), '.4f')} at "
+                           f"{fmt(q.get('confidence'), '.2f')} confidence" if q else None),
+             ("kept rows", d.get("kept_out")), ("rejected rows", d.get("rejected_out"))]
+    html = table(["", "value"], [[esc(k), fmt(v, ".4g")] for k, v in facts if v is not None], left=2)
+    rows = [[esc(group), esc(column), esc(op), fmt(value, ".4g")]
+            for group, conditions in (d.get("thresholds") or {}).items() for column, op, value in conditions]
+    if rows:
+        more = f"<p>… and {len(rows) - GROUPS_SHOWN} more.</p>" if len(rows) > GROUPS_SHOWN else ""
+        html += ("<h3>Thresholds used (per group; * = every row)</h3>"
+                 + table(["group", "column", "", "threshold"], rows[:GROUPS_SHOWN], left=3) + more)
+    reasons = sorted((d.get("rejected_by_reason") or {}).items(), key=lambda kv: -kv[1])
+    if reasons:
+        html += "<h3>Why rows were rejected</h3>" + table(["reason", "rows"], [[esc(r), str(n)] for r, n in reasons])
+    figure = run.path(os.path.basename(d.get("histograms") or "histograms.png"))
+    if storage.exists(figure):
+        uri = "data:image/png;base64," + base64.b64encode(storage.read_bytes(figure)).decode("ascii")
+        html += "<h3>Score histograms with the thresholds</h3>" + image(uri, "filter histograms")
+    if run.scores_folder is None:
+        html += note(f"the scores it filtered ({inputs.get('scores')}) are not there: their sections are left out")
+    return html
 
 
 def histograms(run: RunFolder) -> str | None:
