@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -135,6 +137,26 @@ def test_cached_training_equals_exact_training(small_manifest, tmp_path):
     assert (state_c["up.weight"] - initial["up.weight"]).abs().max() > 1e-4  # it trained
     assert [h["loss"] for h in hist_c] == pytest.approx([h["loss"] for h in hist_e], abs=1e-5)
     assert [r["srcc"] for r in rows_c] == pytest.approx([r["srcc"] for r in rows_e], abs=1e-5)
+
+
+def test_a_rerun_skips_finished_runs_and_ends_with_the_same_tables(small_manifest, tmp_path):
+    features = _cached_features(small_manifest, 2, str(tmp_path / "features"))
+    out = tmp_path / "out"
+    cfg = AdaptConfig(model="uniqa-tiny", epochs=3, train_views=2, splits=(0, 1, 2), runner="local", val_fraction=0.5)
+    first = run_adapt(small_manifest, features, str(out), cfg)
+    assert (first.rows_written, first.already_done) == (3, 0)
+    results = pq.read_table(out / "results.parquet").to_pandas()
+    weights = (out / "adapters" / "split_1" / "head.safetensors").read_bytes()
+    (out / "runs" / "split_1.json").unlink()  # as if killed before split_1 finished
+    (out / "runs" / "split_2.json").write_text('{"rows": [')  # ... or while writing split_2's rows
+    again = run_adapt(small_manifest, features, str(out), replace(cfg, threads=2))  # execution knobs may change
+    assert (again.rows_written, again.already_done, again.complete) == (2, 1, True)
+    assert pq.read_table(out / "results.parquet").to_pandas().equals(results)
+    assert (out / "adapters" / "split_1" / "head.safetensors").read_bytes() == weights
+    done = run_adapt(small_manifest, features, str(out), cfg)
+    assert (done.rows_written, done.already_done) == (0, 3)
+    with pytest.raises(UniqaError, match="holds output made with lr=0.0002, this run has lr=0.001"):
+        run_adapt(small_manifest, features, str(out), replace(cfg, lr=1e-3))
 
 
 def test_bad_input_fails_before_any_work(manifest, small_manifest, tmp_path):

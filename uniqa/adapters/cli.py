@@ -15,7 +15,8 @@ COMMAND = StageCommand(
         "KRCC per run and their median and mean +- std: the reference-style number (best epoch on the test\n"
         "split, as the reference code does) and a clean number (epoch chosen on a validation part of train).\n"
         "Writes OUT/results.{parquet,csv}, OUT/summary.{parquet,csv}, OUT/history.{parquet,csv} and\n"
-        "OUT/adapters/<run>/ (for `uniqa score --heads quality=OUT/adapters/split_0`)."
+        "OUT/adapters/<run>/ (for `uniqa score --heads quality=OUT/adapters/split_0`). A rerun skips the runs\n"
+        "already finished (OUT/runs/<run>.json)."
     ),
     config="uniqa.adapters.config:AdaptConfig",
     run="uniqa.adapters.run:run_adapt",

@@ -5,16 +5,22 @@ manifest (+ features) -> pre-flight (every check before any work) -> features (c
 -> OUT/results.{parquet,csv} (a row per run and selection), OUT/summary.{parquet,csv} (median, mean +- std),
 OUT/history.parquet (per epoch), OUT/adapters/<run>/ (the clean epoch's head: ``uniqa score --heads
 quality=OUT/adapters/split_0``), and the printed table.
+
+Resumable: each finished run leaves its adapter and then ``OUT/runs/<run>.json`` (its result and history rows), so
+a rerun of the same command skips those runs (``already_done``) and ends with the same tables as one uninterrupted
+run. ``OUT/_run.json`` holds what the results depend on (model, recipe, protocol, seeds: not the execution knobs);
+a rerun with other values is refused.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pyarrow.compute as pc
 
-from uniqa import storage
+from uniqa import sink, storage
 from uniqa.adapters.config import AdaptConfig
 from uniqa.adapters.protocols import RunPlan, plan_runs
 from uniqa.adapters.training import HeadTemplate, Recipe, TrainFeatures, cached_source, correlations, predict
@@ -23,6 +29,9 @@ from uniqa.models.encoder import FrozenModel, frozen_model
 from uniqa.schema import SPLIT_COLUMNS, check_unique
 from uniqa.stage import StageSummary, Timer, config_fingerprint
 from uniqa.tables import dataset_schema, parquet_files, read_columns
+
+RUNS_DIR = "runs"  # OUT/runs/<run>.json: one finished run's rows
+EXECUTION = ("runner", "cpus_per_run", "threads", "device", "save_adapters")  # knobs that leave results unchanged
 
 
 @dataclass
@@ -134,26 +143,74 @@ def execute(plan: RunPlan, train: TrainFeatures | np.ndarray, test, mos: np.ndar
 
 def run_adapt(manifest: str, features: str | None, out: str, cfg: AdaptConfig, *, progress: bool = True,
               address: str | None = None) -> StageSummary:
-    """Run every run of ``cfg.protocol`` on ``manifest``; see the module docstring for what lands in ``out``."""
+    """Run every run of ``cfg.protocol`` on ``manifest`` not already finished in ``out``; see the module docstring
+    for what lands there."""
     prep = preflight(manifest, features, cfg)
+    sink.check_run_identity(out, identity(cfg, prep))
     with Timer() as timer:
-        train, test, failed = _features(manifest, features, out, cfg, prep, progress, address)
-        plans = [_without(plan, failed) for plan in prep.plans]
-        templates = _templates(prep.frozen, cfg)
-        recipe = Recipe(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay)
-        outputs = _execute_all(plans, train, test, prep.mos, templates, recipe, cfg, address)
-    rows = [r for o in outputs for r in o[0]]
-    summary = _write(out, rows, [h for o in outputs for h in o[1]], plans, outputs, templates, cfg)
+        done = finished_runs(out, prep.plans)
+        todo = [plan for plan in prep.plans if plan.name not in done]
+        failed = None  # images whose features failed (only known when features were read)
+        if todo:
+            train, test, failed = _features(manifest, features, out, cfg, prep, progress, address)
+            templates = _templates(prep.frozen, cfg)
+            recipe = Recipe(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay)
+            plans = [_without(plan, failed) for plan in todo]
+            for plan, output in _execute_all(plans, train, test, prep.mos, templates, recipe, cfg, address):
+                done[plan.name] = _record(out, plan, output, templates, cfg)
+    rows = [r for plan in prep.plans for r in done[plan.name][0]]
+    history = [h for plan in prep.plans for h in done[plan.name][1]]
+    summary = _write(out, rows, history)
     from uniqa.adapters.results import format_table
 
     print(format_table(summary))  # the result itself (not progress): printed with --quiet too
     return StageSummary(
-        stage="adapt", inputs={"manifest": manifest, "features": features}, output=out, rows_in=len(plans),
-        rows_out=len(outputs), rows_written=len(outputs), seconds=timer.seconds, unit="runs",
-        config_fingerprint=config_fingerprint(cfg),
+        stage="adapt", inputs={"manifest": manifest, "features": features}, output=out, rows_in=len(prep.plans),
+        rows_out=len(prep.plans), rows_written=len(todo), already_done=len(prep.plans) - len(todo),
+        seconds=timer.seconds, unit="runs", config_fingerprint=config_fingerprint(cfg),
         details={"model_checksum": prep.frozen.key, "protocol": cfg.protocol, "mode": cfg.mode,
-                 "labelled_images": len(prep.ids), "images_without_features": len(failed), "summary": summary},
+                 "labelled_images": len(prep.ids), "images_without_features": None if failed is None else len(failed),
+                 "summary": summary},
     ).write()
+
+
+def identity(cfg: AdaptConfig, prep: Prepared) -> dict:
+    """What an output folder's results depend on (``OUT/_run.json``), as JSON values."""
+    values = {k: v for k, v in asdict(cfg).items() if k not in EXECUTION}
+    return json.loads(json.dumps({**values, "model_checksum": prep.frozen.key, "train_views": prep.train_views}))
+
+
+def finished_runs(out: str, plans: list[RunPlan]) -> dict[str, tuple[list[dict], list[dict]]]:
+    """run name -> (result rows, history rows) of the runs a previous call finished (a file cut short by a kill
+    does not count: that run runs again)."""
+    found = {}
+    for plan in plans:
+        uri = storage.join(out, RUNS_DIR, f"{plan.name}.json")
+        if storage.exists(uri):
+            try:
+                data = json.loads(storage.read_bytes(uri))
+                found[plan.name] = (data["rows"], data["history"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return found
+
+
+def _record(out: str, plan: RunPlan, output: tuple, templates: dict, cfg: AdaptConfig) -> tuple[list, list]:
+    """Save a finished run: its adapter first, then its rows (whose file marks the run as done)."""
+    from uniqa.adapters.head import save_head
+
+    rows, history, state = output
+    if cfg.save_adapters and cfg.protocol != "zero-shot":
+        head = templates[cfg.trained_prompt_set].head(adapter=True)
+        head.load_state_dict(state)
+        save_head(head, storage.join(out, "adapters", plan.name))
+    data = json.loads(json.dumps({"rows": rows, "history": history}, default=_plain))
+    storage.write_bytes(storage.join(out, RUNS_DIR, f"{plan.name}.json"), json.dumps(data).encode())
+    return data["rows"], data["history"]
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def _features(manifest, features, out, cfg, prep, progress, address):
@@ -194,10 +251,13 @@ def _templates(frozen: FrozenModel, cfg: AdaptConfig) -> dict[str, HeadTemplate]
     return {name: HeadTemplate.from_model(model, tokenizer, name) for name in names}
 
 
-def _execute_all(plans, train, test, mos, templates, recipe, cfg, address) -> list[tuple]:
+def _execute_all(plans, train, test, mos, templates, recipe, cfg, address):
+    """Yield (plan, (rows, history, state)) as each run finishes."""
     trained_set = cfg.trained_prompt_set
     if cfg.runner == "local" or cfg.mode == "exact":  # exact mode holds a model and reads images: in-process
-        return [execute(p, train, test, mos, templates, recipe, trained_set, cfg.threads) for p in plans]
+        for p in plans:
+            yield p, execute(p, train, test, mos, templates, recipe, trained_set, cfg.threads)
+        return
     import ray
 
     from uniqa.runtime import drain_user_errors, init_ray
@@ -205,12 +265,14 @@ def _execute_all(plans, train, test, mos, templates, recipe, cfg, address) -> li
     init_ray(address)
     task = ray.remote(execute).options(num_cpus=cfg.cpus_per_run)
     train_ref, test_ref = ray.put(train), ray.put(test)
-    refs = [task.remote(p, train_ref, test_ref, mos, templates, recipe, trained_set, cfg.threads) for p in plans]
-    return drain_user_errors(ray.get, refs)
+    pending = {task.remote(p, train_ref, test_ref, mos, templates, recipe, trained_set, cfg.threads): p
+               for p in plans}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        yield pending.pop(ready[0]), drain_user_errors(ray.get, ready[0])
 
 
-def _write(out, rows, history, plans, outputs, templates, cfg) -> list[dict]:
-    from uniqa.adapters.head import save_head
+def _write(out, rows, history) -> list[dict]:
     from uniqa.adapters.results import summarise, write_rows
 
     summary = summarise(rows)
@@ -218,10 +280,4 @@ def _write(out, rows, history, plans, outputs, templates, cfg) -> list[dict]:
     write_rows(summary, out, "summary")
     if history:
         write_rows(history, out, "history")
-    if cfg.save_adapters and cfg.protocol != "zero-shot":
-        template = templates[cfg.trained_prompt_set]
-        for plan, (_, _, state) in zip(plans, outputs):
-            head = template.head(adapter=True)
-            head.load_state_dict(state)
-            save_head(head, storage.join(out, "adapters", plan.name))
     return summary
