@@ -204,8 +204,9 @@ def _record(out: str, plan: RunPlan, output: tuple, templates: dict, cfg: AdaptC
         head = templates[cfg.trained_prompt_set].head(adapter=True)
         head.load_state_dict(state)
         save_head(head, storage.join(out, "adapters", plan.name))
-    data = json.loads(json.dumps({"rows": rows, "history": history}, default=_plain))
-    storage.write_bytes(storage.join(out, RUNS_DIR, f"{plan.name}.json"), json.dumps(data).encode())
+    text = json.dumps({"rows": rows, "history": history}, default=_plain)
+    storage.write_bytes(storage.join(out, RUNS_DIR, f"{plan.name}.json"), text.encode())
+    data = json.loads(text)  # exactly what a rerun will read back
     return data["rows"], data["history"]
 
 

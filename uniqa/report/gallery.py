@@ -3,12 +3,11 @@ placeholder naming the error) with the facts and texts given for it."""
 
 from __future__ import annotations
 
-import base64
 import io
 from dataclasses import dataclass, field
 
 from uniqa.errors import UniqaError
-from uniqa.report.html import esc
+from uniqa.report.html import data_uri, esc
 
 THUMB = 192  # longest side of a thumbnail, pixels
 JPEG_QUALITY = 80
@@ -36,7 +35,7 @@ def thumbnail(uri: str | None) -> str:
     im.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=JPEG_QUALITY)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return data_uri(buf.getvalue(), "image/jpeg")
 
 
 def _picture(cell: Cell) -> str:

@@ -3,6 +3,7 @@ itself (one inline stylesheet; no script, font or link leaves the file)."""
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 from collections.abc import Iterable
@@ -107,6 +108,11 @@ def table(header: Iterable[str], rows: Iterable[Iterable[str]], left: int = 1,
     body = "".join(f'<tr{f" class={classes[i]}" if classes and classes[i] else ""}>{cells(r, "td")}</tr>'
                    for i, r in enumerate(rows))
     return f"<table><thead><tr>{cells(header, 'th')}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    """``data:{mime};base64,...``: a file embedded in the page (it opens from disk with no network)."""
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
 def image(data_uri: str, alt: str, cls: str = "plot") -> str:

@@ -247,8 +247,9 @@ class RunFolder:
             return self
         if self.stage == "filter":
             scores = (self.summary.get("inputs") or {}).get("scores")
-            if scores and storage.exists(scores) and RunFolder(scores).stage == "score":
-                return RunFolder(scores)
+            folder = RunFolder(scores) if scores and storage.exists(scores) else None
+            if folder is not None and folder.stage == "score":
+                return folder
         return None
 
     @cached_property

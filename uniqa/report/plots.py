@@ -4,11 +4,12 @@ namespace and metadata URLs, and the report holds no ``http(s)://`` reference.""
 
 from __future__ import annotations
 
-import base64
 import io
 from dataclasses import dataclass
 
 import numpy as np
+
+from uniqa.report.html import data_uri
 
 DPI = 100
 PHASE_COLOURS = {"before": "tab:gray", "after": "tab:blue", "adapted": "tab:green"}
@@ -36,7 +37,7 @@ def _figure(width: float, height: float):
 def png_uri(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return data_uri(buf.getvalue(), "image/png")
 
 
 def scatter_grid(rows: list[tuple[str, list[Panel]]], xlabel: str, ylabel: str) -> str:

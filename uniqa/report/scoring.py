@@ -12,7 +12,7 @@ import pandas as pd
 
 from uniqa import storage
 from uniqa.report import gallery, plots
-from uniqa.report.html import esc, fmt, image, note, table
+from uniqa.report.html import data_uri, esc, fmt, image, note, table
 from uniqa.report.load import RunFolder, head_columns
 
 EXTREMES = 6  # best and worst images shown per head
@@ -50,8 +50,6 @@ def summary(run: RunFolder) -> str | None:
 def curation(run: RunFolder) -> str | None:
     """A ``uniqa filter`` output: counts, the rule, the thresholds per group, why rows were rejected, and its
     histograms with the thresholds drawn."""
-    import base64
-
     s = run.curation
     if s is None:
         return None
@@ -76,7 +74,7 @@ def curation(run: RunFolder) -> str | None:
         html += "<h3>Why rows were rejected</h3>" + table(["reason", "rows"], [[esc(r), str(n)] for r, n in reasons])
     figure = run.path(os.path.basename(d.get("histograms") or "histograms.png"))
     if storage.exists(figure):
-        uri = "data:image/png;base64," + base64.b64encode(storage.read_bytes(figure)).decode("ascii")
+        uri = data_uri(storage.read_bytes(figure), "image/png")
         html += "<h3>Score histograms with the thresholds</h3>" + image(uri, "filter histograms")
     if run.scores_folder is None:
         html += note(f"the scores it filtered ({inputs.get('scores')}) are not there: their sections are left out")
