@@ -92,6 +92,33 @@ def pixelate(img: np.ndarray, block: float, rng: np.random.Generator) -> np.ndar
     return np.asarray(small.resize((w, h), Image.Resampling.NEAREST))
 
 
+def impulse_noise(img: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Salt-and-pepper noise: ``fraction`` of the pixels set to black or white (all channels)."""
+    out = img.copy()
+    hit = rng.random(img.shape[:2]) < fraction
+    out[hit] = np.where(rng.random(int(hit.sum())) < 0.5, 0, 255)[:, None].astype(np.uint8)
+    return out
+
+
+def quantization(img: np.ndarray, levels: float, rng: np.random.Generator) -> np.ndarray:
+    """Colour quantisation: each channel posterised to ``levels`` evenly spaced values (banding)."""
+    step = 255.0 / (int(levels) - 1)
+    return _u8(np.round(img / step) * step)
+
+
+def chromatic_aberration(img: np.ndarray, shift: float, rng: np.random.Generator) -> np.ndarray:
+    """Lateral chromatic aberration: red and blue shifted ``shift`` pixels apart (edge-replicated), a slight
+    blur on the shifted channels as a real lens gives."""
+    s = int(shift)
+    x = img.astype(np.float32)
+    pad = np.pad(x, ((0, 0), (s, s), (0, 0)), mode="edge")
+    w = img.shape[1]
+    out = x.copy()
+    out[..., 0] = ndimage.gaussian_filter(pad[:, 2 * s : 2 * s + w, 0], 0.3 * s)
+    out[..., 2] = ndimage.gaussian_filter(pad[:, 0:w, 2], 0.3 * s)
+    return _u8(out)
+
+
 DISTORTIONS: tuple[Distortion, ...] = (
     Distortion(1, "gaussian_blur", 1.0, (0.8, 1.5, 2.5, 4.0, 6.0), gaussian_blur),
     Distortion(2, "motion_blur", 1.0, (3, 7, 11, 17, 25), motion_blur),
@@ -102,6 +129,9 @@ DISTORTIONS: tuple[Distortion, ...] = (
     Distortion(7, "contrast_loss", 0.8, (0.7, 0.5, 0.35, 0.22, 0.12), contrast),
     Distortion(8, "saturation_loss", 0.6, (0.7, 0.5, 0.3, 0.15, 0.0), saturation),
     Distortion(9, "pixelation", 0.95, (2, 3, 5, 8, 12), pixelate),
+    Distortion(10, "impulse_noise", 0.95, (0.005, 0.015, 0.04, 0.08, 0.15), impulse_noise),
+    Distortion(11, "quantization", 0.75, (24, 12, 7, 5, 3), quantization),
+    Distortion(12, "chromatic_aberration", 0.7, (1, 2, 3, 5, 7), chromatic_aberration),
 )
 LEVELS = (1, 2, 3, 4, 5)
 
