@@ -14,7 +14,17 @@ import torch
 
 from uniqa.errors import UniqaError
 from uniqa.training.config import PretrainConfig
-from uniqa.training.ingest import EPOCH_BITS, expand_epochs, group_texts, make_views, pick_text
+from uniqa.training.ingest import (
+    EPOCH_BITS,
+    expand_epochs,
+    group_texts,
+    make_views,
+    pick_text,
+    rank_counts,
+    read_resume_keys,
+    resume_key_for,
+    write_resume_keys,
+)
 from uniqa.training.loop import Plan, build_model, forward_loss, lr_at
 
 LEVELS = ("bad", "poor", "fair", "good", "perfect")
@@ -96,6 +106,39 @@ def test_epoch_stream_is_seeded_and_resumes_after_a_key():
     by_order = {o: (t, v) for o, t, v in zip(*(full[c].to_pylist() for c in ("order", "text", "view_seed")))}
     assert all(by_order[o] == (t, v) for o, t, v in zip(*(rest[c].to_pylist() for c in ("order", "text",
                                                                                             "view_seed"))))
+
+
+def test_rank_streams_split_the_epoch_stream_by_a_seeded_hash():
+    index = _index(9)
+    weights = PretrainConfig().sources.as_dict()
+    full = expand_epochs(index, seed=3, epochs=4, source_weights=weights)
+    ranks = [expand_epochs(index, seed=3, epochs=4, source_weights=weights, rank=r, world_size=2) for r in (0, 1)]
+    # the two ranks' rows are the single stream's rows (same text and view seed), each row on one rank only
+    assert pa.concat_tables(ranks).sort_by("order").equals(full.sort_by("order"))
+    assert len(ranks[0]) != len(ranks[1])  # 36 rows, not split evenly: the run must add epochs for the short one
+    counts = rank_counts(index, seed=3, first_epoch=1, epochs=4, world_size=2, source_weights=weights)
+    assert counts.column_names == ["epoch", "rank", "rows"] and len(counts) == 6
+    for epoch, rank, rows in zip(*(counts[c].to_pylist() for c in counts.column_names)):
+        assert rows == int(np.sum((np.asarray(ranks[rank]["order"]) >> EPOCH_BITS) == epoch))
+    # an image without a text of a weighted source gives no row and is not counted
+    no_level = {**weights, "quality_caption": 0.0, "level_prompt": 0.0}
+    assert rank_counts(index, seed=3, first_epoch=0, epochs=2, world_size=2, source_weights=no_level)[
+        "rows"].to_pylist() == [0, 0, 0, 0]
+    # each rank resumes after its own key
+    key = int(np.sort(np.asarray(ranks[1]["order"]))[5])
+    rest = expand_epochs(index, seed=3, epochs=4, source_weights=weights, rank=1, world_size=2, resume_key=key)
+    assert np.array_equal(np.sort(np.asarray(rest["order"])), np.sort(np.asarray(ranks[1]["order"]))[6:])
+
+
+def test_resume_keys_are_kept_per_rank(tmp_path):
+    run = str(tmp_path)
+    assert read_resume_keys(run) == [] and resume_key_for([], 1, 2) == -1
+    write_resume_keys(run, [7, 3])
+    assert read_resume_keys(run) == [7, 3]
+    assert [resume_key_for([7, 3], r, 2) for r in (0, 1)] == [7, 3]
+    assert resume_key_for([7, 3], 0, 1) == 3  # another world size: after the smallest key (approximate)
+    (tmp_path / "_resume.json").write_text('{"key": 5}')  # written before per-rank keys
+    assert read_resume_keys(run) == [5]
 
 
 def test_make_views_crops_unresized_images_and_tokenises(tmp_path):

@@ -3,13 +3,17 @@
 corpus rows (image, text, source, weight)
   -> :func:`group_texts`: one row per image with all its texts (a Ray Data ``groupby(image_id).map_groups``)
   -> :func:`check_images`: every image decoded once; broken or missing ones get an ``error`` and are skipped
-  -> :func:`expand_epochs`: one row per (image, epoch) with the text drawn for that epoch and an ``order`` key
+  -> :func:`expand_epochs`: one row per (image, epoch) of one worker rank, with the text drawn for that epoch
+     and an ``order`` key (each (image, epoch) goes to the rank :func:`rank_of` draws)
   -> sort by ``order`` (epoch, then a seeded hash: a fresh shuffle per epoch, the same in every run)
   -> :func:`make_views`: decode, a random crop at the model's input size (+ flip), tokenise.
 
-Every random choice (text, crop, flip, order) is a function of (seed, epoch, image_id), so a run that resumes
-from a checkpoint sees exactly the stream an uninterrupted run would have seen: rows up to the checkpoint's
-``order`` key are dropped before decoding (:func:`read_resume_key`).
+Every random choice (text, crop, flip, order, rank) is a function of (seed, epoch, image_id), so each rank's
+stream, and the rows of its k-th step, depend on the seed and the world size only (not on which worker asked
+for data first); a run that resumes from a checkpoint sees exactly the streams an uninterrupted run would have
+seen: each rank drops its rows up to its own ``order`` key in the checkpoint before decoding
+(:func:`read_resume_keys`). :func:`rank_counts` counts every rank's rows without decoding, so that the run
+can make the streams long enough for the unbalanced hashed split.
 """
 
 from __future__ import annotations
@@ -72,16 +76,28 @@ def pick_text(texts, sources, weights, source_weights: dict[str, float], rng: np
     return texts[idx[rng.choice(len(idx), p=w / w.sum())]]
 
 
+def rank_of(seed: int, epoch: int, image_id: str, world_size: int) -> int:
+    """The worker rank that trains on ``image_id`` in ``epoch`` (0 for a single worker)."""
+    return 0 if world_size == 1 else stable_hash(seed, epoch, image_id, "rank") % world_size
+
+
+def has_text(sources, source_weights: dict[str, float]) -> bool:
+    """Whether :func:`pick_text` finds a text (a source of this image with a weight > 0)."""
+    return any(source_weights.get(s, 0.0) > 0 for s in sources)
+
+
 def expand_epochs(batch: pa.Table, *, seed: int, epochs: int, source_weights: dict[str, float],
-                  resume_key: int = -1) -> pa.Table:
-    """Index rows -> one row per (image, epoch < ``epochs``) whose ``order`` key is above ``resume_key``:
-    ``image_uri, text, order, view_seed``."""
+                  resume_key: int = -1, rank: int = 0, world_size: int = 1) -> pa.Table:
+    """Index rows -> one row per (image, epoch < ``epochs``) of worker ``rank`` (of ``world_size``) whose
+    ``order`` key is above ``resume_key``: ``image_uri, text, order, view_seed``."""
     first = max(0, (resume_key + 1) >> EPOCH_BITS) if resume_key >= 0 else 0
     out = {"image_uri": [], "text": [], "order": [], "view_seed": []}
     ids, uris = batch["image_id"].to_pylist(), batch["image_uri"].to_pylist()
     texts, sources, weights = (batch[c].to_pylist() for c in ("texts", "sources", "weights"))
     for i, image_id in enumerate(ids):
         for epoch in range(first, epochs):
+            if rank_of(seed, epoch, image_id, world_size) != rank:
+                continue
             order = (epoch << EPOCH_BITS) | (stable_hash(seed, epoch, image_id, "order") & ((1 << EPOCH_BITS) - 1))
             if order <= resume_key:
                 continue
@@ -97,19 +113,46 @@ def expand_epochs(batch: pa.Table, *, seed: int, epochs: int, source_weights: di
                                            ("order", pa.int64()), ("view_seed", pa.int64())]))
 
 
-def read_resume_key(run: str) -> int:
-    """The ``order`` key of the last row the restored checkpoint had trained on (-1: start from the top)."""
+def rank_counts(batch: pa.Table, *, seed: int, first_epoch: int, epochs: int, world_size: int,
+                source_weights: dict[str, float]) -> pa.Table:
+    """Index rows -> how many rows :func:`expand_epochs` gives each rank in each epoch of
+    ``[first_epoch, epochs)``: ``epoch, rank, rows`` (every pair, zeros included). Hashes only, no decoding."""
+    counts = np.zeros((max(epochs - first_epoch, 0), world_size), np.int64)
+    ids, sources = batch["image_id"].to_pylist(), batch["sources"].to_pylist()
+    for image_id, image_sources in zip(ids, sources):
+        if has_text(image_sources, source_weights):
+            for epoch in range(first_epoch, epochs):
+                counts[epoch - first_epoch, rank_of(seed, epoch, image_id, world_size)] += 1
+    epoch, rank = np.meshgrid(np.arange(first_epoch, epochs), np.arange(world_size), indexing="ij")
+    return pa.table({"epoch": epoch.ravel(), "rank": rank.ravel(), "rows": counts.ravel()})
+
+
+def read_resume_keys(run: str) -> list[int]:
+    """Per rank, the ``order`` key of the last row the restored checkpoint had trained on ([]: start from the
+    top). A file from before per-rank streams holds one ``key``."""
     uri = storage.join(run, RESUME_FILE)
-    return int(json.loads(storage.read_bytes(uri))["key"]) if storage.exists(uri) else -1
+    if not storage.exists(uri):
+        return []
+    record = json.loads(storage.read_bytes(uri))
+    return [int(k) for k in record["keys"]] if "keys" in record else [int(record["key"])]
 
 
-def write_resume_key(run: str, key: int) -> None:
-    storage.write_bytes(storage.join(run, RESUME_FILE), json.dumps({"key": int(key)}).encode())
+def write_resume_keys(run: str, keys: list[int]) -> None:
+    storage.write_bytes(storage.join(run, RESUME_FILE), json.dumps({"keys": [int(k) for k in keys]}).encode())
 
 
-def expand_from_run(batch: pa.Table, *, run: str, **kwargs) -> pa.Table:
-    """:func:`expand_epochs` with the resume key read when the task runs (after the workers restored)."""
-    return expand_epochs(batch, resume_key=read_resume_key(run), **kwargs)
+def resume_key_for(keys: list[int], rank: int, world_size: int) -> int:
+    """This rank's key; keys of another world size (the run resumed with other workers) can only be approximate:
+    every rank restarts after the smallest key (some rows are seen twice)."""
+    if not keys:
+        return -1
+    return keys[rank] if len(keys) == world_size else min(keys)
+
+
+def expand_from_run(batch: pa.Table, *, run: str, rank: int = 0, world_size: int = 1, **kwargs) -> pa.Table:
+    """:func:`expand_epochs` with this rank's resume key read when the task runs (after the workers restored)."""
+    key = resume_key_for(read_resume_keys(run), rank, world_size)
+    return expand_epochs(batch, resume_key=key, rank=rank, world_size=world_size, **kwargs)
 
 
 @lru_cache(maxsize=4)

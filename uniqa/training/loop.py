@@ -3,12 +3,14 @@
 :func:`train` runs on every worker; what differs between a Ray Train worker and a plain process (rank,
 device, DDP wrapping, how a checkpoint is reported, the batch stream) comes in a :class:`Worker`.
 A checkpoint is a folder: ``model.safetensors`` (weights) + ``train_state.pt`` (optimizer state, step,
-sampler key, RNG; read back with ``torch.load(weights_only=True)``).
+sampler keys (the ``order`` of the last row each rank trained on), RNG; read back with
+``torch.load(weights_only=True)``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -20,7 +22,7 @@ import torch
 
 from uniqa import storage
 from uniqa.training.config import PretrainConfig
-from uniqa.training.ingest import write_resume_key
+from uniqa.training.ingest import write_resume_keys
 from uniqa.training.loss import contrastive_loss
 
 WEIGHTS = "model.safetensors"
@@ -126,23 +128,24 @@ def forward_loss(model, images: torch.Tensor, tokens: torch.Tensor, rank: int = 
     return loss, scale
 
 
-def save_state(folder: str, model, optimizer, step: int, key: int) -> None:
+def save_state(folder: str, model, optimizer, step: int, keys: list[int]) -> None:
     from safetensors.torch import save_file
 
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, os.path.join(folder, WEIGHTS))
-    torch.save({"optimizer": optimizer.state_dict(), "step": step, "key": key, "rng": torch.get_rng_state()},
-               os.path.join(folder, STATE))
+    torch.save({"optimizer": optimizer.state_dict(), "step": step, "keys": torch.tensor(keys, dtype=torch.int64),
+                "rng": torch.get_rng_state()}, os.path.join(folder, STATE))
 
 
-def load_state(folder: str, model, optimizer) -> tuple[int, int]:
-    """Restore weights, optimizer state and RNG from a checkpoint folder -> (step, sampler key)."""
+def load_state(folder: str, model, optimizer) -> tuple[int, list[int]]:
+    """Restore weights, optimizer state and RNG from a checkpoint folder -> (step, sampler key per rank)."""
     from safetensors.torch import load_file
 
     model.load_state_dict(load_file(os.path.join(folder, WEIGHTS), device="cpu"))
     state = torch.load(os.path.join(folder, STATE), map_location="cpu", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["rng"])
-    return int(state["step"]), int(state["key"])
+    keys = state["keys"].tolist() if "keys" in state else [int(state["key"])]  # one key: an older checkpoint
+    return int(state["step"]), keys
 
 
 class MetricsLog:
@@ -172,14 +175,26 @@ def _maybe_fail(cfg: PretrainConfig, plan: Plan, worker: Worker, step: int) -> N
         raise RuntimeError(f"injected fault at step {step} (fail_at_step, a test aid)")
 
 
-def _all_reduce(value: torch.Tensor, worker: Worker, op: str) -> torch.Tensor:
+def _mean(value: torch.Tensor, worker: Worker) -> torch.Tensor:
     if worker.world_size == 1:
         return value
     import torch.distributed as dist
 
     value = value.clone()
-    dist.all_reduce(value, op=dist.ReduceOp.MIN if op == "min" else dist.ReduceOp.SUM)
-    return value / worker.world_size if op == "mean" else value
+    dist.all_reduce(value)
+    return value / worker.world_size
+
+
+def _gather_keys(key: int, worker: Worker) -> list[int]:
+    """Every rank's sampler key, in rank order."""
+    if worker.world_size == 1:
+        return [key]
+    import torch.distributed as dist
+
+    mine = torch.tensor([key], dtype=torch.int64, device=worker.device)
+    keys = [torch.zeros_like(mine) for _ in range(worker.world_size)]
+    dist.all_gather(keys, mine)
+    return [int(k) for k in torch.cat(keys).tolist()]
 
 
 def train(cfg: PretrainConfig, plan: Plan, worker: Worker, batches: Callable[[], Iterator[dict]]) -> dict:
@@ -191,10 +206,15 @@ def train(cfg: PretrainConfig, plan: Plan, worker: Worker, batches: Callable[[],
     model = build_model(cfg, plan, worker.device)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                   eps=cfg.eps)
-    step, key = load_state(worker.restored, model, optimizer) if worker.restored else (0, -1)
+    step, keys = load_state(worker.restored, model, optimizer) if worker.restored else (0, [])
+    if keys and len(keys) != worker.world_size and worker.rank == 0:
+        logging.getLogger(__name__).warning("resuming %d worker(s) from a checkpoint of %d: each rank restarts "
+                                            "after the smallest key, some rows are trained on again",
+                                            worker.world_size, len(keys))
     if worker.rank == 0:
-        write_resume_key(plan.run, key)  # the data stream starts after this row (read when its tasks run)
+        write_resume_keys(plan.run, keys)  # each rank's stream starts after its row (read when its tasks run)
     worker.barrier()
+    key = -1
     log = MetricsLog(plan.run, step) if worker.rank == 0 else None
     ddp = worker.wrap(model)
     bf16 = cfg.precision in ("auto", "bf16") and str(worker.device).startswith("cuda")
@@ -224,15 +244,14 @@ def train(cfg: PretrainConfig, plan: Plan, worker: Worker, batches: Callable[[],
             model.logit_scale.clamp_(0, math.log(cfg.max_logit_scale))
         step += 1
         seconds = time.perf_counter() - start
-        loss_all, scale_now = float(_all_reduce(total, worker, "mean")), float(model.logit_scale.detach().exp())
+        loss_all, scale_now = float(_mean(total, worker)), float(model.logit_scale.detach().exp())
         metrics = {"step": step, "loss": loss_all, "lr": optimizer.param_groups[0]["lr"],
                    "logit_scale": scale_now, "images_per_s": round(cfg.batch_size / seconds, 2),
                    "epoch": round(step * cfg.batch_size / plan.images, 4), "time": round(time.time(), 3)}
         if log is not None:
             log.add(metrics)
         if step % cfg.checkpoint_every == 0 or step == plan.total_steps:
-            key = int(_all_reduce(torch.tensor(key, dtype=torch.int64), worker, "min"))
-            _checkpoint(model, optimizer, step, key, metrics, worker, plan, log)
+            _checkpoint(model, optimizer, step, _gather_keys(key, worker), metrics, worker, plan, log)
         elif log is not None and step % cfg.log_every == 0:
             log.flush()
     if worker.rank == 0:
@@ -240,15 +259,15 @@ def train(cfg: PretrainConfig, plan: Plan, worker: Worker, batches: Callable[[],
     return metrics
 
 
-def _checkpoint(model, optimizer, step, key, metrics, worker: Worker, plan: Plan, log: MetricsLog | None) -> None:
+def _checkpoint(model, optimizer, step, keys, metrics, worker: Worker, plan: Plan, log: MetricsLog | None) -> None:
     if worker.rank != 0:
         worker.report(metrics, None)
         return
     log.flush()
     with tempfile.TemporaryDirectory() as folder:
-        save_state(folder, model, optimizer, step, key)
+        save_state(folder, model, optimizer, step, keys)
         worker.report(metrics, folder)
-    write_resume_key(plan.run, key)
+    write_resume_keys(plan.run, keys)
 
 
 def export(model: torch.nn.Module, plan: Plan) -> str:

@@ -1,4 +1,6 @@
-"""``run_pretrain``: corpus -> Ray Data stream -> Ray Train ``TorchTrainer`` -> ``RUN/final`` (all Ray Train code).
+"""``run_pretrain``: corpus -> one Ray Data stream per worker rank -> Ray Train ``TorchTrainer`` -> ``RUN/final``
+(all Ray Train code). Each rank reads its own dataset (``train_<rank>``, not a streaming split), so the rows of every
+step are a function of the seed and the number of workers, not of which worker asked for data first.
 
 Layout of a run folder ``RUN`` (local or ``s3://``):
 - ``RUN/<name>/``: Ray Train's run (checkpoints, kept ``keep_checkpoints``); rerunning the same command resumes
@@ -23,7 +25,7 @@ from uniqa.schema import CORPUS
 from uniqa.stage import StageSummary, Timer, config_fingerprint
 from uniqa.tables import count_rows, dataset_schema, parquet_files, ray_read
 from uniqa.training.config import PretrainConfig
-from uniqa.training.ingest import check_images, expand_from_run, group_texts, make_views
+from uniqa.training.ingest import check_images, expand_from_run, group_texts, make_views, rank_counts
 from uniqa.training.loop import FINAL, METRICS, Plan, Worker, train
 
 SKIPPED = "_skipped_images.json"
@@ -85,9 +87,34 @@ def _rows_with_error(batch, error: bool):
     return batch.filter(pc.is_null(batch["error"])).drop_columns(["error"])
 
 
-def training_dataset(index, cfg: PretrainConfig, plan: Plan, epochs: int, size: int):
-    """The whole run's stream: (image, epoch) rows in ``order``, views and tokens made in Ray Data."""
-    kwargs = {"run": plan.run, "seed": cfg.seed, "epochs": epochs, "source_weights": cfg.sources.as_dict()}
+def stream_epochs(index, cfg: PretrainConfig, total_steps: int, images: int) -> int:
+    """Epochs of (image, epoch) rows that give every rank the ``total_steps x batch_size / num_workers`` rows it
+    trains on: the hashed rank split is not exactly balanced (nor is an epoch complete when an image has no text
+    of a weighted source), so epochs are added past ``total x batch / images`` until the shortest rank has
+    enough. Counted in Ray Data without decoding."""
+    need, world = total_steps * cfg.batch_size // cfg.num_workers, cfg.num_workers
+    epochs, have = 0, [0] * world
+    add = -(-total_steps * cfg.batch_size // images)
+    while min(have) < need:
+        kwargs = {"seed": cfg.seed, "first_epoch": epochs, "epochs": epochs + add, "world_size": world,
+                  "source_weights": cfg.sources.as_dict()}
+        rows = index.map_batches(rank_counts, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=4096,
+                                 num_cpus=cfg.decode_cpus).take_all()
+        if not any(row["rows"] for row in rows):
+            raise UniqaError(f"no corpus image has a text of a source with a weight > 0 (sources: "
+                             f"{cfg.sources.as_dict()}): nothing to train on")
+        for row in rows:
+            have[row["rank"]] += row["rows"]
+        epochs += add
+        add = max(1, -(-(need - min(have)) * world // images))
+    return epochs
+
+
+def training_dataset(index, cfg: PretrainConfig, plan: Plan, epochs: int, size: int, rank: int = 0):
+    """Worker ``rank``'s stream (of ``cfg.num_workers``): its (image, epoch) rows in ``order``, views and tokens
+    made in Ray Data. Rank ``r``'s k-th micro-batch is rows ``[k m, (k+1) m)`` of this stream (m: micro batch)."""
+    kwargs = {"run": plan.run, "rank": rank, "world_size": cfg.num_workers, "seed": cfg.seed, "epochs": epochs,
+              "source_weights": cfg.sources.as_dict()}
     ds = index.map_batches(expand_from_run, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=16,
                            num_cpus=cfg.decode_cpus)
     # the sort yields a few large blocks: cut them (streaming, order kept) so that decode runs in parallel tasks
@@ -116,7 +143,7 @@ def train_worker(config: dict) -> None:
     ctx = ray.train.get_context()
     world = ctx.get_world_size()
     checkpoint = ray.train.get_checkpoint()
-    shard = ray.train.get_dataset_shard("train")
+    shard = ray.train.get_dataset_shard(f"train_{ctx.get_world_rank()}")  # this rank's own stream
 
     def barrier():
         if world > 1:
@@ -139,7 +166,7 @@ def train_worker(config: dict) -> None:
             run(folder)
 
 
-def _trainer(dataset, cfg: PretrainConfig, plan: Plan):
+def _trainer(datasets: dict, cfg: PretrainConfig, plan: Plan):
     import pyarrow.fs as pafs
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -158,8 +185,9 @@ def _trainer(dataset, cfg: PretrainConfig, plan: Plan):
             name=cfg.name, storage_path=path, storage_filesystem=fs if isinstance(fs, pafs.FileSystem) else None,
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
             failure_config=FailureConfig(max_failures=cfg.max_failures)),
-        datasets={"train": dataset},
-        dataset_config=DataConfig(execution_options=ExecutionOptions(preserve_order=True)),
+        # one unsplit dataset per rank: only rank r iterates train_r (Ray Train makes an iterator per rank lazily)
+        datasets=datasets,
+        dataset_config=DataConfig(datasets_to_split=[], execution_options=ExecutionOptions(preserve_order=True)),
     )
 
 
@@ -210,16 +238,17 @@ def run_pretrain(corpus: str, out: str, cfg: PretrainConfig, *, progress: bool =
     total = cfg.steps or (cfg.epochs * images) // cfg.batch_size
     if total < 1:
         raise UniqaError(f"{cfg.epochs} epoch(s) of {images} images make no full batch of {cfg.batch_size}")
-    epochs = -(-total * cfg.batch_size // images)
+    epochs = stream_epochs(index, cfg, total, images)
     plan = Plan(run=out, model_name=name, pretrained=pretrained, images=images, total_steps=total)
     storage.write_bytes(storage.join(out, SKIPPED), json.dumps({"count": n_skipped, "images": skipped}).encode())
     before = _last_step(out)
     stop = threading.Event()
     if progress:
         threading.Thread(target=_progress, args=(out, total, stop), daemon=True).start()
+    datasets = {f"train_{r}": training_dataset(index, cfg, plan, epochs, size, r) for r in range(cfg.num_workers)}
     try:
         with Timer() as timer:
-            result = _trainer(training_dataset(index, cfg, plan, epochs, size), cfg, plan).fit()
+            result = _trainer(datasets, cfg, plan).fit()
     finally:
         stop.set()
     if getattr(result, "error", None):
@@ -231,6 +260,7 @@ def run_pretrain(corpus: str, out: str, cfg: PretrainConfig, *, progress: bool =
         config_fingerprint=config_fingerprint(cfg),
         details={"model": name, "pretrained": pretrained, "corpus_rows": rows, "images": images,
                  "images_skipped": n_skipped, "epochs": round(total * cfg.batch_size / images, 3),
+                 "stream_epochs": epochs,
                  "final": storage.join(out, FINAL), "metrics": storage.join(out, METRICS),
                  "images_per_s": round(max(done - before, 0) * cfg.batch_size / max(timer.seconds, 1e-9), 2)},
     ).write()
