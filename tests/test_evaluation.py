@@ -184,3 +184,52 @@ def test_s3_inputs_and_output(dmos_manifest, tmp_path, s3_bucket):
     [row] = pq.read_table(io.BytesIO(storage.read_bytes(f"{s3_bucket}/eval/metrics.parquet"))).to_pylist()
     assert row["srcc"] == pytest.approx(1.0) and row["n"] == 8 and summary.output == f"{s3_bucket}/eval"
     assert json.loads(storage.read_bytes(f"{s3_bucket}/eval/_summary.json"))["stage"] == "evaluate"
+
+
+def test_metric_rows_carry_bootstrap_intervals_over_reference_groups(tmp_path):
+    """Quality rows resample whole references (``groups``); the interval equals the bootstrap module's on the same
+    rows, so the demo's paired gains resample exactly as evaluate does."""
+    from uniqa.evaluation.bootstrap import intervals
+    from uniqa.evaluation.config import BootstrapConfig
+    from uniqa.tables import write_table
+
+    refs, per = 6, 12
+    rng = np.random.default_rng(4)
+    mos = rng.random(refs * per)
+    ids = [f"kadid/I{r:02d}_{k:02d}.png" for r in range(refs) for k in range(per)]
+    group = [f"I{r:02d}" for r in range(refs) for _ in range(per)]
+    side = ["test" if r < 4 else "train" for r in range(refs) for _ in range(per)]
+    write_table(pa.table({"image_id": ids, "image_uri": ids, "dataset": ["kadid"] * len(ids),
+                          "task": ["quality"] * len(ids), "mos": mos, "mos_norm": mos, "level": ["fair"] * len(ids),
+                          "group": group,
+                          **{c: side for c in SPLIT_COLUMNS}}), str(tmp_path / "manifest"), MANIFEST)
+    noisy = mos + rng.normal(0, 0.2, len(mos))
+    (tmp_path / "scores").mkdir()
+    pq.write_table(pa.table({"image_id": ids, "image_uri": ids, "q": noisy, "error": pa.nulls(len(ids), pa.string()),
+                             "model_checksum": ["c"] * len(ids)}), tmp_path / "scores" / "part-0.parquet")
+    cfg = EvaluateConfig(bootstrap=BootstrapConfig(resamples=300, seed=5, allow_few=True))
+    summary = run_evaluate(str(tmp_path / "scores"), str(tmp_path / "manifest"), str(tmp_path / "eval"), cfg,
+                           progress=False)
+    assert METRICS_SCHEMA.names == ["dataset", "head", "split", "side", "n", "groups", "srcc", "plcc", "krcc",
+                                    "srcc_lo", "srcc_hi", "plcc_lo", "plcc_hi", "excluded", "missing", "note"]
+    [row] = pq.read_table(tmp_path / "eval" / "metrics.parquet").to_pylist()
+    assert summary.details["table"] == [row] and summary.details["bootstrap"]["resamples"] == 300
+    assert (row["n"], row["groups"]) == (4 * per, 4)  # four test references
+    test = np.array(side) == "test"
+    found = intervals(noisy[test], mos[test], np.array(group)[test], cfg.bootstrap)
+    assert (row["srcc_lo"], row["srcc_hi"], row["plcc_lo"], row["plcc_hi"]) == (
+        found["srcc"].lo, found["srcc"].hi, found["plcc"].lo, found["plcc"].hi)
+    assert row["srcc_lo"] < row["srcc"] < row["srcc_hi"] and row["plcc_lo"] < row["plcc"] < row["plcc_hi"]
+    header = (tmp_path / "eval" / "metrics.csv").read_text().splitlines()[0]
+    assert '"groups","srcc","plcc","krcc","srcc_lo","srcc_hi","plcc_lo","plcc_hi"' in header
+
+
+def test_undefined_metrics_have_no_interval_and_images_are_their_own_units(dmos_manifest, tmp_path, capsys):
+    scores = write_scores(dmos_manifest, tmp_path / "scores", {"flat": lambda m: np.ones(len(m)), "q": norm})
+    run_evaluate(scores, dmos_manifest, str(tmp_path / "eval"), EvaluateConfig())
+    flat, q = pq.read_table(tmp_path / "eval" / "metrics.parquet").to_pylist()
+    assert [flat[k] for k in ("srcc", "srcc_lo", "srcc_hi", "plcc_lo", "plcc_hi")] == [None] * 5
+    assert q["groups"] == q["n"] == 8  # a dataset without references: each image its own unit
+    assert q["srcc_lo"] == q["srcc_hi"] == pytest.approx(1.0)  # a perfect predictor on every resample
+    printed = capsys.readouterr().out
+    assert "SRCC [95% CI]" in printed and "+1.000 [+1.00, +1.00]" in printed

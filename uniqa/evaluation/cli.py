@@ -14,8 +14,10 @@ COMMAND = StageCommand(
     help="SRCC / PLCC / KRCC of scores against mos_norm per dataset, head and split (Parquet + table)",
     description="Correlate every score column of --scores with mos_norm (higher is better for every dataset)\n"
                 "on the test side of a split of --manifest, per dataset and head. Rows whose score carries an\n"
-                "error or is null are excluded and counted. Writes OUT/metrics.parquet and OUT/metrics.csv and\n"
-                "prints the table (--quiet: the summary line only).",
+                "error or is null are excluded and counted. SRCC and PLCC come with a 95% cluster-bootstrap\n"
+                "interval (quality datasets resample whole reference groups, aesthetics datasets single images;\n"
+                "--set bootstrap.resamples=N, bootstrap.seed=S, bootstrap.level=L). Writes OUT/metrics.parquet and\n"
+                "OUT/metrics.csv and prints the table (--quiet: the summary line only).",
     config="uniqa.evaluation.config:EvaluateConfig",
     run="uniqa.evaluation.run:run_evaluate",
     inputs=(

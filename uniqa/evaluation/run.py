@@ -3,12 +3,16 @@
 ``mos_norm`` is higher-is-better for every dataset (DMOS-style datasets are flipped when the manifest is
 prepared), so a good predictor has positive correlations everywhere; raw ``mos`` is never used. Rows of the
 evaluated side whose score row carries an ``error`` or a null score are excluded and counted (``excluded``), rows
-with no score row at all are counted too (``missing``). No Ray: only the needed columns are read, with pyarrow.
+with no score row at all are counted too (``missing``). SRCC and PLCC carry a cluster-bootstrap percentile
+interval (95% by default; ``srcc_lo`` .. ``plcc_hi``, :mod:`uniqa.evaluation.bootstrap`): ``quality`` rows
+resample whole reference groups, ``aesthetics`` rows single images; ``groups`` counts those units. No Ray: only
+the needed columns are read, with pyarrow.
 ``uniqa evaluate``, ``pipelines/evaluate.py`` and the demo all call :func:`run_evaluate`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -19,6 +23,7 @@ import pyarrow.parquet as pq
 
 from uniqa import storage
 from uniqa.errors import UniqaError
+from uniqa.evaluation.bootstrap import bootstrap_units, intervals
 from uniqa.evaluation.config import EvaluateConfig
 from uniqa.evaluation.metrics import krcc, plcc, srcc
 from uniqa.schema import check_unique, score_columns
@@ -26,6 +31,7 @@ from uniqa.stage import StageSummary, Timer, config_fingerprint
 from uniqa.tables import dataset_schema, parquet_files, read_columns
 
 METRICS = {"srcc": srcc, "plcc": plcc, "krcc": krcc}
+WITH_INTERVAL = ("srcc", "plcc")  # metrics with a bootstrap interval: <name>_lo, <name>_hi
 METRICS_FILE = "metrics.parquet"
 METRICS_CSV = "metrics.csv"
 METRICS_SCHEMA = pa.schema([
@@ -34,7 +40,9 @@ METRICS_SCHEMA = pa.schema([
     pa.field("split", pa.string()),  # split_0 .. split_9
     pa.field("side", pa.string()),  # the side of the split evaluated (test)
     pa.field("n", pa.int64()),  # rows correlated
+    pa.field("groups", pa.int64()),  # bootstrap units among them: reference groups (quality), images (aesthetics)
     *[pa.field(name, pa.float64()) for name in METRICS],  # null when undefined (see note)
+    *[pa.field(f"{name}_{end}", pa.float64()) for name in WITH_INTERVAL for end in ("lo", "hi")],  # the interval
     pa.field("excluded", pa.int64()),  # scored rows left out: an error or a null / NaN score
     pa.field("missing", pa.int64()),  # labelled rows of the side with no score row at all
     pa.field("note", pa.string()),  # why the metrics are null
@@ -64,12 +72,15 @@ def preflight(scores: str, manifest: str, cfg: EvaluateConfig) -> tuple[list[str
 
 
 def read_labels(manifest_files: list[str], cfg: EvaluateConfig) -> pa.Table:
-    """``image_id, dataset, mos_norm, <split columns>`` of the labelled rows on the evaluated side of a split."""
+    """``image_id, dataset, mos_norm, <split columns>`` (and ``task``, ``group`` where the manifest has them: the
+    bootstrap units) of the labelled rows on the evaluated side of a split."""
     on_side = [pc.field(s) == cfg.side for s in cfg.splits]
     keep = on_side[0]
     for expr in on_side[1:]:
         keep = keep | expr
-    return read_columns(manifest_files, ["image_id", "dataset", "mos_norm", *cfg.splits],
+    found = dataset_schema(manifest_files).names
+    units = [c for c in ("task", "group") if c in found]
+    return read_columns(manifest_files, ["image_id", "dataset", "mos_norm", *units, *cfg.splits],
                         filter=pc.field("mos_norm").is_valid() & keep)
 
 
@@ -105,11 +116,29 @@ def _metric_row(side: pa.Table, dataset: str, head: str, split: str, cfg: Evalua
     score = side[head]
     usable = pc.and_(pc.and_(scored, side["error"].is_null()), pc.and_(score.is_valid(), pc.invert(pc.is_nan(score))))
     usable = pc.fill_null(usable, False)
-    used = side.filter(usable)
+    used = side.filter(usable).sort_by("image_id")  # one row order, whatever the join's: reproducible intervals
     with_scores = pc.sum(scored).as_py() or 0
-    metrics, note = correlate(used[head].to_numpy(), used["mos_norm"].to_numpy())
-    return {"dataset": dataset, "head": head, "split": split, "side": cfg.side, "n": len(used), **metrics,
+    pred, mos, units = used[head].to_numpy(), used["mos_norm"].to_numpy(), row_units(used)
+    metrics, note = correlate(pred, mos)
+    return {"dataset": dataset, "head": head, "split": split, "side": cfg.side, "n": len(used),
+            "groups": len(set(units)), **metrics, **interval_columns(pred, mos, units, note is None, cfg),
             "excluded": with_scores - len(used), "missing": len(side) - with_scores, "note": note}
+
+
+def row_units(rows: pa.Table) -> list[str]:
+    """Each row's bootstrap unit (:func:`~uniqa.evaluation.bootstrap.bootstrap_units`)."""
+    ids = rows["image_id"].to_pylist()
+    if "task" not in rows.column_names or "group" not in rows.column_names:
+        return ids
+    return list(bootstrap_units(rows["task"].to_pylist(), rows["group"].to_pylist(), ids))
+
+
+def interval_columns(pred: np.ndarray, mos: np.ndarray, units: list[str], defined: bool,
+                     cfg: EvaluateConfig) -> dict[str, float | None]:
+    """``srcc_lo, srcc_hi, plcc_lo, plcc_hi``: None each where the metrics are undefined."""
+    found = intervals(pred, mos, units, cfg.bootstrap, WITH_INTERVAL) if defined else {}
+    return {f"{name}_{end}": getattr(found[name], end) if name in found else None
+            for name in WITH_INTERVAL for end in ("lo", "hi")}
 
 
 def over_splits(rows: list[dict]) -> list[dict]:
@@ -129,16 +158,21 @@ def over_splits(rows: list[dict]) -> list[dict]:
     return out
 
 
-def format_table(rows: list[dict]) -> str:
-    """The metric rows as an aligned text table (and, over several splits, their median / mean +- std)."""
+def format_table(rows: list[dict], level: float = 0.95) -> str:
+    """The metric rows as an aligned text table, SRCC and PLCC with their interval (and, over several splits, their
+    median / mean +- std)."""
     width = max([len(r["dataset"]) for r in rows] + [7])
     hwidth = max([len(r["head"]) for r in rows] + [4])
-    lines = [f"{'dataset':{width}s}  {'head':{hwidth}s}  {'split':8s}  {'side':5s}  {'n':>5s}  "
-             + "  ".join(f"{m.upper():>6s}" for m in METRICS) + f"  {'excluded':>8s}  {'missing':>7s}"]
+    lines = [f"{'dataset':{width}s}  {'head':{hwidth}s}  {'split':8s}  {'side':5s}  {'n':>5s}  {'groups':>6s}  "
+             + "  ".join(f"{_metric_title(m, level):>22s}" if m in WITH_INTERVAL else f"{m.upper():>6s}"
+                         for m in METRICS)
+             + f"  {'excluded':>8s}  {'missing':>7s}"]
     for r in rows:
-        values = "  ".join("   n/a" if r[m] is None else f"{r[m]:+.3f}" for m in METRICS)
+        values = "  ".join(f"{_with_interval(r, m):>22s}" if m in WITH_INTERVAL else f"{_num(r[m]):>6s}"
+                           for m in METRICS)
         lines.append(f"{r['dataset']:{width}s}  {r['head']:{hwidth}s}  {r['split']:8s}  {r['side']:5s}  {r['n']:5d}  "
-                     f"{values}  {r['excluded']:8d}  {r['missing']:7d}" + (f"  ({r['note']})" if r["note"] else ""))
+                     f"{r['groups']:6d}  {values}  {r['excluded']:8d}  {r['missing']:7d}"
+                     + (f"  ({r['note']})" if r["note"] else ""))
     for agg in over_splits(rows) if len({r["split"] for r in rows}) > 1 else []:
         stats = "  ".join(f"{m.upper()} {_num(agg[m + '_median'])} median, {_num(agg[m + '_mean'])} +- "
                           f"{_num(agg[m + '_std'], '.3f')}" for m in METRICS)
@@ -148,6 +182,16 @@ def format_table(rows: list[dict]) -> str:
 
 def _num(value: float | None, spec: str = "+.3f") -> str:
     return "n/a" if value is None else format(value, spec)
+
+
+def _metric_title(name: str, level: float) -> str:
+    return f"{name.upper()} [{100 * level:g}% CI]"
+
+
+def _with_interval(row: dict, name: str) -> str:
+    """``+0.412 [+0.30, +0.51]``; the point alone when there is no interval."""
+    lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
+    return _num(row[name]) + ("" if lo is None else f" [{lo:+.2f}, {hi:+.2f}]")
 
 
 def write_metrics(rows: list[dict], out: str) -> pa.Table:
@@ -185,12 +229,13 @@ def run_evaluate(
         rows = metric_rows(join_scores(labels, score_table, f"scores {scores}"), heads, cfg)
         write_metrics(rows, out)
     if progress:
-        print(format_table(rows))
+        print(format_table(rows, cfg.bootstrap.level))
     return StageSummary(
         stage="evaluate", inputs={"scores": scores, "manifest": manifest}, output=out, rows_in=len(rows),
         rows_out=len(rows), rows_written=len(rows), rows_with_errors=sum(r["note"] is not None for r in rows),
         seconds=timer.seconds, unit="rows", config_fingerprint=config_fingerprint(cfg),
         details={"heads": heads, "splits": list(cfg.splits), "side": cfg.side, "score_rows": len(score_table),
+                 "bootstrap": dataclasses.asdict(cfg.bootstrap),
                  "labelled_rows": len(labels), "shared_ids": shared, "table": rows,
                  "over_splits": over_splits(rows) if len(cfg.splits) > 1 else []},
     ).write()
