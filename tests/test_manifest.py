@@ -145,6 +145,23 @@ def test_manifest_source_revalidates_and_rewrites(tmp_path, s3_bucket):
     assert read_table(str(tmp_path / "second"), MANIFEST).equals(read_table(f"{s3_bucket}/first", MANIFEST))
 
 
+def test_manifest_source_keeps_one_side_of_a_split(tmp_path, capsys):
+    make_kadid(tmp_path / "kadid")
+    prepare("kadid10k", str(tmp_path / "kadid"), str(tmp_path / "all"))
+    full = read_table(str(tmp_path / "all"), MANIFEST)
+    test = [r for r in full.to_pylist() if r["split_3"] == "test"]
+    summary = prepare("manifest", str(tmp_path / "all"), str(tmp_path / "test"), split="split_3")
+    assert summary["rows"] == len(test) > 0 and summary["split_0"] != {}
+    assert read_table(str(tmp_path / "test"), MANIFEST).to_pylist() == test
+    train = prepare("manifest", str(tmp_path / "all"), str(tmp_path / "train"), split="split_3", side="train")
+    assert train["rows"] + len(test) == full.num_rows
+    for bad, message in ((["-o", "split=split_10"], "-o split='split_10' is not a split column; valid: split_0"),
+                         (["-o", "split=split_0", "-o", "side=dev"], "-o side='dev' is not a side; valid: train")):
+        assert main(["data", "prepare", "manifest", "--root", str(tmp_path / "all"), "--out",
+                     str(tmp_path / "bad"), *bad]) == 2
+        assert message in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------- the stage contract
 
 

@@ -19,7 +19,7 @@ from uniqa.cli import main
 from uniqa.errors import UniqaError
 from uniqa.evaluation.metrics import krcc, plcc, srcc
 from uniqa.report import build_report
-from uniqa.report.html import metric
+from uniqa.report.html import interval, metric
 from uniqa.report.samples import quotas, spread
 from uniqa.report.screenshot import BROWSERS, parse_window
 from uniqa.schema import CAPTIONS, MANIFEST, PURIFIED, SPLIT_COLUMNS, scores_schema
@@ -94,21 +94,54 @@ def _write_scores(root: Path, rows: list[dict]) -> dict[str, dict[str, np.ndarra
     return out
 
 
+def _test_side(rows: list[dict], dataset: str) -> list[int]:
+    return [i for i, r in enumerate(rows) if r["dataset"] == dataset and r["split"] == "test"]
+
+
+def _phase_scores(rows: list[dict], values: dict, phase: str, head: str, idx: list[int]) -> np.ndarray:
+    """A phase's scores of the rows ``idx``: NaN for the adapted ava row with an error."""
+    return np.array([np.nan if phase == "adapted" and rows[i]["image_id"] == "ava/900101.jpg" else values[head][i]
+                     for i in idx])
+
+
+def _evaluation_row(dataset: str, head: str, pred: np.ndarray, mos: np.ndarray, units: np.ndarray) -> dict:
+    """What `uniqa evaluate` reports for one phase, dataset and head (its rows scored without error)."""
+    from uniqa.evaluation.bootstrap import intervals
+
+    ok = np.isfinite(pred)
+    found = intervals(pred[ok], mos[ok], units[ok])
+    return {"dataset": dataset, "head": head, "split": "split_0", "side": "test", "n": int(ok.sum()),
+            "groups": len(set(units[ok])), "srcc": srcc(pred[ok], mos[ok]), "plcc": plcc(pred[ok], mos[ok]),
+            "krcc": krcc(pred[ok], mos[ok]), **{f"{m}_{end}": getattr(found[m], end) for m in ("srcc", "plcc")
+                                                for end in ("lo", "hi")}}
+
+
 def _metrics(rows: list[dict], scores: dict) -> dict:
-    results = []
-    for phase, values in scores.items():
-        for dataset, head in PAIRS:
-            idx = [i for i, r in enumerate(rows) if r["dataset"] == dataset and r["split"] == "test"
-                   and not (phase == "adapted" and r["image_id"] == "ava/900101.jpg")]
-            pred, mos = values[head][idx], np.array([rows[i]["mos_norm"] for i in idx])
-            results.append({"phase": phase, "dataset": dataset, "head": head, "n": len(idx),
-                            "srcc": srcc(pred, mos), "plcc": plcc(pred, mos), "krcc": krcc(pred, mos)})
-    by = {(r["phase"], r["dataset"], r["head"]): r["srcc"] for r in results}
-    gain = {f"{d}/{h}": by["after", d, h] - by["before", d, h] for d, h in PAIRS}
-    adapter = {f"{d}/{h}": by["adapted", d, h] - by["after", d, h] for d, h in PAIRS}
-    return {"split": "split_0", "side": "test", "results": results, "zero_shot_gain": gain, "adapter_gain": adapter,
-            "checks": {"zero_shot_gain_at_least_0.2": gain["kadid10k/quality"] >= 0.2,
-                       "adapter_above_zero_shot": adapter["kadid10k/quality"] > 0}}
+    """metrics.json as `uniqa demo` writes it (its own assemble_metrics): results with intervals, paired gains,
+    checks decided on the intervals."""
+    from uniqa import demo
+    from uniqa.evaluation.bootstrap import bootstrap_units, unit_name
+    from uniqa.evaluation.paired import PartScores
+
+    tables, parts = {phase: [] for phase in scores}, []
+    for dataset, head in PAIRS:
+        idx = _test_side(rows, dataset)
+        mos = np.array([rows[i]["mos_norm"] for i in idx])
+        units = bootstrap_units(*([rows[i][k] for i in idx] for k in ("task", "group", "image_id")))
+        preds = {phase: _phase_scores(rows, values, phase, head, idx) for phase, values in scores.items()}
+        for phase, pred in preds.items():
+            tables[phase].append(_evaluation_row(dataset, head, pred, mos, units))
+        parts.append(PartScores(dataset, head, unit_name(rows[idx[0]]["task"]), mos, units, preds))
+    return demo.assemble_metrics(tables, parts)
+
+
+def _legacy_metrics(metrics: dict) -> dict:
+    """The same run's metrics.json as the demo wrote it before intervals: gains as numbers, checks as booleans."""
+    keys = ("phase", "dataset", "head", "n", "srcc", "plcc", "krcc")
+    results = [{k: r[k] for k in keys} for r in metrics["results"]]
+    gains = {name: {k: g["point"] for k, g in metrics[name].items()} for name in ("zero_shot_gain", "adapter_gain")}
+    return {"split": "split_0", "side": "test", "results": results, **gains,
+            "checks": {k: c["passed"] for k, c in metrics["checks"].items()}}
 
 
 def _write_pretrain(folder: Path, steps: int = 20) -> list[dict]:
@@ -225,7 +258,11 @@ def demo_report(tmp_path_factory) -> tuple[Path, dict, str]:
     return root, metrics, build_report(str(root))
 
 
-def test_demo_report_carries_every_metric_once(demo_report):
+def _ends(key: str, ci: list | None, lo: str = "_lo", hi: str = "_hi") -> dict[str, str]:
+    return {} if ci is None else {f"{key}{lo}": f"{ci[0]:.3f}", f"{key}{hi}": f"{ci[1]:.3f}"}
+
+
+def test_demo_report_carries_every_metric_and_interval_once(demo_report):
     root, metrics, path = demo_report
     assert path == str(root / "report.html")
     _, page = parse(path)
@@ -233,12 +270,47 @@ def test_demo_report_carries_every_metric_once(demo_report):
     for r in metrics["results"]:
         key = f"{r['phase']}/{r['dataset']}/{r['head']}"
         expected |= {f"{key}/srcc": f"{r['srcc']:.3f}", f"{key}/plcc": f"{r['plcc']:.3f}",
-                     f"{key}/krcc": f"{r['krcc']:.3f}", f"{key}/n": str(r["n"])}
-    expected |= {f"gain/{k}": f"{v:.3f}" for k, v in metrics["zero_shot_gain"].items()}
-    expected |= {f"adapter_gain/{k}": f"{v:.3f}" for k, v in metrics["adapter_gain"].items()}
-    assert len(page.metrics) == len(expected) == 3 * 2 * 4 + 4  # each key exactly once
+                     f"{key}/krcc": f"{r['krcc']:.3f}", f"{key}/n": str(r["n"]), f"{key}/groups": str(r["groups"])}
+        expected |= _ends(f"{key}/srcc", r["srcc_ci"]) | _ends(f"{key}/plcc", r["plcc_ci"])
+    for name, prefix in (("zero_shot_gain", "gain"), ("adapter_gain", "adapter_gain")):
+        for k, g in metrics[name].items():
+            expected |= {f"{prefix}/{k}": f"{g['point']:.3f}"} | _ends(f"{prefix}/{k}", g["ci"], "/lo", "/hi")
+    assert metrics["results"][0]["srcc_ci"] and metrics["zero_shot_gain"]["kadid10k/quality"]["ci"]
+    assert "before/kadid10k/quality/srcc_lo" in expected and "gain/ava/aesthetics/hi" in expected
+    assert len(page.metrics) == len(expected) > 3 * 2 * 5 + 4  # each key exactly once
     assert dict(page.metrics) == expected
-    assert page.checks == {k: str(v).lower() for k, v in metrics["checks"].items()}
+    checks = {k: str(c["passed"]).lower() for k, c in metrics["checks"].items()}
+    checks |= {f"{k}/{d}": str(e["passed"]).lower() for k, c in metrics["checks"].items() for d, e in c["per"].items()}
+    assert page.checks == checks and len(checks) == 2 + 2 * 2
+
+
+def test_checks_table_shows_point_interval_and_decision(demo_report):
+    _, metrics, path = demo_report
+    text, _ = parse(path)
+    checks = text[text.index("<h3>Checks</h3>"):text.index("<h3>Every result row</h3>")]
+    entry = metrics["checks"]["adapter_above_zero_shot"]["per"]["kadid10k/quality"]
+    lo, hi = entry["ci"]
+    assert (f"<td class=l>kadid10k/quality</td><td>{entry['point']:+.3f}</td><td>[{lo:+.3f}, {hi:+.3f}]</td>"
+            in checks)
+    assert "the paired interval&#x27;s lower end &gt; 0" in checks and "interval [95%]" in checks
+
+
+def test_old_run_without_intervals_still_builds(demo_report, tmp_path):
+    root, metrics, _ = demo_report
+    old = _legacy_metrics(metrics)
+    (tmp_path / "metrics.json").write_text(json.dumps(old))
+    _, page = parse(build_report(str(tmp_path)))
+    expected = {}
+    for r in old["results"]:
+        key = f"{r['phase']}/{r['dataset']}/{r['head']}"
+        expected |= {f"{key}/{m}": f"{r[m]:.3f}" for m in ("srcc", "plcc", "krcc")} | {f"{key}/n": str(r["n"])}
+    expected |= {f"gain/{k}": f"{v:.3f}" for k, v in old["zero_shot_gain"].items()}
+    expected |= {f"adapter_gain/{k}": f"{v:.3f}" for k, v in old["adapter_gain"].items()}
+    assert len(page.metrics) == len(expected) == 3 * 2 * 4 + 4 and dict(page.metrics) == expected
+    assert page.checks == {k: str(v).lower() for k, v in old["checks"].items()}
+    text = (tmp_path / "report.html").read_text()
+    headline = text[text.index('id="headline"'):text.index("<h3>Checks</h3>")]
+    assert headline.count("</span> –</td>") == 3 * 2 + 2 * 2  # SRCCs and gains: an en dash for the interval
 
 
 def test_demo_report_sections_and_contents(demo_report):
@@ -265,13 +337,29 @@ def test_demo_report_sections_and_contents(demo_report):
     assert re.search(r"loss at first step</td><td[^>]*>3.6</td>", pretraining)  # 4 * 0.9 ** 1
 
 
+def test_distortion_srcc_carries_a_bootstrap_interval_over_references(demo_report):
+    from uniqa.evaluation.bootstrap import interval
+    from uniqa.report.load import RunFolder
+
+    root, _, path = demo_report
+    text, _ = parse(path)
+    distortions = text[text.index('id="distortions"'):text.index('id="pretraining"')]
+    assert "95% cluster-bootstrap interval" in distortions and "SRCC after [95%]" in distortions
+    scored = RunFolder(str(root)).scored("after")
+    part = scored[(scored["dataset"] == "kadid10k") & (scored["dist_type"] == 2)]
+    assert len(part) == 6 and set(part["group"]) == {"I02", "I03"}  # two test references, three levels each
+    found = interval(part["quality"], part["mos_norm"], part["group"].to_numpy(), "srcc")
+    assert f"<td>{found.point:.3f} [{found.lo:.2f}, {found.hi:.2f}]</td>" in distortions
+
+
 def test_report_is_self_contained(demo_report):
     _, _, path = demo_report
     text, page = parse(path)
     assert not re.search(r"https?://", text)
     assert "<script" not in text and "<link" not in text and "url(" not in text
     assert page.srcs and all(s.startswith("data:image/") for s in page.srcs)
-    assert sum(s.startswith("data:image/png;base64,") for s in page.srcs) == 3  # scatter, distortion bars, loss
+    # headline bars, scatter, distortion bars, loss
+    assert sum(s.startswith("data:image/png;base64,") for s in page.srcs) == 4
     assert os.path.getsize(path) < 2_000_000
 
 
@@ -383,6 +471,9 @@ def test_metric_and_spread_helpers():
     import pandas as pd
 
     assert metric("a/b", 0.41249) == '<span class="metric" data-metric="a/b">0.412</span>'
+    assert interval("a_lo", "a_hi", [0.1, 0.25]) == ('[<span class="metric" data-metric="a_lo">0.100</span>, '
+                                                    '<span class="metric" data-metric="a_hi">0.250</span>]')
+    assert interval("a_lo", "a_hi", None) == interval("a_lo", "a_hi", [None, 0.2]) == "–"
     assert ">nan<" in metric("x", float("nan")) and ">12<" in metric("n", 12) and "neg" in metric("g", -0.1, True)
     frame = pd.DataFrame({"image_id": [f"i{k}" for k in range(10)], "mos_norm": np.linspace(1, 0, 10)})
     assert spread(frame, 3)["image_id"].tolist() == ["i9", "i5", "i0"]  # lowest, middle, highest MOS

@@ -24,7 +24,11 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from uniqa.evaluation.config import BootstrapConfig
+    from uniqa.evaluation.paired import PartScores
 
 DEMO_CPUS = 2  # the logical CPUs of the demo's Ray session; every step below is sized to fit them
 # Pre-training recipe of the demo (PretrainConfig keys); the model everywhere (before/after/features/adapters).
@@ -49,6 +53,7 @@ SWEEP_DIR = Path(__file__).resolve().parents[1] / "tuning"
 PARTS = {"iqa": ("kadid10k", "quality"), "iaa": ("ava", "aesthetics")}  # manifest part -> (dataset, its head)
 PHASES = ("before", "after", "adapted")
 SPLIT = "split_0"
+SIDE = "test"  # the side of SPLIT every phase is scored and evaluated on
 CHECKED = ("kadid10k/quality", "ava/aesthetics")  # metrics.json's checks hold when they hold for each of these
 STATE_FILE = "_demo_state.json"
 NO_RAY = ("uniqa.data.", "uniqa.evaluation.")  # stages that run in this process
@@ -104,6 +109,10 @@ def plan(out: str, seed: int, pretrain: dict) -> list[Step]:
     steps = [Step("sample", None, {"seed": seed})]
     steps += [Step(f"manifests/{p}", "uniqa.data.cli:PREPARE", {}, ({"name": n, "root": at("sample", p)},),
                    ("sample",)) for p, n in roots.items()]
+    # the held-out side alone: what every phase scores (evaluation reads only it)
+    steps += [Step(f"manifests/{p}-{SIDE}", "uniqa.data.cli:PREPARE", {},
+                   ({"name": "manifest", "root": at("manifests", p), "options": {"split": SPLIT, "side": SIDE}},),
+                   (f"manifests/{p}",)) for p in roots]
     steps += [
         Step("captions", "uniqa.captioning.cli:COMMAND", {"backend": "attributes"},
              tuple({"manifest": at("manifests", p)} for p in PARTS), ("manifests/iqa", "manifests/iaa")),
@@ -130,17 +139,18 @@ def plan(out: str, seed: int, pretrain: dict) -> list[Step]:
 
 
 def phase(out: str, name: str, score: dict, needs: tuple[str, ...]) -> list[Step]:
-    """Scores of both manifest parts with one model and head set, then their evaluation on split_0's test side."""
+    """Scores of split_0's test side of both manifest parts with one model and head set, then their evaluation."""
     from uniqa import storage
 
     steps = []
     for p in PARTS:
-        manifest = storage.join(out, "manifests", p)
+        held_out = f"manifests/{p}-{SIDE}"
+        manifest = storage.join(out, held_out)
         steps.append(Step(f"scores/{name}/{p}", "uniqa.scoring.cli:COMMAND", {**score, **DEMO_SCORE},
-                          ({"input": manifest},), (*needs, f"manifests/{p}")))
-        steps.append(Step(f"evaluation/{name}/{p}", "uniqa.evaluation.cli:COMMAND", {"split": SPLIT, "side": "test"},
+                          ({"input": manifest},), (*needs, held_out)))
+        steps.append(Step(f"evaluation/{name}/{p}", "uniqa.evaluation.cli:COMMAND", {"split": SPLIT, "side": SIDE},
                           ({"scores": storage.join(out, "scores", name, p), "manifest": manifest},),
-                          (f"scores/{name}/{p}", f"manifests/{p}")))
+                          (f"scores/{name}/{p}", held_out)))
     return steps
 
 
@@ -196,7 +206,7 @@ def clear(uri: str) -> None:
 def run_stage(command_ref: str, out: str, config: dict[str, Any], progress: bool = False, **inputs: Any):
     """Run the stage that ``command_ref`` ("module:ATTR", a :class:`~uniqa.stagecli.StageCommand`) declares, as
     the CLI would: ``inputs`` by flag name (``input`` for ``--input``), ``config`` as a config file's contents;
-    returns its :class:`~uniqa.stage.StageSummary`."""
+    returns its :class:`~uniqa.stage.StageSummary`. ``options`` (prepare's ``-o key=value``) is passed on as is."""
     from uniqa.config import from_dict
 
     module, _, attr = command_ref.partition(":")
@@ -204,7 +214,8 @@ def run_stage(command_ref: str, out: str, config: dict[str, Any], progress: bool
     args = [inputs[arg.dest] if arg.dest in inputs or arg.required else [] if arg.multiple else None
             for arg in command.inputs]
     cfg = from_dict(command.load(command.config), config)
-    return command.load(command.run)(*args, out, cfg, progress=progress)
+    extra = {"options": inputs["options"]} if "options" in inputs else {}
+    return command.load(command.run)(*args, out, cfg, progress=progress, **extra)
 
 
 def build_init(out: str, config: dict):
@@ -288,23 +299,63 @@ def execute(steps: list[Step], out: str, state: dict, save) -> bool:
 # ---------------------------------------------------------------- results
 
 
-def assemble_metrics(tables: dict[str, list[dict]]) -> dict:
-    """metrics.json from the evaluation summaries' tables (phase -> rows of ``details.table``)."""
-    results = [{"phase": phase, **{k: row[k] for k in ("dataset", "head", "n", "srcc", "plcc", "krcc")}}
-               for phase, rows in tables.items() for row in rows if row["split"] == SPLIT and row["side"] == "test"]
-    srcc = {(r["phase"], f"{r['dataset']}/{r['head']}"): r["srcc"] for r in results}
+GAINS = {"zero_shot_gain": ("before", "after"), "adapter_gain": ("after", "adapted")}  # gain -> (earlier, later)
+# check -> (the gain it reads, its rule, whether one dataset/head's gain {"point", "ci": [lo, hi]} passes it)
+CHECKS = {
+    "zero_shot_gain_at_least_0.2": ("zero_shot_gain", "point >= 0.2 and the paired interval's lower end > 0",
+                                    lambda g: g["point"] >= 0.2 and g["ci"][0] > 0),
+    "adapter_above_zero_shot": ("adapter_gain", "the paired interval's lower end > 0", lambda g: g["ci"][0] > 0),
+}
 
-    def gain(later: str, earlier: str) -> dict:
-        pairs = {f"{d}/{h}": (srcc.get((later, f"{d}/{h}")), srcc.get((earlier, f"{d}/{h}")))
-                 for d, h in PARTS.values()}
-        return {k: None if a is None or b is None else a - b for k, (a, b) in pairs.items()}
 
-    zero_shot, adapter = gain("after", "before"), gain("adapted", "after")
-    return {"split": SPLIT, "side": "test", "results": results, "zero_shot_gain": zero_shot,
-            "adapter_gain": adapter, "checked": list(CHECKED),
-            "checks": {"zero_shot_gain_at_least_0.2": all(zero_shot[k] is not None and zero_shot[k] >= 0.2
-                                                          for k in CHECKED),
-                       "adapter_above_zero_shot": all(adapter[k] is not None and adapter[k] > 0 for k in CHECKED)}}
+def result_row(phase: str, row: dict) -> dict:
+    """One metrics.json result from an evaluation table row: SRCC and PLCC with their interval (None without)."""
+    def ci(name: str) -> list[float] | None:
+        lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
+        return None if lo is None or hi is None else [lo, hi]
+
+    return {"phase": phase, "dataset": row["dataset"], "head": row["head"], "n": row["n"],
+            "groups": row.get("groups"), "srcc": row["srcc"], "srcc_ci": ci("srcc"), "plcc": row["plcc"],
+            "plcc_ci": ci("plcc"), "krcc": row["krcc"]}
+
+
+def decide_checks(gains: dict[str, dict[str, dict]]) -> dict:
+    """Each check of :data:`CHECKS` per dataset/head of its gain; it passes when it passes for each of CHECKED."""
+    out = {}
+    for name, (gain, rule, passes) in CHECKS.items():
+        per = {key: {"point": g["point"], "ci": g["ci"],
+                     "passed": g["point"] is not None and g["ci"] is not None and bool(passes(g))}
+               for key, g in gains[gain].items()}
+        out[name] = {"passed": all(per.get(k, {}).get("passed", False) for k in CHECKED), "rule": rule, "per": per}
+    return out
+
+
+def assemble_metrics(tables: dict[str, list[dict]], parts: list[PartScores],
+                     cfg: BootstrapConfig | None = None) -> dict:
+    """metrics.json: the results of the evaluation summaries' tables (phase -> rows of ``details.table``) on
+    SPLIT's test side; the gains of each part (:class:`~uniqa.evaluation.paired.PartScores`: per-phase scores of
+    its rows) with paired bootstrap intervals; the checks, decided on those intervals."""
+    from uniqa.evaluation.config import BootstrapConfig
+    from uniqa.evaluation.paired import gain
+
+    cfg = cfg or BootstrapConfig()
+    results = [result_row(phase, row) for phase, rows in tables.items() for row in rows
+               if row["split"] == SPLIT and row["side"] == "test"]
+    gains = {name: {p.key: gain(p, earlier, later, cfg) for p in parts} for name, (earlier, later) in GAINS.items()}
+    return {"split": SPLIT, "side": "test", "results": results, **gains, "checked": list(CHECKED),
+            "checks": decide_checks(gains),
+            "bootstrap": {"resamples": cfg.resamples, "seed": cfg.seed, "level": cfg.level,
+                          "unit": {p.dataset: p.unit for p in parts},
+                          "gains": "paired: both phases on the same resamples of the rows both scored without error"}}
+
+
+def read_parts(out: str) -> list[PartScores]:
+    """Each part's SPLIT test rows with every phase's score of its head (from OUT/manifests and OUT/scores)."""
+    from uniqa import storage
+    from uniqa.evaluation.paired import read_part
+
+    return [read_part(storage.join(out, "manifests", p), {ph: storage.join(out, "scores", ph, p) for ph in PHASES},
+                      dataset, head, SPLIT) for p, (dataset, head) in PARTS.items()]
 
 
 def write_results(out: str, steps: list[Step], state: dict, seconds: float) -> dict:
@@ -314,7 +365,7 @@ def write_results(out: str, steps: list[Step], state: dict, seconds: float) -> d
 
     tables = {phase: [row for p in PARTS for row in read_summary(storage.join(out, "evaluation", phase, p))
                       ["details"]["table"]] for phase in PHASES}
-    metrics = assemble_metrics(tables)
+    metrics = assemble_metrics(tables, read_parts(out))
     took = [state[step.name].get("seconds") or 0.0 for step in steps]
     summary = {"out": out, "seconds": round(sum(took), 1),  # the steps' time, over the runs that made the outputs
                "this_run_seconds": round(seconds, 1),  # up to here: skipped steps take none
@@ -327,17 +378,34 @@ def write_results(out: str, steps: list[Step], state: dict, seconds: float) -> d
     return metrics
 
 
+def with_ci(value: float | None, ci: list[float] | None) -> str:
+    """``+0.412 [+0.30, +0.51]`` (the point alone without an interval, ``n/a`` without a point)."""
+    if value is None:
+        return "n/a"
+    return f"{value:+.3f}" + ("" if not ci else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]")
+
+
 def print_metrics(metrics: dict) -> None:
-    print(f"\n[demo] SRCC on {metrics['split']}'s {metrics['side']} side (held-out references), per phase:")
-    print(f"  {'dataset/head':20s} {'n':>4s} " + " ".join(f"{p:>8s}" for p in PHASES))
+    boot = metrics.get("bootstrap") or {}
+    level = f"{boot.get('level', 0.95):.0%}"
+    units = ", ".join(f"{dataset}: {unit}s" for dataset, unit in (boot.get("unit") or {}).items())
+    print(f"\n[demo] SRCC on {metrics['split']}'s {metrics['side']} side (held-out references), per phase, with "
+          f"{level} bootstrap intervals ({boot.get('resamples')} resamples of {units}):")
+    print(f"  {'dataset/head':20s} {'n':>4s} {'groups':>6s} " + " ".join(f"{p:>22s}" for p in PHASES))
     rows: dict[str, dict] = {}
     for r in metrics["results"]:
-        rows.setdefault(f"{r['dataset']}/{r['head']}", {"n": r["n"]})[r["phase"]] = r["srcc"]
+        rows.setdefault(f"{r['dataset']}/{r['head']}", {"n": r["n"], "groups": r.get("groups")})[r["phase"]] = r
     for name, row in rows.items():
-        cells = " ".join("     n/a" if row.get(p) is None else f"{row[p]:+8.3f}" for p in PHASES)
-        print(f"  {name:20s} {row['n']:4d} {cells}")
-    for name, ok in metrics["checks"].items():
-        print(f"  check {name} ({', '.join(CHECKED)}): {'yes' if ok else 'NO'}")
+        cells = " ".join(f"{with_ci(row[p]['srcc'], row[p].get('srcc_ci')) if p in row else 'n/a':>22s}"
+                         for p in PHASES)
+        print(f"  {name:20s} {row['n']:4d} {row['groups'] or 0:6d} {cells}")
+    print(f"[demo] SRCC gains with paired {level} intervals (both phases on the same resamples):")
+    for gain, (earlier, later) in GAINS.items():
+        for key, g in metrics[gain].items():
+            print(f"  {f'{gain} ({later} - {earlier})':34s} {key:20s} {with_ci(g['point'], g['ci'])}")
+    for name, c in metrics["checks"].items():
+        per = ", ".join(f"{key} {'yes' if e['passed'] else 'no'}" for key, e in c["per"].items())
+        print(f"  check {name} ({c['rule']}; on {', '.join(CHECKED)}): {'yes' if c['passed'] else 'NO'} ({per})")
 
 
 def run(args) -> int:

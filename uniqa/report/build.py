@@ -5,9 +5,12 @@ and an input that is there but unreadable (:class:`UniqaError`) becomes a note i
 yields no section at all is an error naming it.
 
 Every number of ``metrics.json`` on the page is one element (each key once) whose text is the value as ``{:.3f}``
-(``n`` as an integer, a null as ``nan``): ``data-metric="{phase}/{dataset}/{head}/{srcc|plcc|krcc|n}"`` per result
-row, ``data-metric="gain/{dataset}/{head}"`` per ``zero_shot_gain`` entry, ``data-metric="adapter_gain/{dataset}/
-{head}"`` per ``adapter_gain`` entry; each check is ``data-check="{name}"`` with ``data-value="true|false"``.
+(``n`` and ``groups`` as integers, a null as ``nan``): ``data-metric="{phase}/{dataset}/{head}/{srcc|plcc|krcc|n|
+groups}"`` per result row and ``.../{srcc|plcc}_lo``, ``..._hi`` for its interval; ``data-metric="gain/{dataset}/
+{head}"`` per ``zero_shot_gain`` entry and ``adapter_gain/{dataset}/{head}`` per ``adapter_gain`` entry, each with
+``.../lo`` and ``.../hi`` for its paired interval. An interval the run does not have (a run from before intervals,
+an undefined one) is an en dash, with no element. Each check is ``data-check="{name}"`` with
+``data-value="true|false"``, and each of its dataset / head decisions ``data-check="{name}/{dataset}/{head}"``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable
 
 from uniqa import __version__, storage
 from uniqa.errors import UniqaError
-from uniqa.report import evaluation, run_info, samples, scoring, training
+from uniqa.report import evaluation, headline, run_info, samples, scoring, training
 from uniqa.report.html import Section, esc, note, page
 from uniqa.report.load import RunFolder
 
@@ -26,7 +29,7 @@ REPORT_FILE = "report.html"
 
 # (anchor, title, builder), in page order.
 SECTIONS: tuple[tuple[str, str, Callable[[RunFolder], str | None]], ...] = (
-    ("headline", "Headline: SRCC before → after pre-training, adapted", evaluation.headline),
+    ("headline", "Headline: SRCC before → after pre-training, adapted", headline.headline),
     ("scatter", "Predicted score vs MOS", evaluation.scatter),
     ("distortions", "SRCC per distortion type", evaluation.by_distortion),
     ("pretraining", "Pre-training", training.pretraining),

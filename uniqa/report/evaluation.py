@@ -1,12 +1,16 @@
-"""Sections about how well the scores follow MOS: the headline numbers of ``metrics.json`` (every one carried
-by a ``data-metric`` element), predicted score vs MOS per head, dataset and phase, and SRCC per distortion type."""
+"""Sections about how well the scores follow MOS: predicted score vs MOS per head, dataset and phase, and SRCC per
+distortion type with its bootstrap interval (the headline numbers of ``metrics.json``: :mod:`uniqa.report.headline`),
+and the helpers they share: which phases and (dataset, head) pairs a run shows."""
 
 from __future__ import annotations
 
-from uniqa.errors import UniqaError
-from uniqa.evaluation.metrics import srcc
+import numpy as np
+import pandas as pd
+
+from uniqa.evaluation.bootstrap import Interval, bootstrap_units, interval
+from uniqa.evaluation.config import BootstrapConfig
 from uniqa.report import plots
-from uniqa.report.html import check, esc, fmt, image, metric, table
+from uniqa.report.html import esc, fmt, fmt_interval, image, table
 from uniqa.report.load import PHASES, RunFolder, head_columns
 
 # KADID-10k's distortion types, in its numbering (Lin, Hosu, Saupe 2019, table 1).
@@ -29,14 +33,6 @@ def distortion_names(run: RunFolder, dataset: str) -> dict[int, str]:
     return dict(KADID10K_TYPES) if dataset == "kadid10k" else {}
 
 
-def safe_srcc(pred, mos) -> float:
-    """SRCC, NaN where it is undefined (fewer than 3 points, a constant side)."""
-    try:
-        return srcc(pred, mos)
-    except UniqaError:
-        return float("nan")
-
-
 def phases_of(run: RunFolder) -> list[str]:
     """Phases with results or scores, the demo phases first."""
     found = {r["phase"] for r in (run.metrics or {}).get("results", [])} | set(run.phase_scores)
@@ -57,46 +53,6 @@ def pairs(run: RunFolder) -> list[tuple[str, str]]:
             tasks = set(test.loc[test["dataset"] == dataset, "task"])
             found += [(dataset, h) for h in ([h for h in heads if h in tasks] or heads)]
     return list(dict.fromkeys(found))
-
-
-# ------------------------------------------------------------------------------------------- headline
-
-
-def headline(run: RunFolder) -> str | None:
-    """SRCC per phase with the gains and checks (one table), then n / PLCC / KRCC of every result row."""
-    m = run.metrics
-    if not m or not (m.get("results") or m.get("zero_shot_gain")):
-        return None
-    rows = {(r["phase"], r["dataset"], r["head"]): r for r in m.get("results", [])}
-    phases = [p for p in phases_of(run) if any(k[0] == p for k in rows)]
-    zero_shot, adapter = m.get("zero_shot_gain", {}), m.get("adapter_gain", {})
-    header = ["dataset", "head", *(f"SRCC {p}" for p in phases), "zero-shot gain (after − before)",
-              "adapter gain (adapted − after)"]
-    body = []
-    for dataset, head in pairs(run):
-        key = f"{dataset}/{head}"
-        cells = [esc(dataset), esc(head)]
-        for p in phases:
-            r = rows.get((p, dataset, head))
-            cells.append(metric(f"{p}/{key}/srcc", r["srcc"]) if r else "–")
-        cells.append(metric(f"gain/{key}", zero_shot[key], signed=True) if key in zero_shot else "–")
-        cells.append(metric(f"adapter_gain/{key}", adapter[key], signed=True) if key in adapter else "–")
-        body.append(cells)
-    split, side = run.split
-    html = (f'<p class="intro">SRCC against <code>mos_norm</code> on the <b>{esc(side)}</b> side of '
-            f"<b>{esc(split)}</b>, whose images never reach pre-training or adapter training. <i>before</i>: "
-            "zero-shot, random-init model; <i>after</i>: zero-shot after pre-training; <i>adapted</i>: the best "
-            "adapter of the sweep.</p>" + table(header, body, left=2))
-    if m.get("checks"):
-        on = ", ".join(m.get("checked") or [])
-        checks = [[esc(k), esc(on), check(k, bool(v))] for k, v in m["checks"].items()]
-        html += "<h3>Checks</h3>" + table(["check", "on", "result"], checks, left=2)
-    if rows:
-        detail = [[esc(p), esc(d), esc(h), metric(f"{p}/{d}/{h}/n", r.get("n")),
-                   *(metric(f"{p}/{d}/{h}/{k}", r.get(k)) for k in ("plcc", "krcc"))]
-                  for (p, d, h), r in rows.items()]
-        html += "<h3>Every result row</h3>" + table(["phase", "dataset", "head", "n", "PLCC", "KRCC"], detail, left=3)
-    return html
 
 
 # -------------------------------------------------------------------------------------------- scatter
@@ -132,36 +88,65 @@ def scatter(run: RunFolder) -> str | None:
 
 
 def by_distortion(run: RunFolder) -> str | None:
-    """SRCC within each distortion type (``attrs.dist_type``) on the evaluated side, per phase."""
+    """SRCC within each distortion type (``attrs.dist_type``) on the evaluated side, per phase, with its
+    bootstrap interval (the same units and resamples as the headline's: see :func:`bootstrap_config`)."""
     test = run.test_side
     if test is None or "dist_type" not in test.columns or not run.phase_scores:
         return None
     scored = {p: run.scored(p) for p in phases_of(run)}
     scored = {p: f for p, f in scored.items() if f is not None and "dist_type" in f.columns}
+    cfg = bootstrap_config(run)
     html = ""
     for dataset, head in pairs(run):
         types = sorted(int(t) for t in test.loc[test["dataset"] == dataset, "dist_type"].dropna().unique())
         phases = [p for p, f in scored.items() if head in f.columns and (f["dataset"] == dataset).any()]
         if not types or not phases:
             continue
-        names = distortion_names(run, dataset)
-        series, body = {p: [] for p in phases}, []
-        for t in types:
-            n = int(((test["dataset"] == dataset) & (test["dist_type"] == t)).sum())
-            cells = [str(t), esc(names.get(t, f"type {t}")), str(n)]
-            for p in phases:
-                f = scored[p]
-                part = f[(f["dataset"] == dataset) & (f["dist_type"] == t) & f[head].notna()]
-                value = safe_srcc(part[head], part["mos_norm"])
-                series[p].append(value)
-                cells.append(fmt(value))
-            body.append(cells)
-        labels = [f"{t} {names.get(t, '')}".strip() for t in types]
-        html += (f"<h3>{esc(dataset)} / {esc(head)}</h3>"
-                 + image(plots.grouped_bars(labels, series, "SRCC within type"), f"SRCC per distortion, {dataset}")
-                 + table(["type", "distortion", "n", *(f"SRCC {p}" for p in phases)], body, left=2))
+        html += distortion_part(run, dataset, head, types, {p: scored[p] for p in phases}, cfg)
     if not html:
         return None
     return ('<p class="intro">Spearman correlation among the images of one distortion type (all levels and '
-            "references of the evaluated side); – where it is undefined (fewer than 3 images or a constant side)."
-            "</p>" + html)
+            f"references of the evaluated side) with its {cfg.level:.0%} cluster-bootstrap interval (whole "
+            "reference groups resampled for quality datasets, single images otherwise); – where it is undefined "
+            "(fewer than 3 images or a constant side).</p>" + html)
+
+
+def distortion_part(run: RunFolder, dataset: str, head: str, types: list[int], scored: dict,
+                    cfg: BootstrapConfig) -> str:
+    """One (dataset, head): bars with error bars and a table, a row per distortion type, a column per phase."""
+    test, names = run.test_side, distortion_names(run, dataset)
+    series = {p: [] for p in scored}
+    bars: dict[str, list] = {p: [] for p in scored}
+    body = []
+    for t in types:
+        n = int(((test["dataset"] == dataset) & (test["dist_type"] == t)).sum())
+        cells = [str(t), esc(names.get(t, f"type {t}")), str(n)]
+        for p, f in scored.items():
+            part = f[(f["dataset"] == dataset) & (f["dist_type"] == t) & f[head].notna()]
+            found = srcc_interval(part, head, cfg)
+            series[p].append(float("nan") if found.point is None else found.point)
+            bars[p].append(None if found.ci is None else tuple(found.ci))
+            cells.append(f"{fmt(found.point)} {fmt_interval(found.ci, '.2f')}" if found.ci else fmt(found.point))
+        body.append(cells)
+    labels = [f"{t} {names.get(t, '')}".strip() for t in types]
+    return (f"<h3>{esc(dataset)} / {esc(head)}</h3>"
+            + image(plots.grouped_bars(labels, series, "SRCC within type", bars), f"SRCC per distortion, {dataset}")
+            + table(["type", "distortion", "n", *(f"SRCC {p} [{cfg.level:.0%}]" for p in scored)], body, left=2))
+
+
+def srcc_interval(rows: pd.DataFrame, head: str, cfg: BootstrapConfig) -> Interval:
+    """SRCC of ``head`` against ``mos_norm`` over ``rows`` with its interval (point None where undefined)."""
+    units = bootstrap_units(_column(rows, "task"), _column(rows, "group") if "group" in rows.columns else None,
+                            rows["image_id"].to_numpy(object))
+    return interval(rows[head].to_numpy(float), rows["mos_norm"].to_numpy(float), units, "srcc", cfg)
+
+
+def _column(rows: pd.DataFrame, name: str) -> np.ndarray:
+    return rows[name].to_numpy(object) if name in rows.columns else np.full(len(rows), None, dtype=object)
+
+
+def bootstrap_config(run: RunFolder) -> BootstrapConfig:
+    """The resamples, seed and level of metrics.json's ``bootstrap`` block (the defaults for runs without one)."""
+    boot = (run.metrics or {}).get("bootstrap") or {}
+    known = {k: boot[k] for k in ("resamples", "seed", "level") if k in boot}
+    return BootstrapConfig(**known, allow_few=True)

@@ -92,6 +92,21 @@ def metric(key: str, value: float | int | None, signed: bool = False) -> str:
     return f'<span class="{cls}" data-metric="{esc(key)}">{text}</span>'
 
 
+def interval(lo_key: str, hi_key: str, ci: object) -> str:
+    """``[lo, hi]`` as two machine-checkable numbers (:func:`metric`), an en dash without an interval (a run from
+    before intervals, an undefined one)."""
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or any(is_missing(v) for v in ci):
+        return "–"
+    return f"[{metric(lo_key, ci[0])}, {metric(hi_key, ci[1])}]"
+
+
+def fmt_interval(ci: object, spec: str = ".3f") -> str:
+    """``[lo, hi]`` as plain text (:func:`fmt`), an en dash without an interval."""
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or any(is_missing(v) for v in ci):
+        return "–"
+    return f"[{fmt(float(ci[0]), spec)}, {fmt(float(ci[1]), spec)}]"
+
+
 def check(name: str, passed: bool) -> str:
     """A pass/fail badge carrying ``data-check="name"`` and ``data-value="true|false"``."""
     word, value = ("pass", "true") if passed else ("fail", "false")

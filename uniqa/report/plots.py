@@ -95,15 +95,18 @@ def histograms(values: dict[str, np.ndarray], bins: int = 30) -> str:
     return png_uri(fig)
 
 
-def grouped_bars(categories: list[str], series: dict[str, list[float]], ylabel: str) -> str:
-    """Bars per category, one colour per series (a missing value leaves a gap)."""
+def grouped_bars(categories: list[str], series: dict[str, list[float]], ylabel: str,
+                 intervals: dict[str, list[tuple[float, float] | None]] | None = None) -> str:
+    """Bars per category, one colour per series (a missing value leaves a gap); ``intervals`` (per series, a
+    (lo, hi) or None per category) draws error bars."""
     fig = _figure(min(14.0, max(6.0, 0.35 * len(categories) * max(1, len(series)) + 2)), 3.4)
     ax = fig.subplots()
     x = np.arange(len(categories))
     width = 0.8 / max(1, len(series))
     for i, (name, vals) in enumerate(series.items()):
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, np.asarray(vals, float), width,
-               label=name, color=PHASE_COLOURS.get(name))
+        values = np.asarray(vals, float)
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name, color=PHASE_COLOURS.get(name),
+               yerr=error_bars(values, (intervals or {}).get(name)), capsize=3, error_kw={"lw": 1})
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xticks(x, categories, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
@@ -111,3 +114,12 @@ def grouped_bars(categories: list[str], series: dict[str, list[float]], ylabel: 
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     return png_uri(fig)
+
+
+def error_bars(values: np.ndarray, intervals: list[tuple[float, float] | None] | None) -> np.ndarray | None:
+    """(2, n) distances below / above each value of its interval (0 where there is none), or None."""
+    if not intervals:
+        return None
+    bounds = np.array([iv if iv is not None else (np.nan, np.nan) for iv in intervals], float).reshape(-1, 2)
+    below, above = values - bounds[:, 0], bounds[:, 1] - values
+    return np.nan_to_num(np.clip(np.stack([below, above]), 0, None))
