@@ -102,12 +102,34 @@ def _alive_nodes(dashboard: str) -> list[str]:
     return [n["node_ip"] for n in reply["data"]["result"]["result"] if n["state"] == "ALIVE"]
 
 
+def _gcs_alive_nodes(address: str) -> list[str]:
+    """The alive nodes' IPs as the GCS at ``address`` lists them ([] while it does not answer yet)."""
+    from ray._raylet import GcsClient
+    from ray.core.generated.gcs_pb2 import GcsNodeInfo
+
+    with contextlib.suppress(Exception):  # not listening yet, or an RPC timeout on a busy machine: ask again
+        infos = GcsClient(address=address).get_all_node_info(timeout=5).values()
+        return [n.node_manager_address for n in infos if n.state == GcsNodeInfo.GcsNodeState.ALIVE]
+    return []
+
+
+def _wait_until(ready, what: str, timeout: float, procs: list[subprocess.Popen]) -> None:
+    """Poll ``ready()`` every second until it holds; fail if a `ray start` exits or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert all(p.poll() is None for p in procs), "a `ray start` exited"
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not up after {timeout} s")
+        time.sleep(1)
+
+
 @contextlib.contextmanager
 def two_node_cluster(num_cpus: int = 1, dashboard: bool = False, object_store: int = 100_000_000,
                      log_dir: Path | None = None, ready_timeout: float = 120) -> Iterator[Cluster]:
     """Start the head (127.0.0.2, optionally with the dashboard on 127.0.0.2) and one worker node (127.0.0.3,
-    resource ``worker_node``), each with ``num_cpus`` CPUs; stop both and remove Ray's current-cluster marker
-    if it names this head. ``log_dir``: where the two `ray start` processes' output goes."""
+    resource ``worker_node``), each with ``num_cpus`` CPUs, and wait until both are up (and the dashboard lists
+    them); stop both and remove Ray's current-cluster marker if it names this head. ``log_dir``: where the two
+    `ray start` processes' output goes."""
     port = free_port()
     dash_port = free_port() if dashboard else None
     common = ["--block", f"--num-cpus={num_cpus}", f"--object-store-memory={object_store}", "--disable-usage-stats"]
@@ -124,22 +146,22 @@ def two_node_cluster(num_cpus: int = 1, dashboard: bool = False, object_store: i
     address, procs = f"{HEAD_IP}:{port}", [head]
     url = f"http://{HEAD_IP}:{dash_port}" if dashboard else None
     try:
-        time.sleep(3)  # the worker node retries until the head answers; this only saves it a retry
+        # the head first (a worker node or a driver that asks too early may give up), then both nodes: a busy
+        # machine may take many seconds for either, so this polls with a generous deadline instead of sleeping
+        _wait_until(lambda: HEAD_IP in _gcs_alive_nodes(address), "the head node", ready_timeout, procs)
         worker = subprocess.Popen([RAY, "start", f"--address={address}", f"--node-ip-address={WORKER_IP}",
                                    '--resources={"worker_node": 1}', *common], env=node_env(WORKER_IP),
                                   start_new_session=True, stdout=out("worker"), stderr=subprocess.STDOUT)
         procs.append(worker)
-        if url:  # wait for the dashboard and both nodes (without it, callers wait themselves)
-            deadline, nodes = time.monotonic() + ready_timeout, []
-            while time.monotonic() < deadline:
-                assert head.poll() is None and worker.poll() is None, "a `ray start` exited"
-                with contextlib.suppress(OSError, ValueError, KeyError):
-                    nodes = _alive_nodes(url)
-                    if sorted(nodes) == [HEAD_IP, WORKER_IP]:
-                        break
-                time.sleep(1)
-            else:
-                raise TimeoutError(f"cluster not up after {ready_timeout} s (alive nodes: {nodes})")
+        nodes = (lambda: _alive_nodes(url)) if url else (lambda: _gcs_alive_nodes(address))
+        both = [HEAD_IP, WORKER_IP]
+
+        def up() -> bool:
+            with contextlib.suppress(OSError, ValueError, KeyError):  # the dashboard may not answer yet
+                return sorted(nodes()) == both
+            return False
+
+        _wait_until(up, "both nodes" + (" and the dashboard" if url else ""), ready_timeout, procs)
         yield Cluster(address, url, time.monotonic() - start, (head.pid, worker.pid))
     finally:
         for proc in reversed(procs):

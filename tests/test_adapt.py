@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
+from safetensors.torch import load_file as load
 
 from uniqa.adapters.config import AdaptConfig
 from uniqa.adapters.protocols import carve, run_seed
@@ -61,22 +63,22 @@ def test_validation_holds_whole_groups_and_enough_images():
 
 
 def test_runs_are_as_documented(manifest):
-    """The runs, sizes and seeds of every protocol on the sample corpus (8 references x 45 images; the manifest's
-    split_i puts 6 references in train)."""
+    """The runs, sizes and seeds of every protocol on the sample corpus (40 references x 60 images; the manifest's
+    split_i puts 32 references in train)."""
     full = preflight(manifest, None, AdaptConfig(model="uniqa-tiny", protocol="full"))
     assert [p.name for p in full.plans] == [f"split_{i}" for i in range(10)]
-    assert {(len(p.train), len(p.val), len(p.test), p.labels) for p in full.plans} == {(270, 45, 90, 270)}
+    assert {(len(p.train), len(p.val), len(p.test), p.labels) for p in full.plans} == {(1920, 240, 480, 1920)}
     assert [p.seed for p in full.plans] == [run_seed(0, f"full/split_{i}") for i in range(10)]
     assert run_seed(0, "full/split_0") == 1808129441  # sha256-based: the same on every machine
     groups = np.array([i.split("_")[0] for i in full.ids])
     for plan in full.plans:
         train_groups, val_groups = set(groups[plan.train]), set(groups[plan.val])
         assert not train_groups & set(groups[plan.test])  # a reference never on both sides
-        assert len(val_groups) == 1 and val_groups < train_groups  # the clean run holds out one whole group
+        assert len(val_groups) == 4 and val_groups < train_groups  # the clean run holds out whole groups (10%)
         assert not set(groups[plan.clean_train]) & val_groups
     few = preflight(manifest, None, AdaptConfig(model="uniqa-tiny", protocol="few-label"))
     assert [(p.name, p.split, p.labels, len(p.train), len(p.test)) for p in few.plans] == [
-        (f"n{n}-seed{j}", j, n, n, 90) for n in (50, 100, 200) for j in range(5)]
+        (f"n{n}-seed{j}", j, n, n, 480) for n in (50, 100, 200) for j in range(5)]
     for plan in few.plans:
         side = full.plans[plan.split]
         assert set(plan.train) <= set(side.train) and np.array_equal(plan.test, side.test)
@@ -85,7 +87,7 @@ def test_runs_are_as_documented(manifest):
     again = preflight(manifest, None, AdaptConfig(model="uniqa-tiny", protocol="few-label"))
     assert all(np.array_equal(a.train, b.train) for a, b in zip(few.plans, again.plans))
     zero = preflight(manifest, None, AdaptConfig(model="uniqa-tiny", protocol="zero-shot", splits=(0, 3)))
-    assert [(p.name, len(p.test)) for p in zero.plans] == [("split_0", 90), ("split_3", 90)]
+    assert [(p.name, len(p.test)) for p in zero.plans] == [("split_0", 480), ("split_3", 480)]
 
 
 def _cached_features(manifest: str, train_views: int, out: str) -> str:
@@ -146,13 +148,21 @@ def test_a_rerun_skips_finished_runs_and_ends_with_the_same_tables(small_manifes
     first = run_adapt(small_manifest, features, str(out), cfg)
     assert (first.rows_written, first.already_done) == (3, 0)
     results = pq.read_table(out / "results.parquet").to_pandas()
-    weights = (out / "adapters" / "split_1" / "head.safetensors").read_bytes()
+    weights = load(out / "adapters" / "split_1" / "head.safetensors")
+    skipped = (out / "adapters" / "split_0" / "head.safetensors").read_bytes()
     (out / "runs" / "split_1.json").unlink()  # as if killed before split_1 finished
     (out / "runs" / "split_2.json").write_text('{"rows": [')  # ... or while writing split_2's rows
     again = run_adapt(small_manifest, features, str(out), replace(cfg, threads=2))  # execution knobs may change
     assert (again.rows_written, again.already_done, again.complete) == (2, 1, True)
-    assert pq.read_table(out / "results.parquet").to_pandas().equals(results)
-    assert (out / "adapters" / "split_1" / "head.safetensors").read_bytes() == weights
+    # the rerun's 2 torch threads may sum in another order than the first run's 1 (seen on a busy 2-core machine:
+    # PLCC 0.521244 vs 0.521242): the same tables and weights up to 1e-5; every other column exactly
+    pd.testing.assert_frame_equal(pq.read_table(out / "results.parquet").to_pandas(), results, check_exact=False,
+                                  rtol=0, atol=1e-5)
+    rerun = load(out / "adapters" / "split_1" / "head.safetensors")
+    assert rerun.keys() == weights.keys()
+    for key in weights:
+        assert torch.allclose(rerun[key], weights[key], rtol=0, atol=1e-5), key
+    assert (out / "adapters" / "split_0" / "head.safetensors").read_bytes() == skipped  # not run again: as it was
     done = run_adapt(small_manifest, features, str(out), cfg)
     assert (done.rows_written, done.already_done) == (0, 3)
     with pytest.raises(UniqaError, match="holds output made with lr=0.0002, this run has lr=0.001"):
@@ -165,12 +175,12 @@ def test_bad_input_fails_before_any_work(manifest, small_manifest, tmp_path):
     cfg = AdaptConfig(model="uniqa-tiny", seed=1, runner="local")  # seed 1: another random-init model
     with pytest.raises(UniqaError, match="were made with model_checksum 'uniqa-tiny@random-init:seed=0'"):
         run_adapt(small_manifest, features, str(out), cfg)
-    with pytest.raises(UniqaError, match="lack 342 labelled images"):
+    with pytest.raises(UniqaError, match="lack 2382 labelled images"):
         run_adapt(manifest, features, str(out), AdaptConfig(model="uniqa-tiny", runner="local"))
-    with pytest.raises(UniqaError, match="few-label size 300 needs 300 labelled training images, but split_0 has "
-                                         "only 270"):
+    with pytest.raises(UniqaError, match="few-label size 2000 needs 2000 labelled training images, but split_0 has "
+                                         "only 1920"):
         run_adapt(manifest, None, str(out), AdaptConfig(model="uniqa-tiny", protocol="few-label",
-                                                        few_label_sizes=(50, 300)))
+                                                        few_label_sizes=(50, 2000)))
     no_mos = pq.read_table(f"{manifest}/part-00000.parquet").drop_columns(["mos_norm"])
     (tmp_path / "nomos").mkdir()
     pq.write_table(no_mos, tmp_path / "nomos" / "part-0.parquet")

@@ -30,7 +30,7 @@ from uniqa.data.images import load_image
 from uniqa.errors import UniqaError
 from uniqa.schema import LEVELS, TASKS
 
-REFS = (1, 2, 3, 4, 5, 7)  # sample references (6, the dark Hubble field, is legitimately underexposed)
+REFS = (1, 2, 3, 5, 7, 10)  # colour-photo tiles of the sample (textures and dark tiles measure as such)
 
 
 def sample_image(root: str, ref: int, distortion: int | None = None, level: int = 0) -> np.ndarray:
@@ -78,12 +78,15 @@ def test_custom_prompt_file_is_validated(tmp_path):
 @pytest.mark.slow
 def test_measures_move_monotonically_with_each_distortion(sample_corpus):
     """More severe -> strictly lower sharpness (Gaussian blur), higher noise, blockiness (JPEG), lower/higher
-    brightness (under/over-exposure), lower contrast, lower colourfulness, higher pixelation; motion blur:
-    level 5 < level 1 < reference (its direction is random per level). Every one of the sample's distortions."""
+    brightness (under/over-exposure), lower contrast, lower colourfulness, higher pixelation, higher noise (impulse
+    noise), lower contrast (chromatic aberration); motion blur: level 5 < level 1 < reference (its direction is
+    random per level); quantisation: level 5 more colourful than the reference. Every one of the sample's
+    distortions."""
     from uniqa.data.distortions import DISTORTIONS
 
     checks = {1: ("sharpness", -1), 3: ("noise", 1), 4: ("blockiness", 1), 5: ("brightness", -1),
-              6: ("brightness", 1), 7: ("contrast", -1), 8: ("colourfulness", -1), 9: ("pixelation", 1)}
+              6: ("brightness", 1), 7: ("contrast", -1), 8: ("colourfulness", -1), 9: ("pixelation", 1),
+              10: ("noise", 1), 12: ("contrast", -1)}
     for ref in REFS:
         for d, (key, sign) in checks.items():
             values = [measured(sample_corpus, ref, d, lv)[key] for lv in range(6)]
@@ -91,7 +94,9 @@ def test_measures_move_monotonically_with_each_distortion(sample_corpus):
         assert measured(sample_corpus, ref, 9, 1)["pixelation"] > 0.45  # the mildest pixelation is named
         motion = [measured(sample_corpus, ref, 2, lv)["sharpness"] for lv in (5, 1, 0)]
         assert motion[0] < motion[1] < motion[2], motion
-    assert sorted([*checks, 2]) == [d.id for d in DISTORTIONS]
+        banding = [measured(sample_corpus, ref, 11, lv)["colourfulness"] for lv in (0, 5)]  # quantisation
+        assert banding[1] > banding[0] * 1.3, banding
+    assert sorted([*checks, 2, 11]) == [d.id for d in DISTORTIONS]
 
 
 def test_captions_name_the_distortion_and_the_level(sample_corpus):
@@ -311,7 +316,9 @@ def test_session_retries_then_answers_and_never_raises():
     from openai_server import WIDTH_500_ALWAYS, WIDTH_500_ONCE, WIDTH_OK, WIDTH_TIMEOUT_ALWAYS, OpenAIServer
 
     async def run(url):
-        factory = SessionFactory(timeout_s=0.3, max_retries=2, retry_wait_s=0.01)
+        # 2 s per attempt: an answered request never comes near it, even on a busy machine (with 0.3 s one could time
+        # out, be retried, and change the attempt counts below); the server's sleep (10 s) stays far past it
+        factory = SessionFactory(timeout_s=2.0, max_retries=2, retry_wait_s=0.01)
         async with factory() as session:
             tasks = [session.post(url, headers={}, data=_payload(w))
                      for w in (WIDTH_OK, WIDTH_500_ONCE, WIDTH_500_ALWAYS, WIDTH_TIMEOUT_ALWAYS)]
@@ -325,14 +332,14 @@ def test_session_retries_then_answers_and_never_raises():
                 answers.append(await response.json())
         return answers
 
-    with OpenAIServer(sleep_s=1.0) as server:
+    with OpenAIServer(sleep_s=10.0) as server:
         answers = asyncio.run(run(server.url))
         assert server.violations == []
         assert sorted(server.attempts.values()) == [1, 2, 3, 3]  # ok, 500 once, 500 x3, timeout x3
     assert chat.parse_chat_response(answers[0])[0].startswith("The quality of this image is fair")
     assert chat.parse_chat_response(answers[1])[0].startswith("The quality of this image is fair")
     assert answers[2]["uniqa_error"] == "failed after 3 attempts: HTTP 500: Internal Server Error"
-    assert answers[3]["uniqa_error"] == "failed after 3 attempts: timed out after 0.3 s"
+    assert answers[3]["uniqa_error"] == "failed after 3 attempts: timed out after 2 s"
     assert answers[4]["uniqa_error"].startswith("failed after 3 attempts: ClientConnectorError")
 
 

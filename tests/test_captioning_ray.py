@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from killed_driver import wait_until_job_ended
 from openai_server import FAILING_WIDTHS, OpenAIServer
 from PIL import Image
 
@@ -118,10 +119,12 @@ def test_openai_backend_end_to_end_with_failures(ray_session, s3_bucket, tmp_pat
     levels = {r["image_id"]: r["level"] for r in read_table(manifest, MANIFEST).to_pylist()}
     monkeypatch.setenv("UNIQA_TEST_KEY", "sk-loopback")
     out = f"{s3_bucket}/captions"
-    with OpenAIServer(model="test-vlm", api_key="sk-loopback", sleep_s=2.0) as server:
+    # 3 s per attempt: an answered request never comes near it, even on a busy machine (with 0.5 s one could time
+    # out, be retried, and change the attempt counts); the server's timeouts (sleep 15 s) stay far past it
+    with OpenAIServer(model="test-vlm", api_key="sk-loopback", sleep_s=15.0) as server:
         code = main(["caption", "--manifest", manifest, "--out", out, "--backend", "openai", "--quiet",
                      "--set", f"openai.url={server.url}", "--set", "openai.model=test-vlm",
-                     "--set", "openai.api_key_env=UNIQA_TEST_KEY", "--set", "openai.timeout_s=0.5",
+                     "--set", "openai.api_key_env=UNIQA_TEST_KEY", "--set", "openai.timeout_s=3",
                      "--set", "openai.max_retries=2", "--set", "openai.retry_wait_s=0.05",
                      "--set", "openai.batch_size=4", "--set", "openai.qps=50"])
         assert code == 0
@@ -172,9 +175,11 @@ def start_killable(args: list[str], ray_address: str) -> subprocess.Popen:
 
 def kill_when(proc: subprocess.Popen, out: str, parts: int, timeout_s: float = 150.0) -> None:
     """SIGKILL the driver once ``out`` holds ``parts`` committed files (or on timeout), then wait until Ray has
-    ended its job (its tasks and actors are killed: none of them can commit a file after this returns)."""
-    from ray._private.state import jobs
+    ended its job and its workers (its tasks and actors are killed: none of them can commit a file after this
+    returns)."""
+    import psutil
 
+    started = psutil.Process(proc.pid).create_time()  # the job's workers start after its driver
     deadline = time.monotonic() + timeout_s
     try:
         while len(part_files(out)) < parts and proc.poll() is None and time.monotonic() < deadline:
@@ -182,11 +187,7 @@ def kill_when(proc: subprocess.Popen, out: str, parts: int, timeout_s: float = 1
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
-    while time.monotonic() < deadline:  # the GCS marks the job dead when its driver's connection drops
-        if any(j["DriverPid"] == proc.pid and j["IsDead"] for j in jobs()):
-            break
-        time.sleep(0.1)
-    time.sleep(1.0)  # the raylet kills the job's workers right after
+    wait_until_job_ended(proc.pid, started)
 
 
 @pytest.mark.timeout(300)

@@ -78,11 +78,12 @@ def test_two_workers_gather_negatives_with_gradients(tmp_path):
     image, text, log_scale = _features()
     full = contrastive_loss(image, text, log_scale.exp())  # one worker, all 8 rows
     full.backward()
-    # local loss: each rank averages over its own 4 rows against all 8, so the full loss is the ranks' mean
-    assert torch.allclose((ranks[0]["loss"] + ranks[1]["loss"]) / 2, full.detach(), atol=1e-6)
+    # local loss: each rank averages over its own 4 rows against all 8, so the full loss is the ranks' mean. Two
+    # ranks sum in another order than one process: equal up to 1e-5 (measured ~5e-7), not to the last bit
+    assert torch.allclose((ranks[0]["loss"] + ranks[1]["loss"]) / 2, full.detach(), atol=1e-5)
     assert not torch.allclose(ranks[0]["loss"], full.detach(), atol=1e-3)  # a rank alone sees other negatives
     # gather_with_grad: a rank's rows also get the gradient of the other rank's loss terms
     for key, grad in (("image", image.grad), ("text", text.grad)):
         assert torch.count_nonzero(ranks[0][key][4:]) == 0 and torch.count_nonzero(ranks[0][key][:4]) > 0
-        assert torch.allclose(ranks[0][key] + ranks[1][key], 2 * grad, atol=1e-6)
+        assert torch.allclose(ranks[0][key] + ranks[1][key], 2 * grad, atol=1e-5)
     assert torch.allclose(ranks[0]["scale"] + ranks[1]["scale"], 2 * log_scale.grad, atol=1e-5)

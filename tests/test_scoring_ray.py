@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import test_scoring
 import yaml
+from killed_driver import wait_until_job_ended
 from test_scoring import check_zoo_rows, tiny_config
 from zoo import good_images
 
@@ -39,7 +40,9 @@ def read_scores(out: str) -> dict[str, dict]:
     return {row["image_id"]: row for row in table.to_pylist()}
 
 
-def assert_same_scores(a: dict[str, dict], b: dict[str, dict], heads=HEADS, tol: float = 1e-6) -> None:
+def assert_same_scores(a: dict[str, dict], b: dict[str, dict], heads=HEADS, tol: float = 1e-5) -> None:
+    """The same rows and errors; scores equal up to ``tol``: the runs differ in batch size, actor count and torch
+    threads (the API in this process, actors with Ray's OMP_NUM_THREADS), which may change float reduction order."""
     assert a.keys() == b.keys()
     for key, row in a.items():
         assert row["error"] == b[key]["error"], key
@@ -103,7 +106,7 @@ def test_zoo_every_row_same_scores_for_any_batching_on_s3_and_as_api(
     assert_same_scores(large_rows, small_rows)
     for key, row in large_rows.items():
         if row["error"] is None:
-            assert np.allclose(row["embedding"], api[key]["embedding"], atol=1e-6)
+            assert np.allclose(row["embedding"], api[key]["embedding"], rtol=0, atol=1e-5)  # as assert_same_scores
         else:
             assert row["embedding"] is None
 
@@ -133,7 +136,7 @@ def _session_pids(sid: int) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)  # two runs, a wait for the killed job, a clean run: 180 s seen at load average 44
 def test_sigkill_mid_run_then_rerun_equals_clean_run(ray_session, tiny_model, tmp_path):
     from uniqa.cli import main
     from uniqa.scoring.api import Scorer
@@ -149,13 +152,14 @@ def test_sigkill_mid_run_then_rerun_equals_clean_run(ray_session, tiny_model, tm
             "--set", "rows_per_file=16", "--set", "num_cpus=0.5", "--set", "decode_cpus=0.5"]
     address = ray_session.get_runtime_context().gcs_address
     log = open(tmp_path / "driver.log", "wb")
+    started = time.time()  # the job's workers start after this
     proc = subprocess.Popen([sys.executable, "-m", "uniqa.cli", *args, "--ray-address", address],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.time() + 150
+        deadline = time.monotonic() + 150
         while not (out.exists() and any(p.name.startswith("part-") for p in out.iterdir())):
             assert proc.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-            assert time.time() < deadline, "no part file within 150 s"
+            assert time.monotonic() < deadline, "no part file within 150 s"
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -166,6 +170,7 @@ def test_sigkill_mid_run_then_rerun_equals_clean_run(ray_session, tiny_model, tm
             except ProcessLookupError:
                 pass
         log.close()
+    wait_until_job_ended(proc.pid, started)  # no task of the killed job can still commit a file (nor race the rerun)
     killed_rows = sum(pq.read_metadata(p).num_rows for p in out.glob("part-*.parquet"))
     assert 0 < killed_rows < 200, killed_rows  # really killed mid-run
 

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from killed_driver import wait_until_job_ended
 
 from uniqa.cli import main
 
@@ -45,8 +46,8 @@ COLUMNS = ["trial_id", "trial", "config_lr", "config_epochs", "config_weight_dec
 
 @pytest.fixture(scope="module")
 def cached(sample_corpus, tmp_path_factory):
-    """A 160-image KADID-format manifest (20 images of each of the 8 references) and its feature cache (uniqa-tiny,
-    2 training views), shared by every test here."""
+    """A 160-image KADID-format manifest (20 images of each of the sample's first 8 references) and its feature
+    cache (uniqa-tiny, 2 training views), shared by every test here."""
     import pyarrow as pa
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -60,7 +61,7 @@ def cached(sample_corpus, tmp_path_factory):
     prepare("kadid10k", f"{sample_corpus}/iqa", str(root / "full"))
     table = pq.read_table(root / "full").sort_by("image_id")
     groups = table["group"].to_pylist()
-    keep = [i for g in sorted(set(groups)) for i in [j for j, x in enumerate(groups) if x == g][:20]]
+    keep = [i for g in sorted(set(groups))[:8] for i in [j for j, x in enumerate(groups) if x == g][:20]]
     write_table(table.take(pa.array(keep)), str(root / "manifest"), MANIFEST)
     features = _cached_features(str(root / "manifest"), 2, str(root / "features"))
     return root, str(root / "manifest"), features
@@ -82,7 +83,9 @@ def test_asha_sweep_failure_and_best_export(ray_session, cached, capsys):
     root, manifest, features = cached
     out = root / "asha"
     start = time.perf_counter()
-    code = main(["tune", "--config", _sweep(root, "asha", fail=[3]), "--manifest", manifest, "--features", features,
+    # one trial at a time: which trials ASHA stops then does not depend on the order concurrent trials report in
+    code = main(["tune", "--config", _sweep(root, "asha", concurrency=1, fail=[3]), "--manifest", manifest,
+                 "--features", features,
                  "--out", str(out), "--quiet"])
     seconds = time.perf_counter() - start
     printed = capsys.readouterr().out
@@ -103,7 +106,8 @@ def test_asha_sweep_failure_and_best_export(ray_session, cached, capsys):
     assert "trial  lr" in printed and f"best: trial {best['trial']} val_srcc" in printed
     # the export: retrained from the same seed, it reproduces the trial's validation SRCC; only it sees the test side
     test = json.loads((out / "test.json").read_text())
-    assert test["trial"] == best["trial"] and test["n_test"] == 40 and test["split"] == 0
+    n_test = sum(side == "test" for side in read_columns(manifest, ["split_0"])["split_0"].to_pylist())
+    assert test["trial"] == best["trial"] and test["n_test"] == n_test > 0 and test["split"] == 0
     assert test["val_srcc"] == pytest.approx(best["best_val_srcc"], abs=1e-6)
     summary = json.loads((out / "_summary.json").read_text())
     assert (summary["rows_in"], summary["rows_out"], summary["rows_with_errors"]) == (8, 8, 1)
@@ -115,7 +119,7 @@ def test_asha_sweep_failure_and_best_export(ray_session, cached, capsys):
     mos = np.array([r["mos_norm"] for r in m if r["split_0"] == "test"])
     pred = predict(head, torch.from_numpy(load_features(features, ids, 2, 10).test))
     assert correlations(pred, mos)["srcc"] == pytest.approx(test["srcc"], abs=1e-6)
-    assert "base" in (out / "best.yaml").read_text() and seconds < 600
+    assert "base" in (out / "best.yaml").read_text()  # (no bound on ``seconds``: a busy machine may be 3x slower)
     print(f"8-trial ASHA sweep: {seconds:.0f} s, {len(stopped)} stopped early")
 
 
@@ -126,6 +130,7 @@ def test_sigkill_and_rerun_does_not_redo_finished_trials(ray_session, cached, ca
     args = ["tune", "--config", _sweep(root, "killed", concurrency=1), "--manifest", manifest, "--features", features,
             "--out", str(out), "--quiet"]
     address = ray_session.get_runtime_context().gcs_address
+    started = time.time()  # the job's workers start after this
     proc = subprocess.Popen([sys.executable, "-m", "uniqa.cli", *args, "--ray-address", address],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     ledger = out / "_ledger"
@@ -142,6 +147,7 @@ def test_sigkill_and_rerun_does_not_redo_finished_trials(ray_session, cached, ca
     finally:
         os.kill(proc.pid, signal.SIGKILL)  # the driver only (it joined the test's Ray: no other process of its own)
         proc.wait()
+    wait_until_job_ended(proc.pid, started)  # its trials' actors are gone: none writes beside the rerun
     from uniqa.config import load_config
     from uniqa.tuning.config import TuneConfig
     from uniqa.tuning.run import finished_trials

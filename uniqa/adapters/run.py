@@ -111,12 +111,18 @@ def execute(plan: RunPlan, train: TrainFeatures | np.ndarray, test, mos: np.ndar
             recipe: Recipe, trained_set: str, threads: int | None = None) -> tuple[list[dict], list[dict], dict]:
     """One run (pure torch): zero-shot heads, or a reference-style and a clean training. ``test``: test-view
     features [N, T, D] of every labelled image. Returns (result rows, history rows, clean head state)."""
+    from uniqa.adapters.training import torch_threads
+
+    with torch_threads(threads):
+        return _execute(plan, train, test, mos, templates, recipe, trained_set)
+
+
+def _execute(plan: RunPlan, train, test, mos: np.ndarray, templates: dict, recipe: Recipe,
+             trained_set: str) -> tuple[list[dict], list[dict], dict]:
     import torch
 
     from uniqa.adapters.training import train_head
 
-    if threads:
-        torch.set_num_threads(threads)
     test = torch.as_tensor(test)
     source = cached_source(train) if isinstance(train, np.ndarray) else train
     sets = {name: (test[torch.from_numpy(pos)], mos[pos]) for name, pos in (("test", plan.test), ("val", plan.val))}

@@ -134,7 +134,7 @@ def _tile_boxes(img, count: int) -> list[tuple[int, int]]:
     h, w = img.shape[:2]
     ys, xs = range(0, h - TILE + 1, TILE), range(0, w - TILE + 1, TILE)
     lum = img.astype(np.float64).mean(axis=-1)
-    scored = sorted(((-round(float(lum[y:y + TILE, x:x + TILE].std()), 6), y, x) for y in ys for x in xs))
+    scored = sorted((-round(float(lum[y:y + TILE, x:x + TILE].std()), 6), y, x) for y in ys for x in xs)
     return sorted((y, x) for _, y, x in scored[:count])
 
 

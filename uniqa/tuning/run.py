@@ -175,15 +175,13 @@ def adapter_recipe(config: dict, data: AdapterData):
 
 def train_adapter(config: dict, data: AdapterData, evals: dict, on_epoch):
     """The adapter recipe on cached features for one config (the same call in a trial and for the export)."""
-    import torch
+    from uniqa.adapters.training import cached_source, torch_threads, train_head
 
-    from uniqa.adapters.training import cached_source, train_head
-
-    torch.set_num_threads(data.threads)
     recipe, prompt_set, k = adapter_recipe(config, data)
     source = cached_source(np.ascontiguousarray(data.train[:, :k]))
-    return train_head(data.templates[prompt_set], source, data.train_pos, data.train_mos, evals, "val", recipe,
-                      data.seed, on_epoch)
+    with torch_threads(data.threads):
+        return train_head(data.templates[prompt_set], source, data.train_pos, data.train_mos, evals, "val", recipe,
+                          data.seed, on_epoch)
 
 
 def adapter_trial(config: dict, data: AdapterData) -> None:
