@@ -246,7 +246,7 @@ def demo_run(tmp_path_factory):
         assert (Path(given) / "metrics.json").is_file(), f"UNIQA_DEMO_RUN={given} holds no finished demo run"
         return Path(given), None
     out = tmp_path_factory.mktemp("demo") / "run"
-    result, _ = _run_demo(out, timeout=1400)
+    result, _ = _run_demo(out, timeout=2700)  # ~10 min idle; a busy machine may take 2-3x
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return out, result
 
@@ -257,7 +257,7 @@ def _report_numbers(html: str, names: str = "srcc") -> dict[str, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)
+@pytest.mark.timeout(3000)
 def test_the_demo_learns_and_the_report_says_so(demo_run):
     out, first = demo_run
     keys = set(StageSummary(stage="x", inputs={}, output="", rows_in=0, rows_out=0).to_dict())
@@ -273,7 +273,8 @@ def test_the_demo_learns_and_the_report_says_so(demo_run):
     # computed from the evaluation summaries and the scores of split_0's test rows, nothing else
     assert metrics == demo.assemble_metrics(tables, demo.read_parts(str(out)))
     srcc = {(r["phase"], r["dataset"], r["head"]): r["srcc"] for r in metrics["results"]}
-    assert {r["n"] for r in metrics["results"] if r["dataset"] == "kadid10k"} == {90}  # two held-out references
+    assert {(r["n"], r["groups"]) for r in metrics["results"] if r["dataset"] == "kadid10k"} == {(480, 8)}  # 8 refs
+    assert {(r["n"], r["groups"]) for r in metrics["results"] if r["dataset"] == "ava"} == {(64, 64)}
     assert all(r["srcc_ci"] is not None and r["srcc_ci"][0] <= r["srcc_ci"][1] for r in metrics["results"]
                if r["srcc"] is not None), metrics["results"]
     assert metrics["zero_shot_gain"]["kadid10k/quality"]["point"] >= 0.2, metrics
@@ -308,7 +309,7 @@ def test_the_demo_learns_and_the_report_says_so(demo_run):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)
+@pytest.mark.timeout(3000)
 def test_the_adapter_beats_zero_shot_on_held_out_references(demo_run):
     out, _ = demo_run
     metrics = json.loads((out / "metrics.json").read_text())

@@ -70,7 +70,10 @@ def _write_manifests(root: Path, rows: list[dict]) -> None:
                                                      "level", "group")}
         columns |= {c: [r["split"] for r in mine] for c in SPLIT_COLUMNS}
         columns["attrs"] = pa.array([r["attrs"] for r in mine], pa.map_(pa.string(), pa.float64()))
-        write_table(pa.table(columns), str(root / "manifests" / part), MANIFEST)
+        table = pa.table(columns)
+        write_table(table, str(root / "manifests" / part), MANIFEST)
+        test = table.filter(pa.compute.equal(table["split_0"], "test"))  # the demo's test-side manifest: a subset
+        write_table(test, str(root / "manifests" / f"{part}-test"), MANIFEST)
 
 
 def _write_scores(root: Path, rows: list[dict]) -> dict[str, dict[str, np.ndarray]]:
@@ -345,7 +348,9 @@ def test_distortion_srcc_carries_a_bootstrap_interval_over_references(demo_repor
     text, _ = parse(path)
     distortions = text[text.index('id="distortions"'):text.index('id="pretraining"')]
     assert "95% cluster-bootstrap interval" in distortions and "SRCC after [95%]" in distortions
-    scored = RunFolder(str(root)).scored("after")
+    run = RunFolder(str(root))
+    assert run.manifest["image_id"].is_unique  # manifests/<part> and its test-side subset: each image once
+    scored = run.scored("after")
     part = scored[(scored["dataset"] == "kadid10k") & (scored["dist_type"] == 2)]
     assert len(part) == 6 and set(part["group"]) == {"I02", "I03"}  # two test references, three levels each
     found = interval(part["quality"], part["mos_norm"], part["group"].to_numpy(), "srcc")

@@ -166,7 +166,8 @@ class RunFolder:
     @cached_property
     def manifest(self) -> pd.DataFrame | None:
         """Every manifest under ``manifests/`` with the evaluated split column and, where the rows carry them,
-        ``dist_type`` / ``dist_level`` from ``attrs``; None when there is none."""
+        ``dist_type`` / ``dist_level`` from ``attrs``, each image once (a demo also keeps its test side's rows in a
+        manifest of their own); None when there is none."""
         parts = subfolders(self.path("manifests"))
         if not parts:
             return None
@@ -184,7 +185,9 @@ class RunFolder:
                 for key in ("dist_type", "dist_level"):
                     frame[key] = pc.map_lookup(table["attrs"], key, "first").to_numpy(zero_copy_only=False)
             frames.append(frame)
-        return pd.concat(frames, ignore_index=True) if frames else None
+        if not frames:
+            return None
+        return pd.concat(frames, ignore_index=True).drop_duplicates("image_id", ignore_index=True)
 
     @cached_property
     def test_side(self) -> pd.DataFrame | None:
