@@ -65,3 +65,21 @@ def sample_corpus(tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("sample_corpus"))
     build_sample(out, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def small_kadid(sample_corpus, tmp_path_factory) -> str:
+    """A KADID-format root of the sample's first 8 references x its first 9 distortions x 5 levels (360 images,
+    the images linked, not copied): `uniqa data prepare kadid10k` puts 6 references in train and 2 in test, the
+    size tests that run whole protocols on 2 cores were made for."""
+    import csv
+
+    root = tmp_path_factory.mktemp("small_kadid")
+    (root / "images").symlink_to(os.path.join(sample_corpus, "iqa", "images"), target_is_directory=True)
+    with open(os.path.join(sample_corpus, "iqa", "dmos.csv"), newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["ref_img"][1:3]) <= 8 and int(r["dist_img"][4:6]) <= 9]
+    with open(root / "dmos.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["dist_img", "ref_img", "dmos", "var"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return str(root)

@@ -15,14 +15,14 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def setup(sample_corpus, tmp_path_factory):
+def setup(small_kadid, tmp_path_factory):
     import torch
 
     from uniqa.data.prepare import prepare
     from uniqa.models import create_model, save_checkpoint
 
     root = tmp_path_factory.mktemp("adapt_ray")
-    prepare("kadid10k", f"{sample_corpus}/iqa", str(root / "manifest"))
+    prepare("kadid10k", small_kadid, str(root / "manifest"))  # 8 references x 45 images
     torch.manual_seed(0)
     model, _, _ = create_model("uniqa-small")  # random init: the test is about the machinery
     save_checkpoint(model, "uniqa-small", str(root / "ckpt"))

@@ -45,8 +45,8 @@ COLUMNS = ["trial_id", "trial", "config_lr", "config_epochs", "config_weight_dec
 
 
 @pytest.fixture(scope="module")
-def cached(sample_corpus, tmp_path_factory):
-    """A 160-image KADID-format manifest (20 images of each of the sample's first 8 references) and its feature
+def cached(small_kadid, tmp_path_factory):
+    """A 160-image KADID-format manifest (20 images of each of the 8 references of ``small_kadid``) and its feature
     cache (uniqa-tiny, 2 training views), shared by every test here."""
     import pyarrow as pa
 
@@ -58,10 +58,10 @@ def cached(sample_corpus, tmp_path_factory):
     from uniqa.tables import write_table
 
     root = tmp_path_factory.mktemp("tune")
-    prepare("kadid10k", f"{sample_corpus}/iqa", str(root / "full"))
+    prepare("kadid10k", small_kadid, str(root / "full"))
     table = pq.read_table(root / "full").sort_by("image_id")
     groups = table["group"].to_pylist()
-    keep = [i for g in sorted(set(groups))[:8] for i in [j for j, x in enumerate(groups) if x == g][:20]]
+    keep = [i for g in sorted(set(groups)) for i in [j for j, x in enumerate(groups) if x == g][:20]]
     write_table(table.take(pa.array(keep)), str(root / "manifest"), MANIFEST)
     features = _cached_features(str(root / "manifest"), 2, str(root / "features"))
     return root, str(root / "manifest"), features
