@@ -145,10 +145,12 @@ def test_a_bad_value_in_a_stage_config_is_refused():
 # --- a real two-node cluster and `ray job submit`
 
 
-def submit(dashboard: str, args: list[str], timeout: float) -> tuple[str, str, float]:
-    """`ray job submit --working-dir . -- python ...` from the repository root, waiting for the job; returns
-    (submission id, the job's output, seconds). The job is stopped if it outlives ``timeout``."""
-    cmd = [RAY, "job", "submit", "--address", dashboard, "--working-dir", ".", "--", "python", *args]
+def submit(dashboard: str, args: list[str], timeout: float, env: dict | None = None) -> tuple[str, str, float]:
+    """`ray job submit --working-dir . -- python ...` from the repository root (``env``: the job's environment
+    variables), waiting for the job; returns (submission id, the job's output, seconds). The job is stopped if it
+    outlives ``timeout``."""
+    runtime = ["--runtime-env-json", json.dumps({"env_vars": env})] if env else []
+    cmd = [RAY, "job", "submit", "--address", dashboard, "--working-dir", ".", *runtime, "--", "python", *args]
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=cluster_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -233,7 +235,10 @@ def test_score_job_on_two_nodes(dashboard_cluster, tmp_path):
     sid, output, seconds = submit(dashboard_cluster.dashboard, [
         "pipelines/score.py", "--input", str(listing), "--out", str(out), "--model", "uniqa-tiny", "--views", "full",
         "--actors", "2", "--batch-size", "1", "--set", "num_cpus=2", "--set", "decode_cpus=0.5",
-        "--set", "rows_per_block=2", "--set", "rows_per_file=4"], timeout=600)
+        "--set", "rows_per_block=2", "--set", "rows_per_file=4"], timeout=600,
+        # Ray Data starts both model actors before any row goes to one: a 2-CPU actor fits once per 3-CPU node, so
+        # they sit on both nodes whatever the load (without it, a busy machine ran all 8 rows on the first actor)
+        env={"RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "300"})
     print(f"score job: {seconds:.1f} s")
     assert "score: 8 images written (0 with errors)" in output and "rows out 8 / rows in 8 (complete)" in output
     table = pq.ParquetDataset(str(out)).read()
@@ -244,12 +249,9 @@ def test_score_job_on_two_nodes(dashboard_cluster, tmp_path):
         assert json.load(f)["rows_out"] == 8
     where = job_placement(dashboard_cluster.dashboard, sid)
     print("score job placement:", where)
-    # the rows' work (decode + views, model calls, Parquet writes) ran on both nodes. Which node runs which task is
-    # Ray Data's choice (it prefers the node holding a block, and with 8 rows the second 2-CPU model actor may still
-    # be pending when the last batch is done), so the check is over all of them.
-    assert log_ips(output, "ScoreStage") | where.get("MapWorker(MapBatches(ScoreStage))", set()), where
-    work = ("MapBatches(views_batch)", "MapWorker(MapBatches(ScoreStage)).submit", "MapBatches(write_batch)")
-    assert set().union(*(where.get(name, set()) for name in work)) == {HEAD_IP, WORKER_IP}, where
+    # the job's model actors ran on both nodes (both started before the first row, one per node). Which node runs
+    # which row is Ray Data's choice and may depend on load, so rows are not asserted per node.
+    assert where.get("MapWorker(MapBatches(ScoreStage))", set()) == {HEAD_IP, WORKER_IP}, where
 
 
 @pytest.mark.slow
