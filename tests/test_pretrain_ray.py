@@ -21,7 +21,7 @@ STEPS = 8
 
 def config(**kw) -> PretrainConfig:
     base = dict(model="uniqa-tiny", batch_size=8, steps=STEPS, checkpoint_every=2, warmup_steps=2,
-                cpus_per_worker=0.5, decode_cpus=0.5, threads=1)
+                cpus_per_worker=0.5, decode_cpus=0.5)  # threads: the policy's, 1 for 0.5 CPU
     return PretrainConfig(**{**base, **kw})
 
 
@@ -61,6 +61,7 @@ def test_run_completes_skips_broken_images_and_exports(uninterrupted, corpus):
     with open(f"{run}/metrics.jsonl") as f:
         record = json.loads(f.readline())
     assert set(record) >= {"step", "loss", "lr", "logit_scale", "images_per_s", "epoch"}
+    assert record["threads"] == summary.details["threads"] == 1  # read in the Train worker: its 0.5 CPU -> 1
     # the export: our checkpoint folder and the OpenAI-format file give the same scores
     images = [f"{corpus}/../img/{i}.png" for i in range(3)]
     ours = Scorer.from_pretrained(f"{run}/final", heads=("quality",), views="five").score(images)

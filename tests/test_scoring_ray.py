@@ -182,3 +182,32 @@ def test_sigkill_mid_run_then_rerun_equals_clean_run(ray_session, tiny_model, tm
     # A clean run of the same job in-process (the API gives the pipeline's scores: see the first test).
     clean = Scorer(tiny_config(tiny_model, heads=("quality", "aesthetics"), batch_size=64)).score(images, ids=ids)
     assert_same_scores(resumed, {r["image_id"]: r for r in clean}, heads=("quality", "aesthetics"))
+
+
+@pytest.mark.parametrize("cpus, expected", [(0.5, 1), (2, 2)])
+def test_scoring_actor_threads_follow_its_num_cpus(ray_session, tiny_model, cpus, expected):
+    """The model actor of `uniqa score` (and the Scorer it holds) under Ray with num_cpus 0.5 and 2."""
+    from dataclasses import replace
+
+    from uniqa.scoring import config
+    from uniqa.scoring.config import ScoreConfig
+    from uniqa.scoring.score_stage import ScoreStage
+
+    ray = ray_session
+    cfg = config.preflight(ScoreConfig(model=tiny_model["ckpt"], num_cpus=cpus))
+
+    class Probe(ScoreStage):
+        def threads(self):
+            import torch
+
+            return torch.get_num_threads(), self.scorer.threads
+
+    def threads_of(cfg):  # one actor at a time: a 2-CPU actor fills the test session
+        actor = ray.remote(Probe).options(num_cpus=cpus).remote(cfg, "x", False)
+        try:
+            return ray.get(actor.threads.remote(), timeout=120)
+        finally:
+            ray.kill(actor)
+
+    assert threads_of(cfg) == (expected, expected)
+    assert threads_of(replace(cfg, threads=1)) == (1, 1)  # the knob overrides

@@ -1,9 +1,21 @@
-"""Starting or joining Ray for the run functions (the only place ``ray.init`` is called outside tests)."""
+"""Starting or joining Ray for the run functions (the only place ``ray.init`` is called outside tests), and the
+thread policy of every stage.
+
+Thread policy: torch's intra-op threads equal the CPUs Ray reserved for the task, actor, Train worker or Tune trial
+(at least 1, rounded down: 0.5 CPU -> 1 thread, 2 CPUs -> 2); outside Ray (the driver's local paths) small models
+run with 1 thread, large ones with every core. A stage's ``threads`` knob overrides it. OpenMP threads sleep
+instead of spinning when idle (``OMP_WAIT_POLICY=PASSIVE`` unless set), so a waiting pool leaves a busy
+neighbour's core alone.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
+import sys
+from collections.abc import Iterator
 
 from uniqa.errors import UniqaError
 
@@ -13,6 +25,9 @@ _ENV_DEFAULTS = {
     "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"),
     "TOKENIZERS_PARALLELISM": "false",
 }
+# Read by OpenMP when it loads (with torch); Ray's worker processes get it through the session's runtime env.
+THREAD_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+SMALL_MODEL_PARAMS = 50_000_000  # a driver-side model below this runs with 1 thread (policy above)
 
 
 LOOPBACK_ENV = "UNIQA_RAY_LOOPBACK"  # "0": a local Ray takes Ray's default node address (the machine's interface)
@@ -40,13 +55,14 @@ def keep_local_ray_on_loopback() -> str:
 def local_ray_options(num_cpus: int | None = None, **options) -> dict:
     """``ray.init`` arguments of a private local session (the run functions', the tests', the benchmarks')."""
     env_vars = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3") if k in os.environ}
+    env_vars.update({k: os.environ.get(k, v) for k, v in THREAD_ENV.items()})
     # address="local": always a new private session, never a cluster some `ray start` left on this machine.
     # Ray kills idle task workers beyond one per CPU; a streaming job whose consumer (the trainers, actors) holds
     # most CPUs then starts a fresh process for nearly every decode task (torch import, cold decode cache: on
     # 2 CPUs, pre-training spent more time starting workers than decoding). Keep a few more idle ones.
     soft_limit = max(8, 2 * (num_cpus or os.cpu_count() or 1))
     out = dict(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-               runtime_env={"env_vars": env_vars} if env_vars else None,
+               runtime_env={"env_vars": env_vars},
                _system_config={"num_workers_soft_limit": soft_limit})
     if loopback_enabled():
         out["_node_ip_address"] = keep_local_ray_on_loopback()
@@ -63,7 +79,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **options)
 
     if ray.is_initialized():
         return
-    for key, value in _ENV_DEFAULTS.items():
+    for key, value in {**_ENV_DEFAULTS, **THREAD_ENV}.items():
         os.environ.setdefault(key, value)
     address = address or os.environ.get("RAY_ADDRESS")
     if address and address != "local":  # "local" (Ray's word for a new private session) is the branch below
@@ -71,6 +87,57 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **options)
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local session needs no token
     ray.init(**local_ray_options(num_cpus, **options))
+
+
+def reserved_cpus() -> float | None:
+    """The CPUs Ray reserved for the task, actor, Train worker or Tune trial running this code (0.0 when it
+    reserved none); None in a driver or without Ray."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    context = ray.get_runtime_context()
+    if context.worker.mode != ray.WORKER_MODE:
+        return None
+    return float(context.get_assigned_resources().get("CPU", 0.0))
+
+
+def policy_threads(threads: int | None = None, *, cpus: float | None = None, model_params: int | None = None) -> int:
+    """torch threads under the policy (module docstring): ``threads`` when given; else, for code Ray reserved
+    ``cpus`` for (default: :func:`reserved_cpus` of the caller), ``max(1, floor(cpus))``; else (a driver) 1, or
+    every core for a model of ``model_params`` >= :data:`SMALL_MODEL_PARAMS`."""
+    if threads:
+        return int(threads)
+    cpus = reserved_cpus() if cpus is None else cpus
+    if cpus is not None:
+        return max(1, math.floor(cpus))
+    if model_params is not None and model_params >= SMALL_MODEL_PARAMS:
+        return os.cpu_count() or 1
+    return 1
+
+
+def use_policy_threads(threads: int | None = None, **kwargs) -> int:
+    """Set torch's threads under the policy for the rest of this process (a model actor, a Train worker, a Ray
+    task about to use torch) and return the count. Setting an unchanged count costs nothing."""
+    import torch
+
+    n = policy_threads(threads, **kwargs)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None = None, **kwargs) -> Iterator[int]:
+    """Run the block with torch threads under the policy (``threads`` overrides), then restore the previous count,
+    so that a driver (or a Ray worker that runs other tasks next) does not keep this block's setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield use_policy_threads(threads, **kwargs)
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def quiet_ray_data(quiet: bool = False) -> None:

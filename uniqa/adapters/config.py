@@ -40,7 +40,7 @@ class AdaptConfig:
     # --- execution
     runner: str = "ray"  # ray: runs in parallel as Ray tasks | local: one after another in this process
     cpus_per_run: float = 1.0  # CPUs per Ray task
-    threads: int = 1  # torch threads per run
+    threads: int | None = None  # torch threads per run (None: the thread policy, uniqa.runtime)
     views_per_pass: int = 64  # encoder chunk (features and exact mode: the same, so the features are the same)
     device: str = "cpu"  # exact mode's encoder device: cpu | cuda
     save_adapters: bool = True  # write OUT/adapters/<run>/ (the clean epoch's head), loadable by `uniqa score`
@@ -57,8 +57,10 @@ class AdaptConfig:
             from uniqa.adapters.prompts import get_prompt_set
 
             get_prompt_set(self.prompt_set)
-        for field in ("epochs", "batch_size", "threads", "views_per_pass"):
+        for field in ("epochs", "batch_size", "views_per_pass"):
             _positive_int(field, getattr(self, field))
+        if self.threads is not None:
+            _positive_int("threads", self.threads)
         if self.train_views is not None:
             _positive_int("train_views", self.train_views)
         for field in ("splits", "few_label_sizes", "few_label_seeds"):

@@ -26,6 +26,7 @@ from uniqa.adapters.protocols import RunPlan, plan_runs
 from uniqa.adapters.training import HeadTemplate, Recipe, TrainFeatures, cached_source, correlations, predict
 from uniqa.errors import UniqaError
 from uniqa.models.encoder import FrozenModel, frozen_model
+from uniqa.runtime import policy_threads
 from uniqa.schema import SPLIT_COLUMNS, check_unique
 from uniqa.stage import StageSummary, Timer, config_fingerprint
 from uniqa.tables import dataset_schema, parquet_files, read_columns
@@ -111,7 +112,7 @@ def execute(plan: RunPlan, train: TrainFeatures | np.ndarray, test, mos: np.ndar
             recipe: Recipe, trained_set: str, threads: int | None = None) -> tuple[list[dict], list[dict], dict]:
     """One run (pure torch): zero-shot heads, or a reference-style and a clean training. ``test``: test-view
     features [N, T, D] of every labelled image. Returns (result rows, history rows, clean head state)."""
-    from uniqa.adapters.training import torch_threads
+    from uniqa.runtime import torch_threads
 
     with torch_threads(threads):
         return _execute(plan, train, test, mos, templates, recipe, trained_set)
@@ -176,7 +177,7 @@ def run_adapt(manifest: str, features: str | None, out: str, cfg: AdaptConfig, *
         seconds=timer.seconds, unit="runs", config_fingerprint=config_fingerprint(cfg),
         details={"model_checksum": prep.frozen.key, "protocol": cfg.protocol, "mode": cfg.mode,
                  "labelled_images": len(prep.ids), "images_without_features": None if failed is None else len(failed),
-                 "summary": summary},
+                 "threads": run_threads(cfg), "summary": summary},
     ).write()
 
 
@@ -250,6 +251,12 @@ def _without(plan: RunPlan, failed: set[int]) -> RunPlan:
     bad = np.array(sorted(failed))
     return replace(plan, train=np.setdiff1d(plan.train, bad), val=np.setdiff1d(plan.val, bad),
                    test=np.setdiff1d(plan.test, bad))
+
+
+def run_threads(cfg: AdaptConfig) -> int:
+    """torch threads of each run under the thread policy: a Ray task's reserved CPUs; in this process, 1."""
+    local = cfg.runner == "local" or cfg.mode == "exact"
+    return policy_threads(cfg.threads, cpus=None if local else cfg.cpus_per_run)
 
 
 def _templates(frozen: FrozenModel, cfg: AdaptConfig) -> dict[str, HeadTemplate]:

@@ -8,9 +8,8 @@ mode (features re-encoded from re-cropped images every epoch): given the same vi
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,19 +21,6 @@ from uniqa.adapters.prompts import PromptSet, get_prompt_set
 from uniqa.errors import UniqaError
 
 TrainFeatures = Callable[[int, np.ndarray], torch.Tensor]  # (epoch, positions) -> features [len(positions), D]
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``threads`` torch threads (None or 0: as they are), then restore the previous count, so
-    that a local run (or a Ray worker that runs other tasks next) does not keep this run's setting."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class FeaturesConfig:
     num_gpus: float | None = None  # GPUs per actor (None: 1 if the cluster has GPUs, else 0)
     num_cpus: float = 1.0  # CPUs per model actor
     decode_cpus: float = 1.0  # CPUs per decode + views task
+    threads: int | None = None  # torch threads of a CPU model actor (None: the thread policy, its num_cpus)
     rows_per_block: int = 16  # images per decode + views task
     rows_per_file: int = 256  # images per output Parquet file (the unit of resume; an image never spans two)
 
@@ -44,8 +45,10 @@ class FeaturesConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if field == "train_views" else 1):
                 raise UniqaError(f"{field} must be a {'non-negative' if field == 'train_views' else 'positive'} "
                                  f"integer, got {value!r}")
-        if self.decode_size is not None and (not isinstance(self.decode_size, int) or self.decode_size < 1):
-            raise UniqaError(f"decode_size must be a positive integer or null, got {self.decode_size!r}")
+        for field in ("decode_size", "threads"):
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise UniqaError(f"{field} must be a positive integer or null, got {value!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise UniqaError(f"seed must be an integer, got {self.seed!r}")
         for field in ("num_gpus", "num_cpus", "decode_cpus"):

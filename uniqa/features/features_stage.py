@@ -12,6 +12,7 @@ from uniqa.errors import UniqaError
 from uniqa.features.batches import feature_views_batch, row_errors, write_features
 from uniqa.features.config import FeaturesConfig
 from uniqa.models.encoder import FrozenModel
+from uniqa.runtime import use_policy_threads
 
 
 class FeatureStage:
@@ -23,6 +24,8 @@ class FeatureStage:
         from uniqa.models.encoder import ImageEncoder
 
         self.device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
+        if self.device == "cpu":
+            use_policy_threads(cfg.threads)  # the actor's reserved CPUs (cfg.num_cpus) unless cfg.threads says
         model, _ = frozen.load(self.device, cfg.precision)
         self.encoder = ImageEncoder(model, cfg.views_per_pass)
         self.dim = self.encoder.output_dim

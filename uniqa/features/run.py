@@ -14,6 +14,7 @@ from uniqa import sink, storage
 from uniqa.errors import UniqaError
 from uniqa.features.config import FeaturesConfig
 from uniqa.models.encoder import FrozenModel, frozen_model
+from uniqa.runtime import policy_threads
 from uniqa.schema import check_unique
 from uniqa.stage import StageSummary, config_fingerprint
 from uniqa.tables import dataset_schema, parquet_files, read_columns
@@ -61,7 +62,8 @@ def run_features(manifest: str, out: str, cfg: FeaturesConfig, *, progress: bool
         stage="features", inputs={"manifest": manifest}, output=out, rows_in=rows_in, rows_out=output_images(out),
         rows_written=written.rows_written if written else 0, rows_with_errors=written.errors if written else 0,
         already_done=len(before.ids), seconds=written.seconds if written else 0.0, unit="images",
-        config_fingerprint=config_fingerprint(cfg), details=identity(cfg, frozen),
+        config_fingerprint=config_fingerprint(cfg),
+        details={**identity(cfg, frozen), "threads": policy_threads(cfg.threads, cpus=cfg.num_cpus)},  # per actor
     ).write()
 
 

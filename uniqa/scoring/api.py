@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from uniqa import storage
 from uniqa.errors import UniqaError
+from uniqa.runtime import policy_threads, torch_threads
 from uniqa.scoring.batches import row_errors, scores_table, views_batch
 from uniqa.scoring.config import HeadSpec, ScoreConfig, fingerprint, preflight
 from uniqa.scoring.inputs import uri_id
@@ -58,6 +59,9 @@ class Scorer:
             model, _, tokenizer = create_model(cfg.model, cfg.pretrained, device=self.device, precision=cfg.precision)
             heads = build_heads(model, tokenizer, cfg.head_specs, self.device)
         self.multihead = MultiHeadScorer(model, heads, chunk=cfg.views_per_pass)
+        # torch threads while scoring (uniqa.runtime's policy): a model actor's reserved CPUs; in a driver, 1 for a
+        # small model; cfg.threads overrides. Restored after each batch, so the caller's setting survives.
+        self.threads = policy_threads(cfg.threads, model_params=sum(p.numel() for p in model.parameters()))
         self.checksum = checksum
         self.decode = cfg.decode_config()
 
@@ -116,17 +120,17 @@ class Scorer:
         ok = np.flatnonzero([e is None for e in row_errors(batch["error"])])
         scores = {h: np.full(n, np.nan) for h in self.heads}
         embeddings = None
-        for start in range(0, len(ok), self.cfg.batch_size):
-            idx = ok[start : start + self.cfg.batch_size]
-            views = torch.from_numpy(np.ascontiguousarray(batch["views"][idx])).to(self.device)
-            with torch.inference_mode():
+        with torch_threads(self.threads), torch.inference_mode():
+            for start in range(0, len(ok), self.cfg.batch_size):
+                idx = ok[start : start + self.cfg.batch_size]
+                views = torch.from_numpy(np.ascontiguousarray(batch["views"][idx])).to(self.device)
                 out = self.multihead.forward(views, return_embeddings=self.cfg.embeddings)
-            for h in self.heads:
-                scores[h][idx] = out[h].float().cpu().numpy()
-            if self.cfg.embeddings:
-                emb = out["embedding"].float().cpu().numpy()
-                embeddings = np.zeros((n, emb.shape[1]), np.float32) if embeddings is None else embeddings
-                embeddings[idx] = emb
+                for h in self.heads:
+                    scores[h][idx] = out[h].float().cpu().numpy()
+                if self.cfg.embeddings:
+                    emb = out["embedding"].float().cpu().numpy()
+                    embeddings = np.zeros((n, emb.shape[1]), np.float32) if embeddings is None else embeddings
+                    embeddings[idx] = emb
         if self.cfg.embeddings and embeddings is None:
             embeddings = np.zeros((n, 0), np.float32)
         return scores_table(batch, scores, self.checksum, embeddings)

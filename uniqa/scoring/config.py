@@ -90,9 +90,9 @@ class ScoreConfig:
     views_per_pass: int = 64  # views per encoder pass: fixed, so scores do not depend on batch_size
     num_actors: int = 1  # model actors (each loads the model once)
     num_gpus: float | None = None  # GPUs per actor, fractional ok (None: 1 if the cluster has GPUs, else 0)
-    num_cpus: float = 1.0  # CPUs per model actor (Ray sizes its torch threads from it; < 1 on a tiny test box)
+    num_cpus: float = 1.0  # CPUs per model actor (its torch threads follow: uniqa.runtime; < 1 on a tiny test box)
     decode_cpus: float = 1.0  # CPUs per decode + views task
-    threads: int | None = None  # torch threads of a CPU model actor (None: Ray's default, its whole num_cpus)
+    threads: int | None = None  # torch threads of a CPU model actor (None: the thread policy, max(1, floor(num_cpus)))
     rows_per_block: int | None = None  # rows per decode task; None: as many as fill BLOCK_BYTES of views
     rows_per_file: int = 1024  # rows per output Parquet file (the unit of resume)
     input_format: str = "auto"  # auto | manifest | images | list

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from uniqa import sink, storage
 from uniqa.errors import UniqaError
+from uniqa.runtime import policy_threads
 from uniqa.schema import scores_schema
 from uniqa.scoring.config import ScoreConfig, fingerprint, preflight
 from uniqa.scoring.inputs import ScoreInput, resolve_input
@@ -101,5 +102,6 @@ def run_score(
         rows_out=output_rows(out), rows_written=written.rows_written if written else 0,
         rows_with_errors=written.errors if written else 0, already_done=len(done),
         seconds=written.seconds if written else 0.0, unit="images", config_fingerprint=config_fingerprint(cfg),
-        details={"model_checksum": checksum, "duplicates_in_input": inp.duplicates},
+        details={"model_checksum": checksum, "duplicates_in_input": inp.duplicates,
+                 "threads": policy_threads(cfg.threads, cpus=cfg.num_cpus)},  # per CPU model actor
     ).write()

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from uniqa.errors import UniqaError
+from uniqa.runtime import use_policy_threads
 from uniqa.scoring.batches import views_batch
 from uniqa.scoring.config import ScoreConfig
 
@@ -23,8 +24,8 @@ class ScoreStage:
         from uniqa.scoring.api import Scorer
 
         device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
-        if device == "cpu" and cfg.threads:
-            torch.set_num_threads(cfg.threads)  # Ray set OMP_NUM_THREADS = num_cpus; decoding may need less
+        if device == "cpu":
+            use_policy_threads(cfg.threads)  # the actor's reserved CPUs (cfg.num_cpus) unless cfg.threads says
         self.scorer = Scorer(cfg, device=device, checksum=checksum)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:

@@ -74,7 +74,7 @@ class PretrainConfig:
     cpus_per_worker: float = 1.0  # < 1 on a small test box (two workers on 2 CPUs: 0.5, see ENVIRONMENT.md)
     gpus_per_worker: float = 1.0  # with use_gpu
     decode_cpus: float = 1.0  # CPUs per Ray Data decode + view task
-    threads: int | None = None  # torch threads per worker (None: torch's default)
+    threads: int | None = None  # torch threads per worker (None: the thread policy, its cpus_per_worker)
     checkpoint_every: int = 100  # steps between checkpoints (the last step is always checkpointed)
     keep_checkpoints: int = 2  # checkpoints kept by Ray Train (the newest)
     max_failures: int = 1  # worker-group restarts from the last checkpoint before the run fails

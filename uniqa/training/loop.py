@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from uniqa import storage
+from uniqa.runtime import use_policy_threads
 from uniqa.training.config import PretrainConfig
 from uniqa.training.ingest import write_resume_keys
 from uniqa.training.loss import contrastive_loss
@@ -201,8 +202,7 @@ def train(cfg: PretrainConfig, plan: Plan, worker: Worker, batches: Callable[[],
     """Run optimiser steps until ``plan.total_steps`` (resuming from ``worker.restored``); rank 0 exports the
     final model. ``batches()`` yields dicts of ``image`` (uint8 NHWC), ``tokens`` and ``order`` tensors of
     ``cfg.micro_batch`` rows. Returns the last step's metrics."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    use_policy_threads(cfg.threads)  # the worker's reserved CPUs (a plain loop in a driver: 1 for a small model)
     model = build_model(cfg, plan, worker.device)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                   eps=cfg.eps)
@@ -247,7 +247,8 @@ def train(cfg: PretrainConfig, plan: Plan, worker: Worker, batches: Callable[[],
         loss_all, scale_now = float(_mean(total, worker)), float(model.logit_scale.detach().exp())
         metrics = {"step": step, "loss": loss_all, "lr": optimizer.param_groups[0]["lr"],
                    "logit_scale": scale_now, "images_per_s": round(cfg.batch_size / seconds, 2),
-                   "epoch": round(step * cfg.batch_size / plan.images, 4), "time": round(time.time(), 3)}
+                   "epoch": round(step * cfg.batch_size / plan.images, 4), "time": round(time.time(), 3),
+                   "threads": torch.get_num_threads()}
         if log is not None:
             log.add(metrics)
         if step % cfg.checkpoint_every == 0 or step == plan.total_steps:

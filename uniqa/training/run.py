@@ -5,7 +5,7 @@ step are a function of the seed and the number of workers, not of which worker a
 Layout of a run folder ``RUN`` (local or ``s3://``):
 - ``RUN/<name>/``: Ray Train's run (checkpoints, kept ``keep_checkpoints``); rerunning the same command resumes
   from the newest, and a worker that fails restarts the group from it (``max_failures``);
-- ``RUN/metrics.jsonl``: one line per step (loss, lr, logit_scale, images_per_s, epoch);
+- ``RUN/metrics.jsonl``: one line per step (loss, lr, logit_scale, images_per_s, epoch, torch threads);
 - ``RUN/final/``: our checkpoint folder (``uniqa score --model RUN/final``) + ``openai.pt`` (OpenAI keys:
   ``--model ARCH --pretrained RUN/final/openai.pt``);
 - ``RUN/_skipped_images.json``: corpus images that could not be decoded (skipped, counted);
@@ -22,6 +22,7 @@ import time
 
 from uniqa import storage
 from uniqa.errors import UniqaError
+from uniqa.runtime import policy_threads
 from uniqa.schema import CORPUS
 from uniqa.stage import StageSummary, Timer, config_fingerprint
 from uniqa.tables import count_rows, dataset_schema, parquet_files, ray_read
@@ -292,7 +293,7 @@ def run_pretrain(corpus: str, out: str, cfg: PretrainConfig, *, progress: bool =
         config_fingerprint=config_fingerprint(cfg),
         details={"model": name, "pretrained": pretrained, "corpus_rows": rows, "images": images,
                  "images_skipped": n_skipped, "epochs": round(total * cfg.batch_size / images, 3),
-                 "stream_epochs": epochs,
+                 "stream_epochs": epochs, "threads": policy_threads(cfg.threads, cpus=cfg.cpus_per_worker),
                  "final": storage.join(out, FINAL), "metrics": storage.join(out, METRICS),
                  "images_per_s": round(max(done - before, 0) * cfg.batch_size / max(timer.seconds, 1e-9), 2)},
     ).write()

@@ -40,6 +40,7 @@ import numpy as np
 
 from uniqa import storage
 from uniqa.errors import UniqaError
+from uniqa.runtime import policy_threads
 from uniqa.stage import StageSummary, Timer, config_fingerprint
 from uniqa.tuning.config import TuneConfig
 
@@ -64,7 +65,7 @@ class AdapterData:
     defaults: dict  # epochs, batch_size, lr, weight_decay, prompt_set, train_views of the base
     head: str
     seed: int
-    threads: int
+    threads: int | None
     fail_trials: tuple[int, ...]
     fail_at_epoch: int
 
@@ -77,6 +78,14 @@ def adapt_config(cfg: TuneConfig):
     for key in ("protocol", "splits", "runner", "mode"):
         base.pop(key, None)
     return from_dict(AdaptConfig, {**base, "protocol": "full", "splits": [cfg.split], "runner": "local"}, "base")
+
+
+def trial_threads(cfg: TuneConfig, base) -> int:
+    """torch threads under the thread policy: of an adapter trial (its reserved CPUs), of a pretrain trial's
+    Train workers (theirs)."""
+    if cfg.kind == "pretrain":
+        return policy_threads(base.threads, cpus=base.cpus_per_worker)
+    return policy_threads(base.threads, cpus=float(cfg.resources.get("cpu", 0)))
 
 
 def prompt_set_name(value: str, head: str) -> str:
@@ -175,7 +184,8 @@ def adapter_recipe(config: dict, data: AdapterData):
 
 def train_adapter(config: dict, data: AdapterData, evals: dict, on_epoch):
     """The adapter recipe on cached features for one config (the same call in a trial and for the export)."""
-    from uniqa.adapters.training import cached_source, torch_threads, train_head
+    from uniqa.adapters.training import cached_source, train_head
+    from uniqa.runtime import torch_threads
 
     recipe, prompt_set, k = adapter_recipe(config, data)
     source = cached_source(np.ascontiguousarray(data.train[:, :k]))
@@ -423,7 +433,7 @@ def run_tune(manifest: str | None, features: str | None, corpus: str | None, out
         rows_in=len(rows), rows_out=len(rows), rows_written=len(rows) - done_before, rows_with_errors=errored,
         already_done=done_before, seconds=timer.seconds, unit="trials", config_fingerprint=config_fingerprint(cfg),
         details={"kind": cfg.kind, "restored": restored, "finished_before": before, "metric": cfg.metric,
-                 "mode": cfg.mode,
+                 "mode": cfg.mode, "threads": trial_threads(cfg, base),
                  "stopped_early": sum(r["stopped_early"] for r in rows), "errored": errored,
                  "best": best, "test": test},
     ).write()
@@ -455,7 +465,7 @@ def _adapter_data(manifest, features, out, cfg, prep, acfg, progress, address):
     defaults = {"epochs": acfg.epochs, "batch_size": acfg.batch_size, "lr": acfg.lr,
                 "weight_decay": acfg.weight_decay, "prompt_set": acfg.trained_prompt_set,
                 "train_views": acfg.views, "hidden": None}
-    threads = max(1, int(cfg.resources.get("cpu", 1) or 1))
+    threads = acfg.threads  # None: the policy, the trial's reserved CPUs (the export in the driver: 1)
     data = AdapterData(cached.train, cached.test[val_pos], prep.mos[val_pos], train_pos, prep.mos[train_pos],
                        templates, defaults, acfg.head, plan.seed, threads, cfg.fail_trials, cfg.fail_at_epoch)
     return data, defaults, (cached.test[test_pos], prep.mos[test_pos])  # the test side stays in the driver
