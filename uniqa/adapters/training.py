@@ -96,7 +96,9 @@ def train_head(template: HeadTemplate, train_features: TrainFeatures, train_pos:
     sweeps) gets each epoch's history row; returning True stops training there (the best epoch so far is kept)."""
     head = template.head(adapter=True, seed=seed, hidden=recipe.hidden)
     params = [p for p in head.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    # fused: one kernel per step for all parameters (same update up to float rounding; at batch 8 the optimiser's
+    # per-tensor overhead is a fifth of a cached epoch)
+    opt = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
     y = torch.as_tensor(targets, dtype=torch.float32)
     best, history = None, []
