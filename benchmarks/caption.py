@@ -4,6 +4,7 @@ directly (``vllm.LLM.chat`` on every prompt at once, the fastest one engine goes
 engine, detokenize stages, committed Parquet files).
 
     python benchmarks/caption.py [--images 1024] [--warm-images 64] [--model DIR] [--max-tokens 16] [--work DIR]
+                                 [--busy 1]
 
 Needs vLLM (``make test-vllm`` builds ``.venv-vllm``; run it with ``.venv-vllm/bin/python``). Without ``--model``
 it builds the tiny random Qwen2-VL of tests/vllm_model.py. Each side runs in its own process, (a) first, on the
@@ -12,12 +13,14 @@ steady-state ratio b/a (goal >= 0.8). Steady state leaves out the fixed start th
 (a) the seconds of ``LLM.chat`` (image encoding + generation) after the engine is loaded; (b) ``uniqa caption``
 runs twice on one Ray, first on ``--warm-images`` images: ``(n - warm) / (t(n) - t(warm))`` removes what every run
 pays once (Ray Data's plan, the stage actors' and the engine's start). On a CPU the pipeline's Ray has 4 logical
-CPUs and the CPU-side stages 0.25 each (see uniqa.captioning.backends.vllm).
+CPUs and the CPU-side stages 0.25 each (see uniqa.captioning.backends.vllm). The images are written once; ``--busy 1``
+measures both sides again beside a CPU-burning process and prints both side by side (benchmarks/neighbours.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -28,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/
+from neighbours import add_busy_argument, side_by_side  # noqa: E402
 
 ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "TOKENIZERS_PARALLELISM": "false",
        "RAY_USAGE_STATS_ENABLED": "0", "RAY_OVERRIDE_RESOURCES": json.dumps({"CPU": 4})}
@@ -116,20 +121,18 @@ def pipeline(manifest: str, warm_manifest: str, cfg, work: Path) -> dict:
 
 def child(args) -> None:
     """One measurement in this process (``--side direct|pipeline``); prints one JSON line."""
-    work = Path(args.work) / args.side
-    manifest = make_manifest(work / "full", args.images)
+    manifest, warm_manifest = args.manifests
     cfg = caption_config(args.model, args.max_tokens, args.batch_size)
     if args.side == "direct":
         result = direct(manifest, cfg)
     else:
-        result = pipeline(manifest, make_manifest(work / "warm", args.warm_images), cfg, work)
+        result = pipeline(manifest, warm_manifest, cfg, Path(args.work))
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def measure(side: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--side", side, "--images", str(args.images), "--warm-images",
-           str(args.warm_images), "--model", args.model, "--work", args.work, "--max-tokens", str(args.max_tokens),
-           "--batch-size", str(args.batch_size)]
+def run_side(side: str, manifests: list[str], work: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--side", side, "--manifests", *manifests, "--model", args.model,
+           "--work", work, "--max-tokens", str(args.max_tokens), "--batch-size", str(args.batch_size)]
     proc = subprocess.run(cmd, env={**os.environ, **ENV}, capture_output=True, text=True, timeout=args.timeout)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not lines:
@@ -151,6 +154,8 @@ def main() -> None:
     p.add_argument("--work", default=None)
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--side", choices=("direct", "pipeline"), help=argparse.SUPPRESS)
+    p.add_argument("--manifests", nargs=2, metavar=("FULL", "WARM"), help=argparse.SUPPRESS)
+    add_busy_argument(p)
     args = p.parse_args()
     for k, v in ENV.items():
         os.environ.setdefault(k, v)
@@ -163,16 +168,25 @@ def main() -> None:
     args.work = args.work or tempfile.mkdtemp(prefix="uniqa-caption-bench-")
     n = args.images
     print(f"model {args.model}, {n} images, max_tokens {args.max_tokens}, batch {args.batch_size}, work {args.work}")
-    res = {side: measure(side, args) for side in ("direct", "pipeline")}
-    steady = {side: n / r["steady_seconds"] if r["steady_seconds"] else float("nan") for side, r in res.items()}
-    e2e = {side: n / r["seconds"] for side, r in res.items()}
-    for side in ("direct", "pipeline"):
-        print(f"{side:8s}: {steady[side]:6.2f} captions/s steady state, {e2e[side]:6.2f} captions/s end to end")
-    print(f"ratio pipeline/direct: {steady['pipeline'] / steady['direct']:.2f} steady state (goal >= 0.8), "
-          f"{e2e['pipeline'] / e2e['direct']:.2f} end to end")
-    print("JSON " + json.dumps({"images": n, "results": res, "steady_captions_per_s": steady,
-                                "e2e_captions_per_s": e2e, "ratio_steady": steady["pipeline"] / steady["direct"],
-                                "ratio_e2e": e2e["pipeline"] / e2e["direct"]}))
+    manifests = [make_manifest(Path(args.work) / name, k) for name, k in (("full", n), ("warm", args.warm_images))]
+    runs = itertools.count()
+
+    def measure() -> dict:
+        work = Path(args.work) / f"run-{next(runs)}"  # captions resume: each measurement writes afresh
+        res = {side: run_side(side, manifests, str(work / side), args) for side in ("direct", "pipeline")}
+        steady = {side: n / r["steady_seconds"] if r["steady_seconds"] else float("nan") for side, r in res.items()}
+        e2e = {side: n / r["seconds"] for side, r in res.items()}
+        for side in ("direct", "pipeline"):
+            print(f"{side:8s}: {steady[side]:6.2f} captions/s steady state, {e2e[side]:6.2f} captions/s end to end")
+        figures = {"ratio_steady": steady["pipeline"] / steady["direct"], "ratio_e2e": e2e["pipeline"] / e2e["direct"]}
+        print(f"ratio pipeline/direct: {figures['ratio_steady']:.2f} steady state (goal >= 0.8), "
+              f"{figures['ratio_e2e']:.2f} end to end")
+        print("JSON " + json.dumps({"images": n, "results": res, "steady_captions_per_s": steady,
+                                    "e2e_captions_per_s": e2e, **figures}))
+        return {**{f"steady_captions_per_s_{side}": v for side, v in steady.items()},
+                **{f"e2e_captions_per_s_{side}": v for side, v in e2e.items()}, **figures}
+
+    side_by_side(measure, args.busy, headline=["ratio_steady"], seconds=args.busy_seconds)
 
 
 if __name__ == "__main__":

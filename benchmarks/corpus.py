@@ -2,12 +2,14 @@
 proportional to the dataset in the driver).
 
     python benchmarks/corpus.py [--rows 20000,200000] [--comments-per-image 2] [--work DIR] [--shuffle auto|sort|hash]
+                                [--busy 1]
 
 For each size N it writes synthetic inputs (a manifest of N labelled images, N caption rows, N x
 --comments-per-image purified comments with some duplicates), then runs ``uniqa.corpus.run_corpus`` in a fresh
 Python process (a fresh local Ray) and prints that driver's peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``) just
 after Ray started and after the build, the pairs written and pairs/s; then the ratio of the peaks of the largest
-and the smallest build (goal: <= 1.10).
+and the smallest build (goal: <= 1.10). ``--busy 1`` builds every size again beside a CPU-burning process and prints
+both side by side (benchmarks/neighbours.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/
+from neighbours import add_busy_argument, side_by_side  # noqa: E402
 
 LEVELS = ("bad", "poor", "fair", "good", "perfect")
 WORDS = "sharp soft noisy clean bright dark warm cool vivid muted balanced tilted framed crisp grainy".split()
@@ -105,6 +110,7 @@ def main() -> None:
     p.add_argument("--work", help="folder for inputs and outputs (default: a temporary folder)")
     p.add_argument("--child", help=argparse.SUPPRESS)  # JSON {paths, out}: run one build in this process
     p.add_argument("--make", help=argparse.SUPPRESS)  # JSON {root, n}: write one size's inputs in this process
+    add_busy_argument(p)
     args = p.parse_args()
     if args.child:
         spec = json.loads(args.child)
@@ -115,27 +121,37 @@ def main() -> None:
         print(json.dumps(make_inputs(spec["root"], spec["n"], args.comments_per_image)))
         return
     work = args.work or tempfile.mkdtemp(prefix="uniqa-corpus-bench-")
-    results = {}
+    specs = {}
     for n in [int(x) for x in args.rows.split(",")]:
         t = time.perf_counter()
         # Inputs are made in a process of their own: Linux carries a process's peak RSS across fork + exec, so
         # a parent that had built the inputs would pass its peak on to the measured build.
         made = run_self(["--make", json.dumps({"root": os.path.join(work, f"in-{n}"), "n": n}),
                          "--comments-per-image", str(args.comments_per_image)], f"inputs of {n}")
-        paths = json.loads(made)
+        specs[n] = json.dumps({"paths": json.loads(made), "out": os.path.join(work, f"corpus-{n}")})
         print(f"[{n} images] inputs ready in {time.perf_counter() - t:.1f} s", flush=True)
-        spec = json.dumps({"paths": paths, "out": os.path.join(work, f"corpus-{n}")})
-        r = results[n] = json.loads(run_self(["--child", spec, "--shuffle", args.shuffle], f"build of {n}"))
-        print(f"[{n} images] {r['rows_in']} candidate texts -> {r['pairs']} pairs in {r['seconds']:.1f} s = "
-              f"{r['pairs'] / r['seconds']:,.0f} pairs/s ({r['rows_in'] / r['seconds']:,.0f} input texts/s), "
-              f"{r['partitions']} partition(s), complete={r['complete']}; driver peak RSS "
-              f"{r['rss_peak_kib'] / 1024:.0f} MiB (after Ray start {r['rss_after_ray_kib'] / 1024:.0f} MiB; VmHWM "
-              f"{r['vm_hwm_kib'] / 1024:.0f} MiB)",
-              flush=True)
-    small, large = min(results), max(results)
-    ratio = results[large]["rss_peak_kib"] / results[small]["rss_peak_kib"]
-    print(f"driver peak RSS ratio {large} / {small} images: {ratio:.3f} (goal <= 1.10: "
-          f"{'met' if ratio <= 1.10 else 'NOT met'})")
+
+    def measure() -> dict:
+        results, figures = {}, {}
+        for n, spec in specs.items():
+            r = results[n] = json.loads(run_self(["--child", spec, "--shuffle", args.shuffle], f"build of {n}"))
+            print(f"[{n} images] {r['rows_in']} candidate texts -> {r['pairs']} pairs in {r['seconds']:.1f} s = "
+                  f"{r['pairs'] / r['seconds']:,.0f} pairs/s ({r['rows_in'] / r['seconds']:,.0f} input texts/s), "
+                  f"{r['partitions']} partition(s), complete={r['complete']}; driver peak RSS "
+                  f"{r['rss_peak_kib'] / 1024:.0f} MiB (after Ray start {r['rss_after_ray_kib'] / 1024:.0f} MiB; "
+                  f"VmHWM {r['vm_hwm_kib'] / 1024:.0f} MiB)",
+                  flush=True)
+            figures.update({f"seconds_{n}": r["seconds"], f"pairs_per_s_{n}": r["pairs"] / r["seconds"],
+                            f"rss_peak_mib_{n}": r["rss_peak_kib"] / 1024,
+                            f"rss_after_ray_mib_{n}": r["rss_after_ray_kib"] / 1024,
+                            f"vm_hwm_mib_{n}": r["vm_hwm_kib"] / 1024})
+        small, large = min(results), max(results)
+        ratio = figures["rss_ratio"] = results[large]["rss_peak_kib"] / results[small]["rss_peak_kib"]
+        print(f"driver peak RSS ratio {large} / {small} images: {ratio:.3f} (goal <= 1.10: "
+              f"{'met' if ratio <= 1.10 else 'NOT met'})")
+        return figures
+
+    side_by_side(measure, args.busy, headline=["rss_ratio"], seconds=args.busy_seconds)
 
 
 if __name__ == "__main__":

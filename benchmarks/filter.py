@@ -3,13 +3,14 @@
 i.e. nothing in the driver grows with the row count) and rows/s.
 
     python benchmarks/filter.py [--rows 2000000,200000] [--rule top|where] [--groups 50] [--work DIR]
-                                [--cpus 2] [--manifest]
+                                [--cpus 2] [--manifest] [--busy 1]
 
 The scores are written once per size under --work (reused when present): ``files`` Parquet files of
 ``image_id, image_uri, quality, aesthetics, error, model_checksum``, one row in 53 a scoring error, the images
 spread over --groups folders. The default rule is the heaviest: --top-fraction 0.3 --by quality
 --group-by folder (per-group KLL sketches, then the decisions). --manifest also joins a manifest of every
-image (hash-partitioned by image_id first).
+image (hash-partitioned by image_id first). ``--busy 1`` measures every size again beside a CPU-burning process
+and prints both side by side (benchmarks/neighbours.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/
+from neighbours import add_busy_argument, side_by_side  # noqa: E402
 
 ROWS_PER_FILE = 100_000
 
@@ -94,7 +98,7 @@ def child(scores: str, manifest: str | None, out: str, rule: str, cpus: int) -> 
     ray.shutdown()
 
 
-def measure(scores: Path, manifest: Path | None, out: Path, rule: str, cpus: int) -> dict:
+def run_child(scores: Path, manifest: Path | None, out: Path, rule: str, cpus: int) -> dict:
     env = {**os.environ, "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
     cmd = [sys.executable, __file__, "--child", str(scores), str(manifest or ""), str(out), "--rule", rule,
            "--cpus", str(cpus)]
@@ -114,25 +118,36 @@ def main() -> None:
     p.add_argument("--manifest", action="store_true", help="also join a manifest of every image")
     p.add_argument("--work", default=None, help="folder for the synthetic scores and outputs (default: a temp dir)")
     p.add_argument("--child", nargs=3, metavar=("SCORES", "MANIFEST", "OUT"), help=argparse.SUPPRESS)
+    add_busy_argument(p)
     args = p.parse_args()
     if args.child:
         scores, manifest, out = args.child
         child(scores, manifest or None, out, args.rule, args.cpus)
         return
     work = Path(args.work or tempfile.mkdtemp(prefix="uniqa-filter-bench-"))
-    results = {}
-    for n in (int(x) for x in args.rows.split(",")):
+    sizes = [int(x) for x in args.rows.split(",")]
+    inputs = {}
+    for n in sizes:
         scores = make_scores(work / f"scores_{n}_{args.groups}", n, args.groups)
-        manifest = make_manifest(scores, work / f"manifest_{n}_{args.groups}") if args.manifest else None
-        r = measure(scores, manifest, work / f"out_{n}", args.rule, args.cpus)
-        results[n] = r
-        print(f"{n:>9} rows: {r['seconds']:6.1f} s = {r['rows_per_s']:9.0f} rows/s; driver peak RSS "
-              f"{r['driver_peak_rss_mb']:7.1f} MB (after ray.init {r['driver_rss_after_ray_init_mb']:.1f} MB); "
-              f"kept {r['kept']}, {r['groups']} groups, complete={r['complete']}", flush=True)
-    sizes = list(results)
-    for other in sizes[1:]:
-        ratio = results[sizes[0]]["driver_peak_rss_mb"] / results[other]["driver_peak_rss_mb"]
-        print(f"driver peak RSS ratio {sizes[0]} / {other} rows = {ratio:.3f} (goal: within 10%, 0.9-1.1)")
+        inputs[n] = scores, make_manifest(scores, work / f"manifest_{n}_{args.groups}") if args.manifest else None
+    # the first size against each other one: "rss_ratio" in the default case of two sizes
+    ratio_keys = {other: "rss_ratio" if len(sizes) == 2 else f"rss_ratio_{other}" for other in sizes[1:]}
+
+    def measure() -> dict:
+        results, figures = {}, {}
+        for n, (scores, manifest) in inputs.items():
+            r = results[n] = run_child(scores, manifest, work / f"out_{n}", args.rule, args.cpus)
+            print(f"{n:>9} rows: {r['seconds']:6.1f} s = {r['rows_per_s']:9.0f} rows/s; driver peak RSS "
+                  f"{r['driver_peak_rss_mb']:7.1f} MB (after ray.init {r['driver_rss_after_ray_init_mb']:.1f} MB); "
+                  f"kept {r['kept']}, {r['groups']} groups, complete={r['complete']}", flush=True)
+            figures.update({f"{k}_{n}": r[k] for k in ("seconds", "rows_per_s", "driver_peak_rss_mb",
+                                                       "driver_rss_after_ray_init_mb")})
+        for other, key in ratio_keys.items():
+            ratio = figures[key] = results[sizes[0]]["driver_peak_rss_mb"] / results[other]["driver_peak_rss_mb"]
+            print(f"driver peak RSS ratio {sizes[0]} / {other} rows = {ratio:.3f} (goal: within 10%, 0.9-1.1)")
+        return figures
+
+    side_by_side(measure, args.busy, headline=list(ratio_keys.values()), seconds=args.busy_seconds)
 
 
 if __name__ == "__main__":

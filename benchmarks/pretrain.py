@@ -2,6 +2,7 @@
 
     python benchmarks/pretrain.py [--steps 60]     # Ray Train (1 worker) vs a plain loop; Ray Data vs DataLoader
     python benchmarks/pretrain.py --learns         # zero-shot SRCC before / after pre-training (2 workers, < 5 min)
+    python benchmarks/pretrain.py --busy 1         # either, idle and then beside a CPU-burning process
 
 (a) the same optimiser steps (same loop, same data stream, same seed) through Ray Train with one worker and through
     a plain single-process loop fed by a torch DataLoader -> wall time, median step time and images/s of each, and
@@ -12,6 +13,9 @@
 prompt per image; the held-out references' images never enter it), scores the test split zero-shot with the exact
 weights pre-training starts from (``save_initial_weights``), pre-trains on 2 workers, scores again and prints both
 SRCCs. Default: uniqa-tiny for 1,500 steps (METHOD §2 recipe otherwise), about 4 minutes of training on 2 cores.
+Both loops run with the thread policy's count (a 1-CPU Train worker and the driver's plain loop: 1 thread).
+``--busy N`` runs the measurement again beside N CPU-burning processes (the sample and corpus are made once) and
+prints both side by side; the headline is the steady overhead ratio (``--learns``: the SRCC gain).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from neighbours import add_busy_argument, side_by_side  # noqa: E402
 
 from uniqa.training.config import PretrainConfig  # noqa: E402
 
@@ -83,7 +90,9 @@ def zero_shot_srcc(manifest: str, model: str, split: str = "split_0") -> tuple[f
 LEARNS = {"model": "uniqa-tiny", "steps": 1500}  # --learns defaults: fits the 5-minute bar on 2 CPU workers
 
 
-def learns(work: str, steps: int, workers: int, model: str = LEARNS["model"]) -> dict:
+def learns(work: str, steps: int, workers: int, model: str = LEARNS["model"]):
+    """Set up once (sample, corpus, initial weights and their SRCC); returns ``measure()``: pre-train into a fresh
+    run folder and score again."""
     from uniqa.models import resolve_model_name
     from uniqa.runtime import init_ray
     from uniqa.training.loop import save_initial_weights
@@ -95,17 +104,22 @@ def learns(work: str, steps: int, workers: int, model: str = LEARNS["model"]) ->
                          decode_cpus=0.5, threads=max(1, 2 // workers), checkpoint_every=max(steps // 4, 1))
     save_initial_weights(cfg, resolve_model_name(model), f"{work}/init")  # the weights the run starts from
     before, n = zero_shot_srcc(manifest, f"{work}/init")
-    init_ray()
-    start = time.perf_counter()
-    summary = run_pretrain(f"{work}/corpus", f"{work}/run", cfg, progress=True)
-    minutes = (time.perf_counter() - start) / 60
-    after, _ = zero_shot_srcc(manifest, f"{work}/run/final")
-    result = {"train_images": images, "test_images": n, "steps": steps, "workers": workers,
-              "wall_minutes": round(minutes, 2), "fit_seconds": round(summary.seconds, 1),
-              "srcc_before": round(before, 4), "srcc_after": round(after, 4), "gain": round(after - before, 4)}
-    print(f"zero-shot SRCC on the held-out test split (n={n}): before {before:+.3f} -> after {after:+.3f} "
-          f"(gain {after - before:+.3f}) after {steps} steps on {workers} workers in {minutes:.1f} min")
-    return result
+    runs = iter(range(1000))
+
+    def measure() -> dict:
+        init_ray()
+        run = f"{work}/run{next(runs)}"
+        start = time.perf_counter()
+        summary = run_pretrain(f"{work}/corpus", run, cfg, progress=True)
+        minutes = (time.perf_counter() - start) / 60
+        after, _ = zero_shot_srcc(manifest, f"{run}/final")
+        print(f"zero-shot SRCC on the held-out test split (n={n}): before {before:+.3f} -> after {after:+.3f} "
+              f"(gain {after - before:+.3f}) after {steps} steps on {workers} workers in {minutes:.1f} min")
+        return {"train_images": images, "test_images": n, "steps": steps, "workers": workers,
+                "wall_minutes": round(minutes, 2), "fit_seconds": round(summary.seconds, 1),
+                "srcc_before": round(before, 4), "srcc_after": round(after, 4), "gain": round(after - before, 4)}
+
+    return measure
 
 
 # ----------------------------------------------------------------------------------------- (a) and (b)
@@ -160,9 +174,8 @@ def step_times(run: str) -> list[float]:
     return list(np.diff(times))
 
 
-def compare(work: str, steps: int) -> dict:
-    import torch
-
+def compare(work: str, steps: int):
+    """Set up once (sample, corpus, its index); returns ``measure()``: (a) and (b) into fresh run folders."""
     from uniqa.runtime import init_ray
     from uniqa.training.loop import Plan, Worker, train
     from uniqa.training.run import image_size, run_pretrain
@@ -170,33 +183,38 @@ def compare(work: str, steps: int) -> dict:
     manifest = sample_manifest(work)
     training_corpus(manifest, f"{work}/corpus")
     cfg = PretrainConfig(**{**RECIPE, "warmup_steps": 5}, steps=steps, num_workers=1, cpus_per_worker=1.0,
-                         decode_cpus=0.5, threads=1,
-                         checkpoint_every=steps)
+                         decode_cpus=0.5, checkpoint_every=steps)  # threads: the policy's (1 CPU -> 1)
     index = local_index(f"{work}/corpus")
     size, images = image_size(cfg.model), len(index)
     epochs = -(-steps * cfg.batch_size // images)
+    runs = iter(range(1000))
 
-    # (a1) plain single-process loop, DataLoader with one worker process for decoding
-    plan = Plan(run=f"{work}/plain", model_name=cfg.model, pretrained=None, images=images, total_steps=steps)
-    os.makedirs(plan.run, exist_ok=True)
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-    train(cfg, plan, Worker(), lambda: iter(loader(index, cfg, epochs, size)))
-    plain = time.perf_counter() - start
-    # (a2) the same through Ray Train, one worker
-    init_ray()
-    summary = run_pretrain(f"{work}/corpus", f"{work}/ray", cfg, progress=False)
-    ray_fit = summary.seconds
-    plain_step = statistics.median(step_times(plan.run)[5:])
-    ray_step = statistics.median(step_times(f"{work}/ray")[5:])
-    result = {"steps": steps, "batch": cfg.batch_size, "plain_seconds": round(plain, 1),
-              "ray_seconds": round(ray_fit, 1), "plain_step_ms": round(1000 * plain_step, 1),
-              "ray_step_ms": round(1000 * ray_step, 1), "overhead_ratio_steady": round(ray_step / plain_step, 3),
-              "overhead_ratio_wall": round(ray_fit / plain, 3),
-              "plain_images_per_s": round(cfg.batch_size / plain_step, 1),
-              "ray_images_per_s": round(cfg.batch_size / ray_step, 1)}
-    result.update(ingest(index, cfg, epochs, size, f"{work}/ingest"))
-    return result
+    def measure() -> dict:
+        k = next(runs)
+        # (a1) plain single-process loop, DataLoader with one worker process for decoding
+        plan = Plan(run=f"{work}/plain{k}", model_name=cfg.model, pretrained=None, images=images, total_steps=steps)
+        os.makedirs(plan.run, exist_ok=True)
+        start = time.perf_counter()
+        train(cfg, plan, Worker(), lambda: iter(loader(index, cfg, epochs, size)))
+        plain = time.perf_counter() - start
+        # (a2) the same through Ray Train, one worker
+        init_ray()
+        summary = run_pretrain(f"{work}/corpus", f"{work}/ray{k}", cfg, progress=False)
+        ray_fit = summary.seconds
+        plain_step = statistics.median(step_times(plan.run)[5:])
+        ray_step = statistics.median(step_times(f"{work}/ray{k}")[5:])
+        result = {"steps": steps, "batch": cfg.batch_size, "threads": summary.details["threads"],
+                  "plain_seconds": round(plain, 1), "ray_seconds": round(ray_fit, 1),
+                  "plain_step_ms": round(1000 * plain_step, 1), "ray_step_ms": round(1000 * ray_step, 1),
+                  "overhead_ratio_steady": round(ray_step / plain_step, 3),
+                  "overhead_ratio_wall": round(ray_fit / plain, 3),
+                  "plain_images_per_s": round(cfg.batch_size / plain_step, 1),
+                  "ray_images_per_s": round(cfg.batch_size / ray_step, 1)}
+        result.update(ingest(index, cfg, epochs, size, f"{work}/ingest{k}"))
+        print(json.dumps(result, indent=2), flush=True)
+        return result
+
+    return measure
 
 
 def ingest(index, cfg: PretrainConfig, epochs: int, size: int, run: str) -> dict:
@@ -232,15 +250,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="--learns: Ray Train workers (default 2)")
     p.add_argument("--model", default=LEARNS["model"], help=f"--learns: model (default {LEARNS['model']})")
     p.add_argument("--work", default=None, help="work folder (default: a temporary one)")
+    add_busy_argument(p)
     args = p.parse_args(argv)
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or tmp
         if args.learns:
-            result = learns(work, args.steps or LEARNS["steps"], args.workers, args.model)
+            measure, headline = learns(work, args.steps or LEARNS["steps"], args.workers, args.model), "gain"
         else:
-            result = compare(work, args.steps or 60)
-    print(json.dumps(result, indent=2))
+            measure, headline = compare(work, args.steps or 60), "overhead_ratio_steady"
+        side_by_side(measure, args.busy, [headline], seconds=args.busy_seconds)
     return 0
 
 

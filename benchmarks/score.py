@@ -4,9 +4,13 @@ driver's peak memory of (c) at two collection sizes (goal: flat).
 
     python benchmarks/score.py [--images 50000] [--memory-counts 5000,20000] [--model uniqa-tiny]
                                [--views crops10] [--batch-size 64] [--workers 0,1,2] [--a-images N] [--work DIR]
+                               [--busy 1]
 
 Prints images/s of each (end to end, model loading included; and steady state, loading excluded), the
-ratios c/b (goal >= 0.85) and c/a (goal >= 5), and the driver's peak RSS growth at each memory count.
+ratios c/b (goal >= 0.95 steady) and c/a (goal >= 5), and the driver's peak RSS growth at each memory count.
+(a) and (b) run with as many torch threads as (c)'s actors have in all (the thread policy gives each actor its
+reserved CPUs, at least 1), so the loops and the pipeline use the same cores. ``--busy N`` measures (a)-(c)
+again beside N CPU-burning processes and prints both side by side (the memory runs are idle only).
 (c) runs on an already started Ray, as a job on a cluster does; its end-to-end time still includes Ray
 Data's start, the actors' start (a fresh process importing torch + open_clip) and model loading, a fixed
 cost that a large collection amortises, hence the default of 50,000 images. Without a GPU, (c) runs one
@@ -19,6 +23,7 @@ import argparse
 import io
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +32,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from neighbours import add_busy_argument, side_by_side  # noqa: E402
 
 
 def make_images(root: Path, n: int, size: int = 96, seed: int = 0) -> Path:
@@ -53,7 +61,7 @@ def uris_of(manifest: Path) -> list[str]:
     return pq.read_table(manifest, columns=["image_uri"])["image_uri"].to_pylist()
 
 
-def per_image_loop(cfg, uris: list[str]) -> tuple[float, float]:
+def per_image_loop(cfg, uris: list[str], threads: int) -> tuple[float, float]:
     """(a) load model; for each image: decode, views, one forward pass. -> (end-to-end s, loop s)."""
     from dataclasses import replace
 
@@ -61,12 +69,13 @@ def per_image_loop(cfg, uris: list[str]) -> tuple[float, float]:
 
     from uniqa.data.images import load_image
     from uniqa.data.views import VIEW_COUNTS, make_views
+    from uniqa.runtime import torch_threads
     from uniqa.scoring.api import Scorer
 
     start = time.perf_counter()
     scorer = Scorer(replace(cfg, views_per_pass=VIEW_COUNTS[cfg.views]))  # one image's views, no padding
     loop = time.perf_counter()
-    with torch.inference_mode():
+    with torch_threads(threads), torch.inference_mode():
         for uri in uris:
             views = make_views(load_image(uri, scorer.decode), cfg.views, scorer.cfg.image_size, seed=cfg.seed)
             {h: s.item() for h, s in scorer.multihead(torch.from_numpy(views[None]).to(scorer.device)).items()}
@@ -90,39 +99,65 @@ class ViewsDataset:
         return make_views(load_image(self.uris[i], self.decode), self.protocol, self.size, seed=self.seed)
 
 
-def dataloader_loop(cfg, uris: list[str], workers: int) -> tuple[float, float]:
+def dataloader_loop(cfg, uris: list[str], workers: int, threads: int) -> tuple[float, float]:
     """(b) load model; DataLoader(batch_size, num_workers) of views; one forward pass per batch."""
-    import torch
-
     from uniqa.scoring.api import Scorer
 
     start = time.perf_counter()
     scorer = Scorer(cfg)
-    loop = time.perf_counter()
     data = ViewsDataset(uris, scorer.decode, cfg.views, scorer.cfg.image_size, cfg.seed)
-    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, num_workers=workers,
-                                         collate_fn=lambda b: torch.from_numpy(np.stack(b)),
-                                         pin_memory=scorer.device.startswith("cuda"))
-    with torch.inference_mode():
-        for views in loader:
-            {h: s.cpu().numpy() for h, s in scorer.multihead(views.to(scorer.device)).items()}
+    loop = time.perf_counter()
+    bare_loop(data, cfg.batch_size, workers, threads, scorer.device,
+              lambda views: {h: s.cpu().numpy() for h, s in scorer.multihead(views).items()})
     end = time.perf_counter()
     return end - start, end - loop
 
 
+def bare_loop(data, batch_size: int, workers: int, threads: int, device: str, step) -> None:
+    """The bare batched loop of (b) (and of benchmarks/features.py): a torch DataLoader of ``data`` (items: uint8
+    arrays, stacked into batches), ``step(batch on device)`` per batch under ``threads`` torch threads."""
+    import torch
+
+    from uniqa.runtime import torch_threads
+
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, num_workers=workers,
+                                         collate_fn=lambda b: torch.from_numpy(np.stack(b)),
+                                         pin_memory=device.startswith("cuda"))
+    with torch_threads(threads), torch.inference_mode():
+        for batch in loader:
+            step(batch.to(device))
+
+
+def probe_workers(run, uris: list[str], choices: str, cores: int) -> int:
+    """The DataLoader worker count (of ``choices``, default 0,1,cores) with the best rate of ``run(uris,
+    workers) -> (end-to-end s, loop s)`` on a 500-image probe."""
+    probe, tried = uris[:500], {}
+    for workers in [int(w) for w in (choices or f"0,1,{cores}").split(",")]:
+        tried[workers] = len(probe) / run(probe, workers)[1]
+        print(f"(b) probe: DataLoader num_workers={workers}: {tried[workers]:.1f} images/s")
+    return max(tried, key=tried.get)
+
+
 def ray_run(cfg, manifest: Path, out: Path) -> tuple[float, float, int]:
     """(c) ``run_score`` into a fresh ``out`` -> (end-to-end s, steady-state s, rows after the first file)."""
-    import shutil
-
     from uniqa.scoring.run import run_score
+
+    return timed_stage(lambda: run_score(str(manifest), str(out), cfg, progress=False), out)
+
+
+def timed_stage(run, out: Path, rows_per_image: int = 1) -> tuple[float, float, int]:
+    """``run()`` (a stage's run function writing part files into ``out``, emptied first) -> (end-to-end s,
+    steady-state s = first to last part file, images written after the first file)."""
+    import shutil
 
     shutil.rmtree(out, ignore_errors=True)
     wall_start, start = time.time(), time.perf_counter()
-    summary = run_score(str(manifest), str(out), cfg, progress=False)
+    summary = run()
     total = time.perf_counter() - start
     assert summary.complete and summary.rows_written == summary.rows_in, summary.line()
-    parts = sorted((p.stat().st_mtime, pq.read_metadata(p).num_rows) for p in out.glob("part-*.parquet"))
-    print(f"(c) first output file after {parts[0][0] - wall_start:.1f} s (Ray Data start, actor start, model load)")
+    parts = sorted((p.stat().st_mtime, pq.read_metadata(p).num_rows // rows_per_image)
+                   for p in out.glob("part-*.parquet"))
+    print(f"first output file after {parts[0][0] - wall_start:.1f} s (Ray Data start, actor start, model load)")
     steady = parts[-1][0] - parts[0][0]
     return total, steady, summary.rows_written - parts[0][1]
 
@@ -177,10 +212,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--memory-views", default="full", help="view protocol of the memory runs (full: fastest)")
     ap.add_argument("--work", default="runs/bench_score", help="folder for the generated images and outputs")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: a,b,c,memory")
+    add_busy_argument(ap)
     args = ap.parse_args(argv)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from uniqa.runtime import init_ray
+    from uniqa.runtime import init_ray, policy_threads
     from uniqa.scoring.config import ScoreConfig
 
     work, skip, cores = Path(args.work), set(filter(None, args.skip.split(","))), os.cpu_count() or 1
@@ -192,27 +228,28 @@ def main(argv: list[str] | None = None) -> dict:
                       decode_cpus=args.decode_cpus if args.decode_cpus is not None else actor_cpus,
                       threads=args.threads,
                       rows_per_file=args.rows_per_file)  # the output files' times trace the steady rate
+    threads = 1 if gpu else actors * policy_threads(args.threads, cpus=actor_cpus)  # (c)'s threads in all
     manifest = make_images(work / f"n{args.images}", args.images)
     uris = uris_of(manifest)
-    result: dict = {"images": args.images, "model": args.model, "views": args.views, "batch_size": args.batch_size,
-                    "cores": cores, "gpu": gpu, "actors": actors, "actor_cpus": actor_cpus,
-                    "decode_cpus": cfg.decode_cpus}
-    if "a" not in skip:
-        a_uris = uris[: args.a_images] if args.a_images else uris
-        result["a_per_image"] = timing(len(a_uris), *per_image_loop(cfg, a_uris))
-    if "b" not in skip:
-        probe = uris[:500]  # pick the fastest worker count on a probe, then time it on every image
-        tried = {}
-        for workers in [int(w) for w in (args.workers or f"0,1,{cores}").split(",")]:
-            tried[workers] = len(probe) / dataloader_loop(cfg, probe, workers)[1]
-            print(f"(b) probe: DataLoader num_workers={workers}: {tried[workers]:.1f} images/s")
-        best = max(tried, key=tried.get)
-        result["b_dataloader"] = {**timing(len(uris), *dataloader_loop(cfg, uris, best)), "num_workers": best}
-    init_ray(num_cpus=max(cores, int(actor_cpus * actors + cfg.decode_cpus + 0.999)))  # actors + a decode task
-    if "c" not in skip:
-        total, steady, steady_n = ray_run(cfg, manifest, work / "out_c")
-        result["c_uniqa_score"] = timing(len(uris), total, steady, steady_n)
-    report(result)
+    print(f"{len(uris)} images, model {args.model}, views {args.views}, batch {args.batch_size}; (c): {actors} "
+          f"actors x {actor_cpus} CPU, decode tasks {cfg.decode_cpus} CPU; (a), (b): {threads} torch threads")
+
+    def measure() -> dict:
+        result: dict = {}
+        if "a" not in skip:
+            a_uris = uris[: args.a_images] if args.a_images else uris
+            result["a_per_image"] = timing(len(a_uris), *per_image_loop(cfg, a_uris, threads))
+        if "b" not in skip:  # pick the fastest worker count on a probe, then time it on every image
+            best = probe_workers(lambda u, w: dataloader_loop(cfg, u, w, threads), uris, args.workers, cores)
+            result["b_dataloader"] = {**timing(len(uris), *dataloader_loop(cfg, uris, best, threads)),
+                                      "num_workers": best}
+        init_ray(num_cpus=max(cores, int(actor_cpus * actors + cfg.decode_cpus + 0.999)))  # actors + a decode task
+        if "c" not in skip:
+            total, steady, steady_n = ray_run(cfg, manifest, work / "out_c")
+            result["c_uniqa_score"] = timing(len(uris), total, steady, steady_n)
+        return report(result)
+
+    result = side_by_side(measure, args.busy, ["c_over_b_steady"], seconds=args.busy_seconds)
     if "memory" not in skip:
         memory(cfg, work, [int(c) for c in args.memory_counts.split(",")], args.memory_views, result)
     print(json.dumps(result))
@@ -246,22 +283,23 @@ def memory(cfg, work: Path, counts: list[int], views: str, result: dict) -> None
               f"growth during the run {growth:6.1f} MB, {n / took:7.1f} images/s end to end")
 
 
-def report(result: dict) -> None:
-    """images/s end to end (model loading included) and steady (loading excluded), and the ratios."""
-    rates = {}
-    for key in ("a_per_image", "b_dataloader", "c_uniqa_score"):
-        if key in result:
-            r = result[key]
-            steady = r["steady_images"] / r["steady_seconds"] if r["steady_seconds"] > 0 else float("nan")
-            rates[key] = (r["images"] / r["seconds"], steady)
-            print(f"({key[0]}) {key[2:]:12s} {r['images']:6d} images: end to end {rates[key][0]:8.1f} images/s   "
-                  f"steady {rates[key][1]:8.1f} images/s")
-    a, b, c = (rates.get(k) for k in ("a_per_image", "b_dataloader", "c_uniqa_score"))
-    if c and b:
-        print(f"c/b = {c[0] / b[0]:.2f} end to end, {c[1] / b[1]:.2f} steady (goal >= 0.85)")
-    if c and a:
-        print(f"c/a = {c[0] / a[0]:.2f} end to end, {c[1] / a[1]:.2f} steady (goal >= 5)")
-    result["rates"] = rates
+def report(timings: dict, goal: float = 0.95) -> dict:
+    """Prints images/s end to end (model loading included) and steady (loading excluded) of each of
+    ``timings`` (keys ``a_...``, ``b_...``, ``c_...`` as :func:`timing` gives them) and the ratios; returns them
+    as a flat dict (``a_e2e``, ``a_steady``, ..., ``c_over_b_steady``, ``c_over_a_steady``, ...)."""
+    flat: dict = {}
+    for key, r in timings.items():
+        steady = r["steady_images"] / r["steady_seconds"] if r["steady_seconds"] > 0 else float("nan")
+        flat[f"{key[0]}_e2e"], flat[f"{key[0]}_steady"] = r["images"] / r["seconds"], steady
+        print(f"({key[0]}) {key[2:]:12s} {r['images']:6d} images: end to end {flat[f'{key[0]}_e2e']:8.1f} "
+              f"images/s   steady {steady:8.1f} images/s")
+    for c, other, want in (("c", "b", goal), ("c", "a", 5)):
+        if f"{c}_e2e" in flat and f"{other}_e2e" in flat:
+            for kind in ("e2e", "steady"):
+                flat[f"{c}_over_{other}_{kind}"] = flat[f"{c}_{kind}"] / flat[f"{other}_{kind}"]
+            print(f"{c}/{other} = {flat[f'{c}_over_{other}_e2e']:.2f} end to end, "
+                  f"{flat[f'{c}_over_{other}_steady']:.2f} steady (goal >= {want})")
+    return flat
 
 
 if __name__ == "__main__":

@@ -3,18 +3,25 @@ trials per minute.
 
     .venv/bin/python benchmarks/tune.py                          # sample corpus, random-init uniqa-tiny
     .venv/bin/python benchmarks/tune.py --manifest M --features F --model MODEL --trials 16 --concurrency 1,4
+    .venv/bin/python benchmarks/tune.py --busy 1                 # idle, then beside a CPU-burning process
 
 Both sweeps draw the same configs (same seed) and run every trial to the end (FIFO scheduler, fixed epochs), so
 they do the same work and only the concurrency differs. Trials train on cached features (computed once into
---work when --features is not given; not timed). Ray is started once (--cpus, default 2) and shared.
+--work when --features is not given; not timed). Ray is started once (--cpus, default 2) and shared. Each trial
+runs torch with the thread policy's count (the CPUs its trial reserves, at least 1). ``--busy N`` runs both
+sweeps again beside N CPU-burning processes and prints both side by side; the headline is the wall-clock ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from neighbours import add_busy_argument, side_by_side  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", default="1,2", help="comma-separated concurrency levels")
     p.add_argument("--cpus", type=int, default=2)
     p.add_argument("--work", help="work folder (default: a temporary one)")
+    add_busy_argument(p)
     args = p.parse_args(argv)
 
     from uniqa.runtime import init_ray
@@ -56,19 +64,29 @@ def main(argv: list[str] | None = None) -> int:
     space = {"lr": {"loguniform": [1e-4, 1e-2]}, "batch_size": {"choice": [16, 32]}, "hidden": {"choice": [8, 32]},
              "prompt_set": {"choice": ["single", "ensemble"]}, "train_views": {"choice": [1, 2]},
              "weight_decay": {"choice": [0.0, 1e-4]}, "epochs": args.epochs}
-    seconds = {}
-    for level in [int(c) for c in args.concurrency.split(",")]:
-        cfg = TuneConfig(base={"model": args.model}, search_space=space, num_samples=args.trials,
-                         max_concurrent=level, scheduler=SchedulerConfig(kind="fifo"))
-        start = time.perf_counter()
-        summary = run_tune(manifest, features, None, f"{work}/c{level}", cfg, progress=False)
-        seconds[level] = time.perf_counter() - start
-        assert summary.rows_out == args.trials and not summary.rows_with_errors
-        print(f"concurrency {level}: {args.trials} trials in {seconds[level]:.1f} s = "
-              f"{60 * args.trials / seconds[level]:.1f} trials/min")
-    levels = sorted(seconds)
-    for level in levels[1:]:
-        print(f"wall-clock ratio concurrency {levels[0]} / {level}: {seconds[levels[0]] / seconds[level]:.2f}x")
+    levels = [int(c) for c in args.concurrency.split(",")]
+    runs = iter(range(1000))
+
+    def measure() -> dict:
+        k, seconds, figures = next(runs), {}, {}
+        for level in levels:
+            cfg = TuneConfig(base={"model": args.model}, search_space=space, num_samples=args.trials,
+                             max_concurrent=level, scheduler=SchedulerConfig(kind="fifo"))
+            start = time.perf_counter()
+            summary = run_tune(manifest, features, None, f"{work}/r{k}-c{level}", cfg, progress=False)
+            seconds[level] = time.perf_counter() - start
+            assert summary.rows_out == args.trials and not summary.rows_with_errors
+            figures[f"trials_per_min_c{level}"] = 60 * args.trials / seconds[level]
+            print(f"concurrency {level}: {args.trials} trials in {seconds[level]:.1f} s = "
+                  f"{figures[f'trials_per_min_c{level}']:.1f} trials/min (threads per trial: "
+                  f"{summary.details.get('threads')})")
+        for level in levels[1:]:
+            figures[f"ratio_c{levels[0]}_over_c{level}"] = seconds[levels[0]] / seconds[level]
+            print(f"wall-clock ratio concurrency {levels[0]} / {level}: {seconds[levels[0]] / seconds[level]:.2f}x")
+        return figures
+
+    side_by_side(measure, args.busy, [f"ratio_c{levels[0]}_over_c{level}" for level in levels[1:]],
+                 seconds=args.busy_seconds)
     return 0
 
 
