@@ -192,7 +192,9 @@ FEATURES = TableSchema(
 
 # ------------------------------------------------------------------------------------- scores
 
-# Fixed columns of a scoring run's output; each head adds one float64 column named after it.
+# Fixed columns of a scoring run's output; each head adds one float64 column named after it (and a classic
+# metric head a second one, RAW_SUFFIX, with its published value).
+RAW_SUFFIX = "_raw"
 SCORES = TableSchema(
     name="scores",
     schema=pa.schema(
@@ -209,23 +211,34 @@ SCORES = TableSchema(
 )
 
 
-def scores_schema(heads: list[str] | tuple[str, ...], embedding: bool = False) -> TableSchema:
-    """SCORES of one run, in output order: image_id, image_uri, one float64 per head, [embedding], error,
-    model_checksum."""
-    clash = [h for h in heads if h in SCORES.columns]
+def scores_schema(
+    heads: list[str] | tuple[str, ...], embedding: bool = False, raw: list[str] | tuple[str, ...] = ()
+) -> TableSchema:
+    """SCORES of one run, in output order: image_id, image_uri, one float64 per head, one ``<head>_raw`` float64
+    per head in ``raw`` (a classic metric's published value beside its higher-is-better head), [embedding],
+    error, model_checksum."""
+    names = [*heads, *(raw_column(h) for h in raw)]
+    clash = [h for h in names if h in SCORES.columns]
     if clash:
         raise UniqaError(f"head name {clash[0]!r} clashes with a fixed scores column; reserved: {SCORES.columns}")
     fixed = {f.name: f for f in SCORES.schema}
-    fields = [fixed["image_id"], fixed["image_uri"], *[pa.field(h, pa.float64()) for h in heads]]
+    fields = [fixed["image_id"], fixed["image_uri"], *[pa.field(h, pa.float64()) for h in names]]
     fields += [fixed["embedding"]] if embedding else []
     fields += [fixed["error"], fixed["model_checksum"]]
     return TableSchema("scores", pa.schema(fields), unique="image_id")
 
 
+def raw_column(head: str) -> str:
+    """The column of a classic head's raw (published, lower-is-better) value: ``niqe`` -> ``niqe_raw``."""
+    return f"{head}{RAW_SUFFIX}"
+
+
 def score_columns(schema: pa.Schema, where: str = "") -> list[str]:
-    """The head columns of a scores table (every non-fixed column); each must be float64."""
+    """The head columns of a scores table (every non-fixed column but a head's ``<head>_raw`` companion); each
+    must be float64."""
     SCORES.check_columns(schema, where)
-    heads = [name for name in schema.names if name not in SCORES.columns]
+    names = [name for name in schema.names if name not in SCORES.columns]
+    heads = [name for name in names if not (name.endswith(RAW_SUFFIX) and name[: -len(RAW_SUFFIX)] in names)]
     for name in heads:
         if not _compatible(schema.field(name).type, pa.float64()):
             where_ = f" in {where}" if where else ""

@@ -15,7 +15,7 @@ import pyarrow as pa
 from uniqa import storage
 from uniqa.errors import UniqaError
 from uniqa.runtime import policy_threads, torch_threads
-from uniqa.scoring.batches import row_errors, scores_table, views_batch
+from uniqa.scoring.batches import classic_raw, classic_scores, row_errors, scores_table, views_batch
 from uniqa.scoring.config import HeadSpec, ScoreConfig, fingerprint, preflight
 from uniqa.scoring.inputs import uri_id
 
@@ -36,7 +36,8 @@ def build_heads(model, tokenizer, specs: Sequence[HeadSpec], device: str) -> dic
 
 
 class Scorer:
-    """A model, its heads and the view protocol, loaded once; scores batches of views or raw inputs."""
+    """A model, its heads and the view protocol, loaded once; scores batches of views or raw inputs. Classic
+    heads (NIQE, BRISQUE, PIQE) come from the decoded images; with only those, no model is loaded."""
 
     def __init__(self, cfg: ScoreConfig, device: str | None = None, checksum: str | None = None):
         """``checksum``: the pipeline's model actors pass the :func:`~uniqa.scoring.config.fingerprint` that
@@ -54,14 +55,19 @@ class Scorer:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if cfg.precision == "fp16" and not self.device.startswith("cuda"):
             raise UniqaError(f"precision fp16 needs a GPU (device is {self.device}); use fp32 or bf16")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)  # a random-init model (no weights) is the same in every actor
-            model, _, tokenizer = create_model(cfg.model, cfg.pretrained, device=self.device, precision=cfg.precision)
-            heads = build_heads(model, tokenizer, cfg.head_specs, self.device)
-        self.multihead = MultiHeadScorer(model, heads, chunk=cfg.views_per_pass)
+        self.classic = [(s.name, s.source) for s in cfg.classic_heads]  # (column, metric)
+        self.multihead, model_params = None, 0
+        if cfg.model_heads:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed)  # a random-init model (no weights) is the same in every actor
+                model, _, tokenizer = create_model(cfg.model, cfg.pretrained, device=self.device,
+                                                   precision=cfg.precision)
+                heads = build_heads(model, tokenizer, cfg.model_heads, self.device)
+            self.multihead = MultiHeadScorer(model, heads, chunk=cfg.views_per_pass)
+            model_params = sum(p.numel() for p in model.parameters())
         # torch threads while scoring (uniqa.runtime's policy): a model actor's reserved CPUs; in a driver, 1 for a
         # small model; cfg.threads overrides. Restored after each batch, so the caller's setting survives.
-        self.threads = policy_threads(cfg.threads, model_params=sum(p.numel() for p in model.parameters()))
+        self.threads = policy_threads(cfg.threads, model_params=model_params)
         self.checksum = checksum
         self.decode = cfg.decode_config()
 
@@ -108,24 +114,30 @@ class Scorer:
         uris = np.array([s if isinstance(s, str) else None for s in sources], dtype=object)
         image_ids = [uri_id(u) if u else str(offset + i) for i, u in enumerate(uris)] if ids is None else ids
         batch = {"image_id": np.array(image_ids, dtype=object), "image_uri": np.array(sources, dtype=object)}
-        done = views_batch(batch, self.decode, self.cfg.views, self.cfg.image_size, self.cfg.seed)
+        protocol = self.cfg.views if self.multihead is not None else None
+        done = views_batch(batch, self.decode, protocol, self.cfg.image_size, self.cfg.seed,
+                           classic=tuple(metric for _, metric in self.classic))
         return {**done, "image_uri": uris}
 
     def score_views(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        """A views batch (``image_id, image_uri, views, error``) -> output rows; rows with an error skip the
-        model. Runs the encoder once per image and applies every head."""
+        """A views batch (``image_id, image_uri, views, error``, classic ``<metric>_raw``) -> output rows; rows
+        with an error skip the model. Runs the encoder once per image and applies every model head."""
         import torch
 
         n = len(batch["image_id"])
         ok = np.flatnonzero([e is None for e in row_errors(batch["error"])])
-        scores = {h: np.full(n, np.nan) for h in self.heads}
+        classic = classic_scores(batch, self.classic)
+        scores = {h: classic[h] if h in classic else np.full(n, np.nan) for h in self.heads}
+        model_heads = [h for h in self.heads if h not in classic]
+        if self.multihead is None:
+            ok = ok[:0]
         embeddings = None
         with torch_threads(self.threads), torch.inference_mode():
             for start in range(0, len(ok), self.cfg.batch_size):
                 idx = ok[start : start + self.cfg.batch_size]
                 views = torch.from_numpy(np.ascontiguousarray(batch["views"][idx])).to(self.device)
                 out = self.multihead.forward(views, return_embeddings=self.cfg.embeddings)
-                for h in self.heads:
+                for h in model_heads:
                     scores[h][idx] = out[h].float().cpu().numpy()
                 if self.cfg.embeddings:
                     emb = out["embedding"].float().cpu().numpy()
@@ -133,7 +145,7 @@ class Scorer:
                     embeddings[idx] = emb
         if self.cfg.embeddings and embeddings is None:
             embeddings = np.zeros((n, 0), np.float32)
-        return scores_table(batch, scores, self.checksum, embeddings)
+        return scores_table(batch, scores, self.checksum, embeddings, raw=classic_raw(batch, self.classic))
 
 
 def _source(item) -> str | bytes:

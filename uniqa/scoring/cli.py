@@ -19,12 +19,15 @@ COMMAND = StageCommand(
             "(default: `input:` of --config)"),
     ),
     options=(
-        Arg("--model", "model name (e.g. ViT-B-16-quickgelu, uniqa-tiny) or checkpoint folder", key="model"),
+        Arg("--model", "model name (e.g. ViT-B-16-quickgelu, uniqa-tiny) or checkpoint folder (not needed when "
+            "every head is classic)", key="model"),
         Arg("--pretrained", "weights for --model (checkpoint file/folder or open_clip tag)", key="pretrained"),
         Arg("--heads", "comma-separated, one output column each: NAME (zero-shot prompt set: quality, aesthetics, "
             "quality-ensemble, ...), NAME=PROMPT_SET, or NAME=HEAD_FOLDER (a trained head: the folder save_head "
-            "wrote, or its head.safetensors; a path, so ./quality for a folder in the working directory); "
-            "default quality,aesthetics", key="heads", type=head_list),
+            "wrote, or its head.safetensors; a path, so ./quality for a folder in the working directory), or a "
+            "classic metric niqe | brisque | piqe (from the decoded image, no model; the column is the negated "
+            "value, higher = better, and NAME_raw the published one); default quality,aesthetics", key="heads",
+            type=head_list),
         Arg("--views", "view protocol: crops10 | five | full", key="views"),
         Arg("--embeddings", "also write the image embeddings (normalised mean over views; not adapter input: "
             "see `uniqa features`)", key="embeddings", store_true=True),

@@ -24,13 +24,15 @@ INPUT_FORMATS = ("auto", "manifest", "images", "list")
 HEAD_FILE_SUFFIX = ".safetensors"
 BLOCK_BYTES = 64 * 2**20  # views per decode task when rows_per_block is None (see ScoreConfig.block_rows)
 BLOCK_ROWS = (16, 1024)  # ... and the bounds of that row count
+CLASSIC_BLOCK_ROWS = 256  # rows per decode task when only classic heads run (no views, no model)
 _COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """One output column: a zero-shot prompt-set head (``source`` = prompt-set name) or a trained head
-    (``source`` = the folder ``save_head`` wrote, or its ``head.safetensors``)."""
+    """One output column: a zero-shot prompt-set head (``source`` = prompt-set name), a trained head
+    (``source`` = the folder ``save_head`` wrote, or its ``head.safetensors``) or a classic metric (``source`` in
+    :data:`uniqa.classic.CLASSIC_METRICS`: computed from the decoded image, no model)."""
 
     name: str
     source: str
@@ -42,6 +44,14 @@ class HeadSpec:
         return storage.looks_like_path(self.source) or self.source.endswith(HEAD_FILE_SUFFIX)
 
     @property
+    def classic(self) -> bool:
+        """A classic no-reference metric (NIQE, BRISQUE, PIQE): no model, oriented higher-is-better, with its
+        published value in ``<name>_raw``."""
+        from uniqa.classic import CLASSIC_METRICS
+
+        return not self.trained and self.source in CLASSIC_METRICS
+
+    @property
     def folder(self) -> str:
         """The head folder (``load_head`` takes the folder)."""
         if self.source.endswith(HEAD_FILE_SUFFIX):
@@ -51,8 +61,9 @@ class HeadSpec:
 
 def parse_head(text: str) -> HeadSpec:
     """``quality`` (zero-shot prompt set, column ``quality``), ``q=quality-ensemble`` (a prompt set under
-    another column name) or ``quality=runs/adapt/quality`` (a trained head folder or its .safetensors; a
-    folder in the working directory is ``quality=./quality``). Checks the syntax only."""
+    another column name), ``quality=runs/adapt/quality`` (a trained head folder or its .safetensors; a
+    folder in the working directory is ``quality=./quality``) or ``niqe`` / ``brisque`` / ``piqe`` (a classic
+    metric). Checks the syntax only."""
     name, sep, source = (part.strip() for part in str(text).partition("="))
     if not sep:
         source = name
@@ -78,7 +89,7 @@ def _check_prompt_set(spec: HeadSpec) -> None:
 class ScoreConfig:
     model: str = ""  # model name (e.g. ViT-B-16-quickgelu, uniqa-tiny) or checkpoint (see uniqa.models)
     pretrained: str | None = None  # weights: checkpoint path or open_clip tag (None: model's checkpoint, or random)
-    heads: tuple[str, ...] = ("quality", "aesthetics")  # NAME | NAME=PROMPT_SET | NAME=HEAD_FOLDER (trained)
+    heads: tuple[str, ...] = ("quality", "aesthetics")  # NAME | NAME=PROMPT_SET | NAME=HEAD_FOLDER | niqe|brisque|piqe
     views: str = "crops10"  # view protocol (uniqa.data.views.VIEW_PROTOCOLS): crops10 | five | full
     image_size: int | None = None  # view size in pixels: the model's input size (None: preflight reads it)
     seed: int = 0  # seed of the random crops (same crops for an image in every run)
@@ -98,21 +109,24 @@ class ScoreConfig:
     input_format: str = "auto"  # auto | manifest | images | list
 
     def __post_init__(self):
-        if not self.model:
-            raise UniqaError("no model: pass --model NAME_OR_CHECKPOINT or set model in the config")
         object.__setattr__(self, "heads", tuple(self.heads) if not isinstance(self.heads, str) else (self.heads,))
         specs = self.head_specs
         if not specs:
             raise UniqaError("no heads: name at least one, e.g. --heads quality,aesthetics")
+        if not self.model and self.model_heads:
+            raise UniqaError(f"no model: heads {[s.name for s in self.model_heads]} need one; pass --model "
+                             "NAME_OR_CHECKPOINT or set model in the config (classic heads alone need none)")
         names = [s.name for s in specs]
         dup = next((n for n in names if names.count(n) > 1), None)
         if dup:
             raise UniqaError(f"head {dup!r} is given twice in heads {list(self.heads)}")
         for spec in specs:
-            if not spec.trained:
+            if not spec.trained and not spec.classic:
                 _check_prompt_set(spec)
         self._check_choices()
         self._check_numbers()
+        if self.embeddings and not self.model_heads:
+            raise UniqaError("embeddings need a model: heads are all classic metrics, which have none")
         if self.precision == "fp16" and self.num_gpus == 0:
             raise UniqaError("precision fp16 needs GPUs, but num_gpus is 0; use fp32 or bf16")
 
@@ -150,7 +164,17 @@ class ScoreConfig:
     def head_names(self) -> list[str]:
         return [s.name for s in self.head_specs]
 
-    def block_rows(self, image_size: int, total: int | None = None) -> int:
+    @property
+    def model_heads(self) -> tuple[HeadSpec, ...]:
+        """The heads the model computes (prompt sets and trained heads); none: no model is loaded."""
+        return tuple(s for s in self.head_specs if not s.classic)
+
+    @property
+    def classic_heads(self) -> tuple[HeadSpec, ...]:
+        """The classic metric heads, computed from each decoded image in the decode tasks."""
+        return tuple(s for s in self.head_specs if s.classic)
+
+    def block_rows(self, image_size: int | None, total: int | None = None) -> int:
         """Rows per decode task: ``rows_per_block``, or as many images as fill :data:`BLOCK_BYTES` with their
         uint8 views (within :data:`BLOCK_ROWS`). Big blocks amortise Ray's per-task cost (it dominates for
         small models); the byte cap keeps the views of large models from flooding the object store. With
@@ -159,9 +183,11 @@ class ScoreConfig:
             return self.rows_per_block
         from uniqa.data.views import VIEW_COUNTS
 
-        per_image = VIEW_COUNTS[self.views] * image_size * image_size * 3
         low, high = BLOCK_ROWS
-        rows = BLOCK_BYTES // per_image
+        if image_size is None:  # classic heads only: no views; a task of CLASSIC_BLOCK_ROWS images is seconds
+            rows = CLASSIC_BLOCK_ROWS
+        else:
+            rows = BLOCK_BYTES // (VIEW_COUNTS[self.views] * image_size * image_size * 3)
         if total:
             rows = min(rows, -(-total // (2 * self.num_actors)))
         return max(low, min(high, rows))
@@ -179,11 +205,17 @@ def preflight(cfg: ScoreConfig) -> ScoreConfig:
     """Every check of ``cfg`` that reads storage or a model config, run once on the driver before any Ray
     work (``run_score``) or model loading (``Scorer``): the model (an architecture, or a checkpoint whose
     config names it), the weights (a path that exists, or an open_clip tag of the model), each trained head
-    (its folder holds the head config) and the image size. Returns ``cfg`` with the model resolved to
-    (architecture, weights) and ``image_size`` filled in: what the model actors are given, unchecked again."""
+    (its folder holds the head config), the image size and each classic head's installed parameters. Returns
+    ``cfg`` with the model resolved to (architecture, weights) and ``image_size`` filled in: what the model actors
+    are given, unchecked again. With classic heads only, no model: ``model`` and ``image_size`` come back empty."""
     from uniqa.adapters.head import HEAD_CONFIG
+    from uniqa.classic import implementation
     from uniqa.models.factory import model_image_size, pretrained_tag, resolve_model
 
+    for spec in cfg.classic_heads:
+        implementation(spec.source)  # its parameters are installed (uniqa[classic])
+    if not cfg.model_heads:
+        return replace(cfg, model="", pretrained=None, image_size=None)
     name, pretrained = resolve_model(cfg.model, cfg.pretrained)
     size = model_image_size(name)  # also: the model name is known
     pretrained_tag(name, pretrained)  # a path must exist; a tag must be one of the model's
@@ -221,15 +253,17 @@ def fingerprint(cfg: ScoreConfig) -> str:
     ``cfg`` is a :func:`preflight` result (its image size filled in).
 
     Batch size and actor counts are left out on purpose: they do not change the scores."""
+    from uniqa.classic import implementation
     from uniqa.data.views import VIEW_SCHEME
 
-    if cfg.image_size is None:
+    if cfg.image_size is None and cfg.model_heads:
         raise ValueError("fingerprint() takes a pre-flighted config (see preflight)")
     parts = {
         "model": cfg.model,
         "weights": _weights_checksum(cfg.pretrained),
         "heads": [
-            [s.name, "trained" if s.trained else s.source, head_checksum(s) if s.trained else None]
+            [s.name, "trained" if s.trained else s.source,
+             head_checksum(s) if s.trained else implementation(s.source) if s.classic else None]
             for s in cfg.head_specs
         ],
         "views": cfg.views,

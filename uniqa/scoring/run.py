@@ -83,7 +83,7 @@ def run_score(
     cfg = preflight(cfg)
     inp = resolve_input(input_uri, cfg.input_format)
     checksum = fingerprint(cfg)
-    schema = scores_schema(cfg.head_names, cfg.embeddings)
+    schema = scores_schema(cfg.head_names, cfg.embeddings, raw=[s.name for s in cfg.classic_heads])
     check_resumable(out, checksum)
     sink.clean_temporaries(out)
     before = sink.output_state(out)

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from uniqa.errors import UniqaError
 from uniqa.runtime import use_policy_threads
-from uniqa.scoring.batches import views_batch
+from uniqa.scoring.batches import classic_table, views_batch
 from uniqa.scoring.config import ScoreConfig
 
 
@@ -42,16 +42,23 @@ def gpus_per_actor(cfg: ScoreConfig) -> float:
 
 
 def add_score_stages(ds, cfg: ScoreConfig, checksum: str):
-    """``image_id, image_uri`` rows -> decode + views tasks -> model actor pool -> score rows."""
+    """``image_id, image_uri`` rows -> decode + views (+ classic metrics) tasks -> model actor pool -> score rows.
+    With classic heads only, the decode tasks make the score rows and no model actor starts."""
     import ray
 
+    classic = [(s.name, s.source) for s in cfg.classic_heads]
+    protocol = cfg.views if cfg.model_heads else None
     ds = ds.map_batches(
         views_batch,
-        fn_kwargs={"decode": cfg.decode_config(), "protocol": cfg.views, "size": cfg.image_size, "seed": cfg.seed},
+        fn_kwargs={"decode": cfg.decode_config(), "protocol": protocol, "size": cfg.image_size, "seed": cfg.seed,
+                   "classic": tuple(metric for _, metric in classic)},
         batch_format="numpy",
         batch_size=None,  # one block (cfg.block_rows rows) per task
         num_cpus=cfg.decode_cpus,
     )
+    if not cfg.model_heads:
+        return ds.map_batches(classic_table, fn_kwargs={"heads": classic, "checksum": checksum},
+                              batch_format="numpy", batch_size=None, num_cpus=cfg.decode_cpus)
     num_gpus = gpus_per_actor(cfg)
     if num_gpus == 0 and cfg.precision == "fp16":
         raise UniqaError("precision fp16 needs GPUs, and the model actors get none (num_gpus 0 or a CPU-only "
