@@ -134,7 +134,8 @@ def _metrics(rows: list[dict], scores: dict) -> dict:
         preds = {phase: _phase_scores(rows, values, phase, head, idx) for phase, values in scores.items()}
         for phase, pred in preds.items():
             tables[phase].append(_evaluation_row(dataset, head, pred, mos, units))
-        parts.append(PartScores(dataset, head, unit_name(rows[idx[0]]["task"]), mos, units, preds))
+        baseline = {demo.baseline_phase("brisque"): preds["after"]}  # a classic metric as good as "after"
+        parts.append(PartScores(dataset, head, unit_name(rows[idx[0]]["task"]), mos, units, {**preds, **baseline}))
     return demo.assemble_metrics(tables, parts)
 
 
@@ -275,7 +276,8 @@ def test_demo_report_carries_every_metric_and_interval_once(demo_report):
         expected |= {f"{key}/srcc": f"{r['srcc']:.3f}", f"{key}/plcc": f"{r['plcc']:.3f}",
                      f"{key}/krcc": f"{r['krcc']:.3f}", f"{key}/n": str(r["n"]), f"{key}/groups": str(r["groups"])}
         expected |= _ends(f"{key}/srcc", r["srcc_ci"]) | _ends(f"{key}/plcc", r["plcc_ci"])
-    for name, prefix in (("zero_shot_gain", "gain"), ("adapter_gain", "adapter_gain")):
+    for name, prefix in (("zero_shot_gain", "gain"), ("adapter_gain", "adapter_gain"),
+                         ("adapted_over_best_classic", "adapted_over_best_classic")):
         for k, g in metrics[name].items():
             expected |= {f"{prefix}/{k}": f"{g['point']:.3f}"} | _ends(f"{prefix}/{k}", g["ci"], "/lo", "/hi")
     assert metrics["results"][0]["srcc_ci"] and metrics["zero_shot_gain"]["kadid10k/quality"]["ci"]
@@ -284,7 +286,7 @@ def test_demo_report_carries_every_metric_and_interval_once(demo_report):
     assert dict(page.metrics) == expected
     checks = {k: str(c["passed"]).lower() for k, c in metrics["checks"].items()}
     checks |= {f"{k}/{d}": str(e["passed"]).lower() for k, c in metrics["checks"].items() for d, e in c["per"].items()}
-    assert page.checks == checks and len(checks) == 2 + 2 * 2
+    assert page.checks == checks and len(checks) == 3 + 3 * 2
 
 
 def test_checks_table_shows_point_interval_and_decision(demo_report):

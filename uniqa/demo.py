@@ -1,8 +1,9 @@
 """``uniqa demo``: the whole method end to end on the embedded sample corpus (CPU, no downloads), resumable.
 
 sample corpus -> manifests -> captions (offline ``attributes`` captioner) -> purified comments (bag-of-words
-relevance) -> corpus (``holdout: split_0``: split_0's test-side images never reach pre-training) -> zero-shot
-scores of the random-init model pre-training starts from (``OUT/init``) -> pre-training (Ray Train, 2 workers)
+relevance) -> corpus (``holdout: split_0``: split_0's test-side images never reach pre-training) -> the classic
+metrics' scores (NIQE, BRISQUE: the baselines, no model) -> zero-shot scores of the random-init model
+pre-training starts from (``OUT/init``) -> pre-training (Ray Train, 2 workers)
 -> zero-shot scores of ``OUT/pretrain/final`` -> features -> adapter sweeps (``uniqa tune``: quality head on
 the IQA part, aesthetics head on the IAA part) -> scores with the adapted heads -> evaluation of each phase on
 split_0's test side -> ``OUT/metrics.json``, ``OUT/configs.json``, ``OUT/demo_summary.json`` -> the report.
@@ -53,6 +54,8 @@ DEMO_SWEEP_HEAD = {"quality": {},
 SWEEP_DIR = Path(__file__).resolve().parents[1] / "tuning"
 PARTS = {"iqa": ("kadid10k", "quality"), "iaa": ("ava", "aesthetics")}  # manifest part -> (dataset, its head)
 PHASES = ("before", "after", "adapted")
+# The baselines every phase is measured against: classic no-reference metrics (no training, no model), scored once.
+BASELINE, CLASSIC_HEADS = "classic", ("niqe", "brisque")
 SPLIT = "split_0"
 SIDE = "test"  # the side of SPLIT every phase is scored and evaluated on
 CHECKED = ("kadid10k/quality", "ava/aesthetics")  # metrics.json's checks hold when they hold for each of these
@@ -125,6 +128,7 @@ def plan(out: str, seed: int, pretrain: dict) -> list[Step]:
                "purified": [at("purified")]},), ("manifests/iqa", "manifests/iaa", "captions", "purified")),
         Step("init", None, {"model": pretrain["model"], "seed": pretrain.get("seed", 0)}),
     ]
+    steps += phase(out, BASELINE, {"heads": list(CLASSIC_HEADS)}, ())
     steps += phase(out, "before", {"model": at("init"), "heads": heads}, ("init",))
     steps.append(Step("pretrain", "uniqa.training.cli:COMMAND", pretrain, ({"corpus": at("corpus")},), ("corpus",),
                       progress=True))
@@ -301,11 +305,17 @@ def execute(steps: list[Step], out: str, state: dict, save) -> bool:
 
 
 GAINS = {"zero_shot_gain": ("before", "after"), "adapter_gain": ("after", "adapted")}  # gain -> (earlier, later)
-# check -> (the gain it reads, its rule, whether one dataset/head's gain {"point", "ci": [lo, hi]} passes it)
+# adapted - the classic metric (CLASSIC_HEADS) with the highest SRCC on the same rows, with the paired interval
+CLASSIC_GAIN = "adapted_over_best_classic"
+# check -> (the gain it reads, its rule, whether one dataset/head's gain {"point", "ci": [lo, hi]} passes it, the
+# dataset/heads it must pass on)
 CHECKS = {
     "zero_shot_gain_at_least_0.2": ("zero_shot_gain", "point >= 0.2 and the paired interval's lower end > 0",
-                                    lambda g: g["point"] >= 0.2 and g["ci"][0] > 0),
-    "adapter_above_zero_shot": ("adapter_gain", "the paired interval's lower end > 0", lambda g: g["ci"][0] > 0),
+                                    lambda g: g["point"] >= 0.2 and g["ci"][0] > 0, CHECKED),
+    "adapter_above_zero_shot": ("adapter_gain", "the paired interval's lower end > 0", lambda g: g["ci"][0] > 0,
+                                CHECKED),
+    "adapted_above_best_classic": (CLASSIC_GAIN, "the paired interval of adapted - the best classic metric has its "
+                                   "lower end > 0", lambda g: g["ci"][0] > 0, ("kadid10k/quality",)),
 }
 
 
@@ -323,12 +333,29 @@ def result_row(phase: str, row: dict) -> dict:
 def decide_checks(gains: dict[str, dict[str, dict]]) -> dict:
     """Each check of :data:`CHECKS` per dataset/head of its gain; it passes when it passes for each of CHECKED."""
     out = {}
-    for name, (gain, rule, passes) in CHECKS.items():
+    for name, (gain, rule, passes, on) in CHECKS.items():
         per = {key: {"point": g["point"], "ci": g["ci"],
                      "passed": g["point"] is not None and g["ci"] is not None and bool(passes(g))}
                for key, g in gains[gain].items()}
-        out[name] = {"passed": all(per.get(k, {}).get("passed", False) for k in CHECKED), "rule": rule, "per": per}
+        out[name] = {"passed": all(per.get(k, {}).get("passed", False) for k in on), "rule": rule, "on": list(on),
+                     "per": per}
     return out
+
+
+def best_classic(part: PartScores) -> str | None:
+    """The classic metric's phase key (:func:`baseline_phase`) with the highest SRCC on ``part``'s rows."""
+    import numpy as np
+
+    from uniqa.evaluation.metrics import srcc
+
+    found = {}
+    for key in (baseline_phase(m) for m in CLASSIC_HEADS):
+        values = part.scores.get(key)
+        ok = np.isfinite(values) if values is not None else None
+        if ok is not None and ok.sum() >= 3:
+            found[key] = srcc(values[ok], part.mos[ok])
+    found = {k: v for k, v in found.items() if np.isfinite(v)}
+    return max(found, key=found.get) if found else None
 
 
 def assemble_metrics(tables: dict[str, list[dict]], parts: list[PartScores],
@@ -343,6 +370,8 @@ def assemble_metrics(tables: dict[str, list[dict]], parts: list[PartScores],
     results = [result_row(phase, row) for phase, rows in tables.items() for row in rows
                if row["split"] == SPLIT and row["side"] == "test"]
     gains = {name: {p.key: gain(p, earlier, later, cfg) for p in parts} for name, (earlier, later) in GAINS.items()}
+    gains[CLASSIC_GAIN] = {p.key: {**gain(p, best or "", "adapted", cfg), "baseline": best}
+                           for p, best in ((p, best_classic(p)) for p in parts)}
     return {"split": SPLIT, "side": "test", "results": results, **gains, "checked": list(CHECKED),
             "checks": decide_checks(gains),
             "bootstrap": {"resamples": cfg.resamples, "seed": cfg.seed, "level": cfg.level,
@@ -355,8 +384,17 @@ def read_parts(out: str) -> list[PartScores]:
     from uniqa import storage
     from uniqa.evaluation.paired import read_part
 
-    return [read_part(storage.join(out, "manifests", p), {ph: storage.join(out, "scores", ph, p) for ph in PHASES},
-                      dataset, head, SPLIT) for p, (dataset, head) in PARTS.items()]
+    def scores(p: str) -> dict:
+        classic = {baseline_phase(m): (storage.join(out, "scores", BASELINE, p), m) for m in CLASSIC_HEADS}
+        return {**{ph: storage.join(out, "scores", ph, p) for ph in PHASES}, **classic}
+
+    return [read_part(storage.join(out, "manifests", p), scores(p), dataset, head, SPLIT)
+            for p, (dataset, head) in PARTS.items()]
+
+
+def baseline_phase(metric: str) -> str:
+    """A classic metric's key among a part's phase scores: ``classic/niqe``."""
+    return f"{BASELINE}/{metric}"
 
 
 def write_results(out: str, steps: list[Step], state: dict, seconds: float) -> dict:
@@ -365,7 +403,7 @@ def write_results(out: str, steps: list[Step], state: dict, seconds: float) -> d
     from uniqa.stage import read_summary
 
     tables = {phase: [row for p in PARTS for row in read_summary(storage.join(out, "evaluation", phase, p))
-                      ["details"]["table"]] for phase in PHASES}
+                      ["details"]["table"]] for phase in (BASELINE, *PHASES)}
     metrics = assemble_metrics(tables, read_parts(out))
     took = [state[step.name].get("seconds") or 0.0 for step in steps]
     summary = {"out": out, "seconds": round(sum(took), 1),  # the steps' time, over the runs that made the outputs
@@ -392,21 +430,25 @@ def print_metrics(metrics: dict) -> None:
     units = ", ".join(f"{dataset}: {unit}s" for dataset, unit in (boot.get("unit") or {}).items())
     print(f"\n[demo] SRCC on {metrics['split']}'s {metrics['side']} side (held-out references), per phase, with "
           f"{level} bootstrap intervals ({boot.get('resamples')} resamples of {units}):")
-    print(f"  {'dataset/head':20s} {'n':>4s} {'groups':>6s} " + " ".join(f"{p:>22s}" for p in PHASES))
+    print(f"  {'dataset/head':20s} {'n':>4s} {'groups':>6s} " + " ".join(f"{p:>22s}" for p in (BASELINE, *PHASES)))
     rows: dict[str, dict] = {}
     for r in metrics["results"]:
         rows.setdefault(f"{r['dataset']}/{r['head']}", {"n": r["n"], "groups": r.get("groups")})[r["phase"]] = r
     for name, row in rows.items():
-        cells = " ".join(f"{with_ci(row[p]['srcc'], row[p].get('srcc_ci')) if p in row else 'n/a':>22s}"
-                         for p in PHASES)
+        cells = " ".join(f"{with_ci(row[p]['srcc'], row[p].get('srcc_ci')) if p in row else '':>22s}"
+                         for p in (BASELINE, *PHASES))
         print(f"  {name:20s} {row['n']:4d} {row['groups'] or 0:6d} {cells}")
     print(f"[demo] SRCC gains with paired {level} intervals (both phases on the same resamples):")
     for gain, (earlier, later) in GAINS.items():
         for key, g in metrics[gain].items():
-            print(f"  {f'{gain} ({later} - {earlier})':34s} {key:20s} {with_ci(g['point'], g['ci'])}")
+            print(f"  {f'{gain} ({later} - {earlier})':46s} {key:20s} {with_ci(g['point'], g['ci'])}")
+    for key, g in metrics.get(CLASSIC_GAIN, {}).items():
+        best = (g.get("baseline") or "none").split("/")[-1]
+        print(f"  {f'{CLASSIC_GAIN} (adapted - {best})':46s} {key:20s} {with_ci(g['point'], g['ci'])}")
     for name, c in metrics["checks"].items():
         per = ", ".join(f"{key} {'yes' if e['passed'] else 'no'}" for key, e in c["per"].items())
-        print(f"  check {name} ({c['rule']}; on {', '.join(CHECKED)}): {'yes' if c['passed'] else 'NO'} ({per})")
+        on = ", ".join(c.get("on") or CHECKED)
+        print(f"  check {name} ({c['rule']}; on {on}): {'yes' if c['passed'] else 'NO'} ({per})")
 
 
 def run(args) -> int:

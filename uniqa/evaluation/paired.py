@@ -48,11 +48,11 @@ def gain(part: PartScores, earlier: str, later: str, cfg: BootstrapConfig = Boot
             "dropped": found.dropped}
 
 
-def read_part(manifest: str, scores: dict[str, str], dataset: str, head: str, split: str,
+def read_part(manifest: str, scores: dict[str, str | tuple[str, str]], dataset: str, head: str, split: str,
               side: str = "test") -> PartScores:
     """The labelled ``dataset`` rows of ``manifest`` on ``side`` of ``split`` (sorted by image_id) with each
-    phase's ``head`` score from ``scores`` (phase -> a scores folder; a folder that is absent leaves the phase
-    out)."""
+    phase's ``head`` score from ``scores`` (phase -> a scores folder, or (folder, column) for a phase scored under
+    another column, e.g. a classic metric; a folder that is absent leaves the phase out)."""
     files = parquet_files(manifest)
     names = dataset_schema(files).names
     wanted = ["image_id", "mos_norm", *[c for c in ("task", "group") if c in names]]
@@ -61,9 +61,11 @@ def read_part(manifest: str, scores: dict[str, str], dataset: str, head: str, sp
     ids = rows["image_id"].to_pylist()
     task = rows["task"].to_pylist() if "task" in names else [None] * len(ids)
     group = rows["group"].to_pylist() if "group" in names else None
+    where = {phase: (found, head) if isinstance(found, str) else tuple(found) for phase, found in scores.items()}
     return PartScores(dataset, head, unit_name(task[0] if task else None), rows["mos_norm"].to_numpy(),
                       bootstrap_units(task, group, ids),
-                      {phase: phase_scores(uri, head, ids) for phase, uri in scores.items() if storage.exists(uri)})
+                      {phase: phase_scores(uri, column, ids) for phase, (uri, column) in where.items()
+                       if storage.exists(uri)})
 
 
 def phase_scores(scores: str, head: str, ids: list[str]) -> np.ndarray:

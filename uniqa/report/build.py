@@ -29,7 +29,7 @@ REPORT_FILE = "report.html"
 
 # (anchor, title, builder), in page order.
 SECTIONS: tuple[tuple[str, str, Callable[[RunFolder], str | None]], ...] = (
-    ("headline", "Headline: SRCC before → after pre-training, adapted", headline.headline),
+    ("headline", "Headline: SRCC before → after pre-training, adapted, beside classic metrics", headline.headline),
     ("scatter", "Predicted score vs MOS", evaluation.scatter),
     ("distortions", "SRCC per distortion type", evaluation.by_distortion),
     ("pretraining", "Pre-training", training.pretraining),

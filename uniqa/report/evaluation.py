@@ -13,6 +13,8 @@ from uniqa.report import plots
 from uniqa.report.html import esc, fmt, fmt_interval, image, table
 from uniqa.report.load import PHASES, RunFolder, head_columns
 
+BASELINE = "classic"  # the demo's phase of classic metrics (uniqa.demo.BASELINE)
+
 # KADID-10k's distortion types, in its numbering (Lin, Hosu, Saupe 2019, table 1).
 KADID10K_TYPES = {
     1: "gaussian blur", 2: "lens blur", 3: "motion blur", 4: "color diffusion", 5: "color shift",
@@ -102,13 +104,23 @@ def by_distortion(run: RunFolder) -> str | None:
         phases = [p for p, f in scored.items() if head in f.columns and (f["dataset"] == dataset).any()]
         if not types or not phases:
             continue
-        html += distortion_part(run, dataset, head, types, {p: scored[p] for p in phases}, cfg)
+        columns = {**baselines(run, scored, head), **{p: scored[p] for p in phases}}
+        html += distortion_part(run, dataset, head, types, columns, cfg)
     if not html:
         return None
     return ('<p class="intro">Spearman correlation among the images of one distortion type (all levels and '
             f"references of the evaluated side) with its {cfg.level:.0%} cluster-bootstrap interval (whole "
             "reference groups resampled for quality datasets, single images otherwise); – where it is undefined "
             "(fewer than 3 images or a constant side).</p>" + html)
+
+
+def baselines(run: RunFolder, scored: dict, head: str) -> dict:
+    """The classic phase's metrics beside a model head's per-distortion columns: ``"classic brisque"`` -> the classic
+    scores with that metric under ``head``'s name (none when ``head`` is itself a classic metric)."""
+    frame, scores = scored.get(BASELINE), run.phase_scores.get(BASELINE)
+    if frame is None or scores is None or head in frame.columns:
+        return {}
+    return {f"{BASELINE} {c}": frame.rename(columns={c: head}) for c in head_columns(scores)}
 
 
 def distortion_part(run: RunFolder, dataset: str, head: str, types: list[int], scored: dict,

@@ -10,6 +10,8 @@ from uniqa.report.evaluation import pairs, phases_of
 from uniqa.report.html import check, esc, fmt, fmt_interval, image, interval, is_missing, metric, table
 from uniqa.report.load import RunFolder
 
+CLASSIC_GAIN = "adapted_over_best_classic"  # metrics.json's gain of the adapted head over the best classic metric
+
 
 def gain_of(value: object) -> tuple[float | None, list | None]:
     """(point, [lo, hi] or None) of a gain entry: ``{"point", "ci"}``, or a bare number (runs before intervals)."""
@@ -43,7 +45,8 @@ def headline(run: RunFolder) -> str | None:
     phases = [p for p in phases_of(run) if any(k[0] == p for k in rows)]
     split, side = run.split
     html = (f'<p class="intro">SRCC against <code>mos_norm</code> on the <b>{esc(side)}</b> side of '
-            f"<b>{esc(split)}</b>, whose images never reach pre-training or adapter training. <i>before</i>: "
+            f"<b>{esc(split)}</b>, whose images never reach pre-training or adapter training. <i>classic</i>: classic "
+            "no-reference metrics (NIQE, BRISQUE; no training, no model), the baselines; <i>before</i>: "
             "zero-shot, random-init model; <i>after</i>: zero-shot after pre-training; <i>adapted</i>: the best "
             f"adapter of the sweep. {bootstrap_note(m)}</p>" + srcc_table(run, rows, phases))
     if rows:
@@ -70,8 +73,10 @@ def srcc_table(run: RunFolder, rows: dict, phases: list[str]) -> str:
     m = run.metrics
     level = level_of(m)
     zero_shot, adapter = m.get("zero_shot_gain", {}), m.get("adapter_gain", {})
+    classic = m.get(CLASSIC_GAIN)  # runs from before the classic baselines have none
     header = ["dataset", "head", *(f"SRCC {p} [{level}]" for p in phases),
-              f"zero-shot gain (after − before) [paired {level}]", f"adapter gain (adapted − after) [paired {level}]"]
+              f"zero-shot gain (after − before) [paired {level}]", f"adapter gain (adapted − after) [paired {level}]",
+              *([f"adapted − best classic metric [paired {level}]"] if classic is not None else [])]
     body = []
     for dataset, head in pairs(run):
         key = f"{dataset}/{head}"
@@ -81,6 +86,10 @@ def srcc_table(run: RunFolder, rows: dict, phases: list[str]) -> str:
             cells.append(with_interval(f"{p}/{key}/srcc", r["srcc"], r.get("srcc_ci")) if r else "–")
         for name, gains in (("gain", zero_shot), ("adapter_gain", adapter)):
             cells.append(gain_cell(f"{name}/{key}", gains[key]) if key in gains else "–")
+        if classic is not None:
+            entry = classic.get(key)
+            best = ((entry or {}).get("baseline") or "").split("/")[-1]
+            cells.append(f"{gain_cell(f'{CLASSIC_GAIN}/{key}', entry)} (vs {esc(best)})" if best else "–")
         body.append(cells)
     return table(header, body, left=2)
 
@@ -112,10 +121,10 @@ def _bounds(ci: object) -> tuple[float, float] | None:
 
 def checks_table(m: dict) -> str:
     """A row per check and dataset / head (point, interval, decision), then the check's overall decision."""
-    on = ", ".join(m.get("checked") or [])
     body = []
     for name, value in m["checks"].items():
         passed, per, rule = check_of(value)
+        on = ", ".join((value.get("on") if isinstance(value, dict) else None) or m.get("checked") or [])
         for key, entry in per.items():
             body.append([esc(name), esc(key), fmt(entry.get("point"), "+.3f"), fmt_interval(entry.get("ci"), "+.3f"),
                          check(f"{name}/{key}", bool(entry.get("passed")))])

@@ -24,10 +24,10 @@ import pyarrow.fs as pafs
 
 from uniqa import storage
 from uniqa.errors import UniqaError
-from uniqa.schema import SCORES
+from uniqa.schema import RAW_SUFFIX, SCORES
 from uniqa.tables import dataset, parquet_files
 
-PHASES = ("before", "after", "adapted")  # the demo's scoring phases, in report order
+PHASES = ("classic", "before", "after", "adapted")  # the demo's scoring phases (classic: baselines), in report order
 DEFAULT_SPLIT, DEFAULT_SIDE = "split_0", "test"
 MANIFEST_COLUMNS = ["image_id", "image_uri", "dataset", "task", "mos", "mos_norm"]
 SAMPLE = "sample"  # the demo's embedded sample corpus folder
@@ -285,5 +285,7 @@ class RunFolder:
 
 
 def head_columns(frame: pd.DataFrame) -> list[str]:
-    """The score (head) columns of a scores frame: the numeric columns that are not fixed SCORES columns."""
-    return [c for c in frame.columns if c not in SCORES.columns and pd.api.types.is_numeric_dtype(frame[c])]
+    """The score (head) columns of a scores frame: the numeric columns that are not fixed SCORES columns or a classic
+    head's ``<head>_raw`` companion."""
+    names = [c for c in frame.columns if c not in SCORES.columns and pd.api.types.is_numeric_dtype(frame[c])]
+    return [c for c in names if not (c.endswith(RAW_SUFFIX) and c[: -len(RAW_SUFFIX)] in names)]

@@ -12,7 +12,7 @@ import numpy as np
 from uniqa.report.html import data_uri
 
 DPI = 100
-PHASE_COLOURS = {"before": "tab:gray", "after": "tab:blue", "adapted": "tab:green"}
+PHASE_COLOURS = {"classic": "tab:orange", "before": "tab:gray", "after": "tab:blue", "adapted": "tab:green"}
 
 
 @dataclass(frozen=True)
