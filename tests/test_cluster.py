@@ -29,6 +29,7 @@ STAGE_CONFIGS = {
     "purify.yaml": "purification",
     "corpus.yaml": "corpus",
     "pretrain.yaml": "training",
+    "pretrain-official.yaml": "training",
     "features.yaml": "features",
     "adapt.yaml": "adapters",
     "score.yaml": "scoring",

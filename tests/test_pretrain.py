@@ -67,6 +67,42 @@ def test_lr_warms_up_then_follows_a_cosine():
     assert lr_at(10, cfg, 110) > lr_at(50, cfg, 110) > lr_at(100, cfg, 110)
 
 
+def test_constant_schedule_keeps_lr_after_the_warm_up():
+    cfg = PretrainConfig(lr=1e-5, schedule="constant", warmup_steps=0)
+    assert [lr_at(s, cfg, 100) for s in (0, 50, 99, 100)] == [1e-5] * 4
+    warm = PretrainConfig(lr=1e-3, schedule="constant", warmup_steps=10)
+    assert lr_at(4, warm, 100) == pytest.approx(5e-4) and lr_at(10, warm, 100) == lr_at(90, warm, 100) == 1e-3
+
+
+def test_uniform_text_choice_ignores_source_weights_but_not_switched_off_sources():
+    texts, sources, weights = ["q", "a", "c1", "c2", "bad image"], ["quality_caption", "aesthetics_caption",
+                                                                     "comment", "comment", "level_prompt"], [1.0] * 5
+    rng = np.random.default_rng(0)
+    skewed = {"quality_caption": 5.0, "aesthetics_caption": 1.0, "comment": 1.0, "level_prompt": 0.0}
+    picks = [pick_text(texts, sources, weights, skewed, rng, "uniform") for _ in range(4000)]
+    for text in ("q", "a", "c1", "c2"):  # the official choice: each of the image's texts alike
+        assert picks.count(text) / 4000 == pytest.approx(0.25, abs=0.03), text
+    assert "bad image" not in picks  # a source with weight 0 stays off
+    by_source = [pick_text(texts, sources, weights, skewed, rng) for _ in range(4000)]
+    assert by_source.count("q") / 4000 == pytest.approx(5 / 7, abs=0.03)
+
+
+@pytest.mark.parametrize("shape", [(150, 97), (97, 150), (64, 64), (200, 200), (63, 90)])
+def test_clip_preprocess_view_is_torchvisions_clip_transform(shape):
+    from PIL import Image
+    from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Resize
+
+    from uniqa.training.ingest import train_view
+
+    image = np.random.default_rng(3).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    clip = Compose([Resize(64, interpolation=InterpolationMode.BICUBIC), CenterCrop(64)])  # CLIP's _transform
+    want = np.asarray(clip(Image.fromarray(image)))
+    views = [train_view(image, 64, "clip_preprocess", False, seed) for seed in range(4)]
+    assert all(np.array_equal(v, want) for v in views)  # no randomness without flip
+    flipped = [train_view(image, 64, "clip_preprocess", True, seed) for seed in range(8)]
+    assert {np.array_equal(v, want[:, ::-1]) or np.array_equal(v, want) for v in flipped} == {True}
+
+
 def test_pick_text_follows_source_weights():
     texts, sources, weights = ["q", "a", "c1", "c2", "bad image"], ["quality_caption", "aesthetics_caption",
                                                                      "comment", "comment", "level_prompt"], [1.0] * 5
@@ -188,6 +224,9 @@ def test_decoded_images_are_cached_per_process_within_a_budget(tmp_path, monkeyp
     ({"batch_size": 0}, "batch_size must be a positive integer"),
     ({"batch_size": 10, "num_workers": 3}, "divisible by num_workers"),
     ({"view": "zoom"}, "view must be one of"),
+    ({"text_choice": "random"}, "text_choice must be one of"),
+    ({"optimizer": "sgd"}, "optimizer must be one of"),
+    ({"schedule": "linear"}, "schedule must be one of"),
     ({"precision": "bf16"}, "bf16 is for GPUs"),
     ({"lock_image": True, "lock_text": True}, "nothing would be trained"),
     ({"beta2": 1.0}, "beta2 must be in"),
@@ -309,3 +348,41 @@ def test_plain_loop_accumulates_locks_a_tower_checkpoints_and_exports(tmp_path):
     assert torch.equal(final["text_projection"], start.state_dict()["text_projection"])  # the text tower is locked
     with pytest.raises(RuntimeError, match="data stream ended at step 1"):  # 2 micro-batches per step, 3 given
         train(cfg, Plan(str(tmp_path / "short"), "uniqa-tiny", None, 12, 3), Worker(), lambda: _random_batches(3, 4))
+
+
+def test_official_preset_runs_with_adam_l2_a_constant_lr_and_no_clipping(tmp_path):
+    """cluster/pretrain-official.yaml's optimiser, schedule and clipping on a 2-step plain loop (uniqa-tiny): the
+    checkpoint's optimizer state is torch's Adam with weight_decay applied in the gradient (coupled L2), on every
+    parameter, at the constant lr; the view and text choice are the preset's (checked above)."""
+    from pathlib import Path
+
+    from uniqa.config import from_dict, read_config_file
+    from uniqa.training.loop import STATE, Worker, make_optimizer, train
+
+    preset = read_config_file(str(Path(__file__).resolve().parents[1] / "cluster" / "pretrain-official.yaml"))
+    preset = {k: v for k, v in preset.items() if k not in ("corpus", "out")}
+    official = from_dict(PretrainConfig, preset)
+    assert (official.view, official.flip, official.text_choice) == ("clip_preprocess", False, "uniform")
+    assert (official.optimizer, official.schedule, official.grad_clip, official.warmup_steps) == (
+        "adam_l2", "constant", None, 0)
+    assert (official.lr, official.weight_decay, official.batch_size, official.epochs) == (1e-5, 0.2, 196, 50)
+    small = {k: getattr(official, k) for k in ("optimizer", "schedule", "grad_clip", "warmup_steps", "lr",
+                                               "weight_decay", "beta1", "beta2", "eps")}
+    cfg = PretrainConfig(model="uniqa-tiny", batch_size=4, steps=2, checkpoint_every=1, **small)
+    plan = Plan(run=str(tmp_path), model_name="uniqa-tiny", pretrained=None, images=8, total_steps=2)
+    states = []  # the checkpoint folder may be temporary: read it while it is reported
+
+    def report(metrics, folder):
+        if folder:
+            states.append(torch.load(os.path.join(folder, STATE), map_location="cpu", weights_only=True))
+
+    train(cfg, plan, Worker(report=report), lambda: _random_batches(2, 4))
+    state = states[-1]["optimizer"]
+    (group,) = state["param_groups"]  # one group: L2 on every parameter, as train.py's optim.Adam(model.parameters())
+    assert group["weight_decay"] == 0.2 and group["lr"] == 1e-5 and group["betas"] == (0.9, 0.98)
+    assert group.get("decoupled_weight_decay", False) is False  # Adam's L2, not AdamW's decoupled decay
+    model = build_model(cfg, plan, "cpu")
+    assert type(make_optimizer(model, cfg)) is torch.optim.Adam
+    assert len(group["params"]) == sum(1 for p in model.parameters() if p.requires_grad)
+    adamw = make_optimizer(model, PretrainConfig(model="uniqa-tiny"))
+    assert type(adamw) is torch.optim.AdamW and [g["weight_decay"] for g in adamw.param_groups] == [0.1, 0.0]

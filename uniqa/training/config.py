@@ -1,7 +1,9 @@
 """``PretrainConfig``: what to pre-train (model, corpus sampling, views), how (optimiser, schedule) and where
 (workers, resources, checkpoints). Defaults are the CPU demo recipe of METHOD §2 (uniqa-small, 64 px, lr 1e-3,
-level-prompt texts on); ``cluster/pretrain.yaml`` holds the paper-scale recipe. Checks here are types and
-ranges only; storage and model checks run in :func:`uniqa.training.run.preflight`.
+level-prompt texts on); ``cluster/pretrain-official.yaml`` reproduces the official ``train.py`` (view
+``clip_preprocess``, ``adam_l2``, ``constant`` lr, ``uniform`` texts) and ``cluster/pretrain.yaml`` is our paper-scale
+recipe. Checks here are types and ranges only; storage and model checks run in
+:func:`uniqa.training.run.preflight`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,12 @@ from dataclasses import dataclass, field
 
 from uniqa.errors import UniqaError
 
-VIEWS = ("crop", "resize_crop")  # random crop of the un-resized image | resize the short side, then crop
+# random crop of the un-resized image | resize the short side, then a random crop | CLIP's preprocess: resize the
+# short side (bicubic), centre crop (the official UniQA train.py's view)
+VIEWS = ("crop", "resize_crop", "clip_preprocess")
+TEXT_CHOICES = ("by_source", "uniform")  # a source by its weight, then a text of it | any text of the image, uniformly
+OPTIMIZERS = ("adamw", "adam_l2")  # AdamW, decay on matrices only | Adam with coupled L2 on every parameter
+SCHEDULES = ("cosine", "constant")  # after the linear warm-up: cosine to min_lr | lr throughout
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on GPU, fp32 on CPU
 
 
@@ -46,8 +53,9 @@ class PretrainConfig:
     lock_text: bool = False  # freeze the text tower (open_clip lock_text_tower)
     # data
     sources: SourceWeights = field(default_factory=SourceWeights)
-    view: str = "crop"  # crop | resize_crop (see VIEWS)
+    view: str = "crop"  # crop | resize_crop | clip_preprocess (see VIEWS)
     flip: bool = True  # random horizontal flip
+    text_choice: str = "by_source"  # by_source | uniform (see TEXT_CHOICES; sources with weight 0 are off in both)
     max_pixels: int = 120_000_000  # decompression-bomb limit per image
     # decoded images kept per Ray Data worker process (LRU): a corpus that fits is decoded once, not every epoch
     decode_cache_mb: float = 256.0
@@ -55,12 +63,14 @@ class PretrainConfig:
     batch_size: int = 64  # global: images per optimiser step over all workers (and accumulation steps)
     epochs: int = 1  # passes over the corpus images (ignored when steps is set)
     steps: int | None = None  # total optimiser steps (the stream cycles through as many epochs as needed)
+    optimizer: str = "adamw"  # adamw | adam_l2 (see OPTIMIZERS)
     lr: float = 1e-3
-    weight_decay: float = 0.1  # not applied to gains, biases, embeddings' scale (logit_scale)
+    weight_decay: float = 0.1  # adamw: decoupled, not on gains, biases, logit_scale; adam_l2: L2 in the gradient
     beta1: float = 0.9
     beta2: float = 0.98
     eps: float = 1e-6
-    warmup_steps: int = 50  # linear warm-up, then cosine decay to min_lr
+    warmup_steps: int = 50  # linear warm-up, then the schedule
+    schedule: str = "cosine"  # cosine (decay to min_lr) | constant (see SCHEDULES)
     min_lr: float = 0.0
     grad_clip: float | None = 1.0  # max global gradient norm (None: no clipping)
     accumulation: int = 1  # micro-batches per optimiser step (negatives come from one micro-batch)
@@ -104,8 +114,10 @@ class PretrainConfig:
                 raise UniqaError(f"{name} must be in [0, 1), got {value!r}")
         if self.min_lr > self.lr:
             raise UniqaError(f"min_lr {self.min_lr} is above lr {self.lr}")
-        if self.view not in VIEWS:
-            raise UniqaError(f"view must be one of {list(VIEWS)}, got {self.view!r}")
+        for name, valid in (("view", VIEWS), ("text_choice", TEXT_CHOICES), ("optimizer", OPTIMIZERS),
+                            ("schedule", SCHEDULES)):
+            if getattr(self, name) not in valid:
+                raise UniqaError(f"{name} must be one of {list(valid)}, got {getattr(self, name)!r}")
         if self.precision not in PRECISIONS:
             raise UniqaError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.precision == "bf16" and not self.use_gpu:

@@ -62,12 +62,18 @@ def check_images(batch: pa.Table, max_pixels: int) -> pa.Table:
     return batch.append_column("error", pa.array(list(done["error"]), pa.string()))
 
 
-def pick_text(texts, sources, weights, source_weights: dict[str, float], rng: np.random.Generator) -> str | None:
+def pick_text(texts, sources, weights, source_weights: dict[str, float], rng: np.random.Generator,
+              text_choice: str = "by_source") -> str | None:
     """One text: a source drawn by ``source_weights`` among the sources this image has, then a text of that
-    source by its corpus ``weight`` (uniform when they are all 0). None when no source has a weight > 0."""
+    source by its corpus ``weight`` (uniform when they are all 0); ``text_choice: uniform``: any of the image's
+    texts of a source with a weight > 0, uniformly (the official code's choice). None when no source has a
+    weight > 0."""
     present = sorted({s for s in sources if source_weights.get(s, 0.0) > 0}, key=list(source_weights).index)
     if not present:
         return None
+    if text_choice == "uniform":
+        on = [i for i, s in enumerate(sources) if s in present]
+        return texts[on[rng.choice(len(on))]]
     p = np.array([source_weights[s] for s in present], dtype=np.float64)
     source = present[rng.choice(len(present), p=p / p.sum())]
     idx = [i for i, s in enumerate(sources) if s == source]
@@ -86,8 +92,8 @@ def has_text(sources, source_weights: dict[str, float]) -> bool:
     return any(source_weights.get(s, 0.0) > 0 for s in sources)
 
 
-def expand_epochs(batch: pa.Table, *, seed: int, epochs: int, source_weights: dict[str, float],
-                  resume_key: int = -1, rank: int = 0, world_size: int = 1) -> pa.Table:
+def expand_epochs(batch: pa.Table, *, seed: int, epochs: int, source_weights: dict[str, float], resume_key: int = -1,
+                  rank: int = 0, world_size: int = 1, text_choice: str = "by_source") -> pa.Table:
     """Index rows -> one row per (image, epoch < ``epochs``) of worker ``rank`` (of ``world_size``) whose
     ``order`` key is above ``resume_key``: ``image_uri, text, order, view_seed``."""
     first = max(0, (resume_key + 1) >> EPOCH_BITS) if resume_key >= 0 else 0
@@ -102,7 +108,7 @@ def expand_epochs(batch: pa.Table, *, seed: int, epochs: int, source_weights: di
             if order <= resume_key:
                 continue
             rng = np.random.default_rng(stable_hash(seed, epoch, image_id, "text"))
-            text = pick_text(texts[i], sources[i], weights[i], source_weights, rng)
+            text = pick_text(texts[i], sources[i], weights[i], source_weights, rng, text_choice)
             if text is None:
                 continue
             out["image_uri"].append(uris[i])
@@ -166,10 +172,19 @@ def tokenizer_for(model: str):
 
 def train_view(image: np.ndarray, size: int, view: str, flip: bool, seed: int) -> np.ndarray:
     """One training view: a random ``size`` crop of the un-resized image (``crop``) or of the image resized to
-    a short side of ``size`` (``resize_crop``), mirrored with probability 1/2 when ``flip``."""
+    a short side of ``size`` (``resize_crop``), or CLIP's preprocess (``clip_preprocess``: that resize, the long
+    side ``int(size * long / short)`` as torchvision computes it, then the centre crop); mirrored with
+    probability 1/2 when ``flip``."""
     from uniqa.data.views import random_view, resize
 
     rng = np.random.default_rng(seed)
+    if view == "clip_preprocess":
+        h, w = image.shape[:2]
+        if (h, w) != (size, size):
+            image = resize(image, size if h <= w else int(size * h / w), size if w <= h else int(size * w / h))
+        top, left = int(round((image.shape[0] - size) / 2.0)), int(round((image.shape[1] - size) / 2.0))
+        view_ = image[top : top + size, left : left + size]
+        return np.ascontiguousarray(view_[:, ::-1] if flip and rng.random() < 0.5 else view_)
     if view == "resize_crop":
         h, w = image.shape[:2]
         scale = size / min(h, w)

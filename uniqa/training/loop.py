@@ -63,12 +63,26 @@ class Worker:
 
 
 def lr_at(step: int, cfg: PretrainConfig, total_steps: int) -> float:
-    """Learning rate of optimiser step ``step`` (0-based): linear warm-up to ``lr``, then cosine to ``min_lr``."""
+    """Learning rate of optimiser step ``step`` (0-based): linear warm-up to ``lr``, then cosine to ``min_lr``
+    (``schedule: constant``: ``lr``)."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
     span = max(total_steps - cfg.warmup_steps, 1)
     progress = min((step - cfg.warmup_steps) / span, 1.0)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
+    """``adamw``: AdamW, decoupled decay on matrices only (open_clip's recipe); ``adam_l2``: Adam with
+    ``weight_decay`` as coupled L2 (added to the gradient) on every trainable parameter, as the official UniQA
+    ``train.py`` builds it (``optim.Adam(model.parameters(), ..., weight_decay=0.2)``)."""
+    hyper = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "eps": cfg.eps}
+    if cfg.optimizer == "adam_l2":
+        params = [p for p in model.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, weight_decay=cfg.weight_decay, **hyper)
+    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), **hyper)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -204,8 +218,7 @@ def train(cfg: PretrainConfig, plan: Plan, worker: Worker, batches: Callable[[],
     ``cfg.micro_batch`` rows. Returns the last step's metrics."""
     use_policy_threads(cfg.threads)  # the worker's reserved CPUs (a plain loop in a driver: 1 for a small model)
     model = build_model(cfg, plan, worker.device)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                                  eps=cfg.eps)
+    optimizer = make_optimizer(model, cfg)
     step, keys = load_state(worker.restored, model, optimizer) if worker.restored else (0, [])
     if keys and len(keys) != worker.world_size and worker.rank == 0:
         logging.getLogger(__name__).warning("resuming %d worker(s) from a checkpoint of %d: each rank restarts "

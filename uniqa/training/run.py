@@ -116,7 +116,7 @@ def training_dataset(index, cfg: PretrainConfig, plan: Plan, epochs: int, size: 
     """Worker ``rank``'s stream (of ``cfg.num_workers``): its (image, epoch) rows in ``order``, views and tokens
     made in Ray Data. Rank ``r``'s k-th micro-batch is rows ``[k m, (k+1) m)`` of this stream (m: micro batch)."""
     kwargs = {"run": plan.run, "rank": rank, "world_size": cfg.num_workers, "seed": cfg.seed, "epochs": epochs,
-              "source_weights": cfg.sources.as_dict()}
+              "source_weights": cfg.sources.as_dict(), "text_choice": cfg.text_choice}
     ds = index.map_batches(expand_from_run, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=16,
                            num_cpus=cfg.decode_cpus)
     # the sort yields a few large blocks: cut them (streaming, order kept) so that decode runs in parallel tasks
