@@ -90,3 +90,12 @@ def test_seeded_splits_are_group_aware_80_20_and_deterministic():
 def test_official_splits_copied_to_every_column():
     out = official_splits(["train", "val", "test"])
     assert list(out) == list(SPLIT_COLUMNS) and all(v == ["train", "val", "test"] for v in out.values())
+
+
+@pytest.mark.parametrize("groups, train", [(81, 64), (40, 32), (10, 8), (7, 5), (3, 2)])
+def test_seeded_splits_floor_the_train_size_as_the_reference_code(groups, train):
+    from uniqa.data.levels import seeded_splits
+
+    names = [f"I{g:02d}" for g in range(groups)]
+    for column, sides in seeded_splits(names).items():  # KADID-10k: 81 references -> 64 train, 17 test
+        assert sides.count("train") == train and sides.count("test") == groups - train, column

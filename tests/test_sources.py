@@ -78,6 +78,11 @@ def test_koniq(tmp_path):
     m = manifest("koniq10k", tmp_path)
     assert m["image_id"] == ["koniq10k/100.jpg", "koniq10k/101.jpg", "koniq10k/102.jpg"]
     assert m["image_uri"] == [str(tmp_path / "1024x768" / n) for n, *_ in KONIQ]
+    assert m["mos"] == [20.0, 60.0, 100.0]  # MOS_zscore (0-100) by default, as the official code reads KonIQ
+    assert m["mos_norm"] == pytest.approx([0.2, 0.6, 1.0])
+    assert m["level"] == ["poor", "good", "perfect"]
+    assert attrs(m["attrs"][1])["SD"] == 0.5 and attrs(m["attrs"][1])["MOS"] == 3.0
+    m = manifest("koniq10k", tmp_path, mos_column="MOS")  # the 1-5 scale
     assert m["mos"] == [1.0, 3.0, 5.0]
     assert m["mos_norm"] == [0.0, 0.5, 1.0]
     assert m["level"] == ["bad", "fair", "perfect"]
@@ -478,7 +483,7 @@ def test_ava_comment_json_shapes(tmp_path):
 
 
 @pytest.mark.parametrize("name, make, csv_name, header", [
-    ("koniq10k", make_koniq, "koniq10k_scores_and_distributions.csv", ["image_name", "MOS"]),
+    ("koniq10k", make_koniq, "koniq10k_scores_and_distributions.csv", ["image_name", "MOS_zscore"]),
     ("flive", make_flive, "labels_image.csv", ["name", "mos"]),
 ])
 def test_csv_sources_name_an_empty_image_name(tmp_path, name, make, csv_name, header):
