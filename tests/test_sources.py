@@ -242,6 +242,18 @@ def test_ava_standard_test_list(tmp_path):
     assert records.split_source == "AVA-Captions JSON CLEAN_AVA_FULL_AFTER_SUBJECTIVE_CLEANING.json"
 
 
+@pytest.mark.parametrize("where", ["aesthetics_image_lists/generic_test.jpgl", "generic_test.jpgl"])
+def test_ava_uses_the_standard_test_list_when_the_dataset_has_it(tmp_path, where):
+    make_ava(tmp_path)
+    (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
+    make_ava_test_list(tmp_path, ["953958", "954113"], name=where)  # as AVA ships it
+    table, records = read_dataset("ava", str(tmp_path), PrepareConfig())
+    assert table["split_0"].to_pylist() == ["train", "test", "train", "test"]
+    assert records.split_source == f"standard test list {where}"
+    _, records = read_dataset("ava", str(tmp_path), PrepareConfig(), test_list="none")  # the JSON's split
+    assert records.split_source == "AVA-Captions JSON CLEAN_AVA_FULL_AFTER_SUBJECTIVE_CLEANING.json"
+
+
 def test_ava_test_list_errors(tmp_path):
     make_ava(tmp_path)
     with pytest.raises(UniqaError, match=r"expected dataset file not found: .*nope.txt"):

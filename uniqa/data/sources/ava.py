@@ -3,10 +3,12 @@ tag 1, tag 2, challenge id); MOS = vote-weighted mean (1-10); images ``images/<i
 and the official split come from an optional AVA-Captions-style JSON
 (``{"images": [{"filename": "<id>.jpg", "split": "train", "sentences": [{"raw": "..."}]}]}``).
 
-Split source: the AVA-Captions JSON's split by default; ``-o test_list=FILE`` uses instead the standard test
-list of most AVA papers (about 20k image ids): a text file of ids, one a line (the first field of each line),
-or a CSV whose ``test_list_column`` holds the ids (default: its first column). Listed images are ``test``, the
-others ``train``; comments still come from the JSON. The summary says which split source was used."""
+Split source: the standard test list of most AVA papers (about 20k image ids; the official UniQA code's
+``process_ava.py`` reads it) when the dataset has it, ``aesthetics_image_lists/generic_test.jpgl`` or
+``generic_test.jpgl`` under the root (``-o test_list=FILE`` names another: a text file of ids, one a line, the first
+field of each line, or a CSV whose ``test_list_column`` holds the ids, default its first column); else the
+AVA-Captions JSON's split (``-o test_list=none`` prefers it). Listed images are ``test``, the others ``train``;
+comments still come from the JSON. The summary says which split source was used."""
 
 from __future__ import annotations
 
@@ -91,8 +93,9 @@ def _raws(item: dict, where: str) -> list[str]:
         "image_ext": "image file extension (default .jpg)",
         "comments_file": "AVA-Captions JSON relative to root, used when present "
                          "(default CLEAN_AVA_FULL_AFTER_SUBJECTIVE_CLEANING.json; empty: none)",
-        "test_list": "standard test list relative to root: image ids one a line, or a .csv (default: none; "
-                     "given, it replaces the JSON's split: listed ids test, the rest train)",
+        "test_list": "standard test list relative to root: image ids one a line, or a .csv; it replaces the "
+                     "JSON's split (listed ids test, the rest train). Default auto: aesthetics_image_lists/"
+                     "generic_test.jpgl or generic_test.jpgl when present; none: the JSON's split",
         "test_list_column": "the id column when test_list is a .csv (default: its first column)",
     },
 )
@@ -102,7 +105,7 @@ def read_ava(
     image_dir: str = "images",
     image_ext: str = ".jpg",
     comments_file: str = "CLEAN_AVA_FULL_AFTER_SUBJECTIVE_CLEANING.json",
-    test_list: str = "",
+    test_list: str = "auto",
     test_list_column: str = "",
 ) -> Records:
     uri = storage.join(root, scores_file)
@@ -123,6 +126,10 @@ def read_ava(
     if comments_uri and storage.exists(comments_uri):
         _attach_comments(records, names, read_comments(comments_uri))
         records.split_source = f"AVA-Captions JSON {comments_file}"
+    if test_list == "auto":
+        test_list = next((f for f in STANDARD_TEST_LISTS if storage.exists(storage.join(root, f))), "")
+    elif test_list == "none":
+        test_list = ""
     if test_list:
         list_uri = storage.join(root, test_list)
         _apply_test_list(records, names, image_ext, read_test_list(list_uri, test_list_column), list_uri)
@@ -130,6 +137,9 @@ def read_ava(
     elif test_list_column:
         raise UniqaError("option test_list_column needs test_list (the file that holds the column)")
     return records
+
+
+STANDARD_TEST_LISTS = ("aesthetics_image_lists/generic_test.jpgl", "generic_test.jpgl")  # as AVA ships it
 
 
 def _id_of(text: str, image_ext: str) -> str:
