@@ -230,6 +230,18 @@ def make_live(root: Path, folders: dict = LIVE) -> dict:
 FLIVE = [("AVA__149.jpg", 72.5), ("blur_dataset/motion0037.jpg", 18.0), ("EE371R/cm_1.jpg", 100.0)]
 
 
+# name, mos_quality, mos_align (AGIQA-3K's data.csv, images beside it)
+AGIQA3K = [("AttnGAN_normal_000.jpg", 0.5, 1.2), ("midjourney_lowstep_001.png", 2.75, 3.0),
+           ("sd1.5_highcorr_002.jpg", 5.0, 2.0)]
+
+
+def make_agiqa3k(root: Path) -> list[tuple]:
+    header = ["name", "prompt", "adj1", "adj2", "style", "mos_quality", "std_quality", "mos_align", "std_align"]
+    write_csv(root / "data.csv", header, [[n, "a cat on a mat", "", "", "", q, 0.5, a, 0.4] for n, q, a in AGIQA3K])
+    write_images(root, [n for n, *_ in AGIQA3K])
+    return AGIQA3K
+
+
 def make_flive(root: Path) -> list[tuple]:
     write_csv(root / "labels_image.csv", ["name", "mos", "height", "width"], [[n, m, 8, 8] for n, m in FLIVE])
     write_images(root / "database", [n for n, _ in FLIVE])

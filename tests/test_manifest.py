@@ -227,8 +227,8 @@ def test_data_list_shows_every_source(capsys):
     code, out, _ = run_cli(capsys, "data", "list")
     assert code == 0
     names = [line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")]
-    assert names == ["aadb", "ava", "csiq", "flive", "folder", "kadid10k", "koniq10k", "live", "livec", "manifest",
-                     "spaq", "table", "tid2013"]
+    assert names == ["aadb", "agiqa3k", "ava", "csiq", "flive", "folder", "kadid10k", "koniq10k", "live", "livec",
+                     "manifest", "spaq", "table", "tid2013"]
     assert "-o comments_file=..." in out and "-o test_list=..." in out
 
 

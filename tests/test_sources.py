@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from dataset_fixtures import (
     AADB,
+    AGIQA3K,
     AVA,
     AVA_CAPTIONS,
     CSIQ,
@@ -23,6 +24,7 @@ from dataset_fixtures import (
     TID,
     TID_OBSERVED,
     make_aadb,
+    make_agiqa3k,
     make_ava,
     make_ava_test_list,
     make_csiq,
@@ -44,7 +46,7 @@ from uniqa.data.sources import SOURCES, get_source
 from uniqa.errors import UniqaError
 from uniqa.schema import SPLIT_COLUMNS
 
-OFFICIAL = {"koniq10k", "spaq", "livec", "kadid10k", "tid2013", "ava", "aadb", "flive", "csiq", "live"}
+OFFICIAL = {"koniq10k", "spaq", "livec", "kadid10k", "tid2013", "ava", "aadb", "flive", "csiq", "live", "agiqa3k"}
 GENERIC = {"folder", "table", "manifest"}
 
 
@@ -61,7 +63,7 @@ def attrs(row_attrs) -> dict:
 def test_registry_lists_every_source():
     assert set(SOURCES.names()) == OFFICIAL | GENERIC
     assert get_source("kadid10k").mos_range == (1.0, 5.0)
-    with pytest.raises(UniqaError, match=r"unknown dataset 'koniq'; known: \['aadb', 'ava'"):
+    with pytest.raises(UniqaError, match=r"unknown dataset 'koniq'; known: \['aadb', 'agiqa3k', 'ava'"):
         get_source("koniq")
 
 
@@ -87,6 +89,18 @@ def test_koniq(tmp_path):
     assert m["mos_norm"] == [0.0, 0.5, 1.0]
     assert m["level"] == ["bad", "fair", "perfect"]
     assert attrs(m["attrs"][1])["SD"] == 0.5 and attrs(m["attrs"][1])["MOS_zscore"] == 60.0
+
+
+def test_agiqa3k_quality_by_default_alignment_by_option(tmp_path):
+    make_agiqa3k(tmp_path)
+    m = manifest("agiqa3k", tmp_path)
+    assert m["image_id"] == [f"agiqa3k/{n}" for n, *_ in AGIQA3K]
+    assert m["image_uri"] == [str(tmp_path / n) for n, *_ in AGIQA3K]  # the images sit beside data.csv
+    assert m["mos"] == [0.5, 2.75, 5.0] and m["mos_norm"] == pytest.approx([0.0, 0.5, 1.0])  # observed range
+    assert m["task"] == ["quality"] * 3 and attrs(m["attrs"][1]) == {"std_quality": 0.5, "mos_align": 3.0,
+                                                                     "std_align": 0.4}
+    m = manifest("agiqa3k", tmp_path, mos_column="mos_align")
+    assert m["mos"] == [1.2, 3.0, 2.0] and attrs(m["attrs"][1])["mos_quality"] == 2.75
 
 
 @pytest.mark.parametrize("present, option, used", [
