@@ -54,6 +54,19 @@ def reference_score(f: torch.Tensor, w1, w2, prompts: torch.Tensor, log_scale: f
     return sum(group_scores) / len(group_scores)
 
 
+def test_reproduction_prompt_sets_are_registered():
+    """The official head's wording for IQA and IAA alike ("{level} image", as ``image``) and its "{level}
+    content" variant; usable wherever a prompt set is named (adapters, zero-shot scoring heads)."""
+    from uniqa.adapters.config import AdaptConfig
+    from uniqa.scoring.config import ScoreConfig
+
+    assert get_prompt_set("image").prompts == ["bad image", "poor image", "fair image", "good image", "perfect image"]
+    assert get_prompt_set("content").prompts == ["bad content", "poor content", "fair content", "good content",
+                                                 "perfect content"]
+    assert AdaptConfig(model="uniqa-tiny", head="aesthetics", prompt_set="image").trained_prompt_set == "image"
+    assert ScoreConfig(model="uniqa-tiny", heads=("aesthetics=image",)).head_specs[0].source == "image"
+
+
 @pytest.mark.parametrize("prompt_set", [QUALITY, QUALITY_ENSEMBLE], ids=["single", "ensemble"])
 @pytest.mark.parametrize("adapter", [True, False], ids=["adapter", "zero-shot"])
 def test_head_matches_the_equations(prompt_set, adapter):

@@ -1,10 +1,13 @@
 """Level prompt sets as data: each group holds five prompts ordered worst -> best (METHOD §3).
 
-``QUALITY`` and ``QUALITY_ENSEMBLE`` are the paper's prompts (METHOD §3.3 and §3.6). The paper gives no
-aesthetics prompts; ``AESTHETICS`` / ``AESTHETICS_ENSEMBLE`` are our analogous choice, built the same
-way: the first group swaps "image" for "aesthetics" on the same five level words, the others name the
-aesthetic facets the IAA captions describe (METHOD §1.3): beauty, composition and lighting, each
-from "extremely <bad>" through "fair" to "extremely <good>".
+``QUALITY`` and ``QUALITY_ENSEMBLE`` are the paper's prompts (METHOD §3.3 and §3.6). The official code's head
+uses the "{level} image" wording for aesthetics datasets too: ``IMAGE`` (name ``image``) is that set under its own
+name, for reproducing the paper's IAA numbers (``--set prompt_set=image`` with ``head: aesthetics``); ``CONTENT``
+(``content``) is the reference head's "{level} content" variant. The paper gives no aesthetics prompts;
+``AESTHETICS`` / ``AESTHETICS_ENSEMBLE`` are our analogous choice, built the same way: the first group swaps
+"image" for "aesthetics" on the same five level words, the others name the aesthetic facets the IAA captions
+describe (METHOD §1.3): beauty, composition and lighting, each from "extremely <bad>" through "fair" to
+"extremely <good>".
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ QUALITY_ENSEMBLE = PromptSet(
         _graded(("low-quality", "high-quality")),
     ),
 )
+IMAGE = PromptSet("image", QUALITY.groups)  # the official head's prompts, for IQA and IAA alike
+CONTENT = PromptSet("content", (tuple(f"{w} content" for w in ("bad", "poor", "fair", "good", "perfect")),))
 AESTHETICS = PromptSet(
     "aesthetics",
     (("bad aesthetics", "poor aesthetics", "fair aesthetics", "good aesthetics", "perfect aesthetics"),),
@@ -78,7 +83,7 @@ def register_prompt_set(prompt_set: PromptSet) -> PromptSet:
     return prompt_set
 
 
-for _ps in (QUALITY, QUALITY_ENSEMBLE, AESTHETICS, AESTHETICS_ENSEMBLE):
+for _ps in (QUALITY, QUALITY_ENSEMBLE, IMAGE, CONTENT, AESTHETICS, AESTHETICS_ENSEMBLE):
     register_prompt_set(_ps)
 
 
