@@ -62,6 +62,15 @@ def test_run_completes_skips_broken_images_and_exports(uninterrupted, corpus):
         record = json.loads(f.readline())
     assert set(record) >= {"step", "loss", "lr", "logit_scale", "images_per_s", "epoch"}
     assert record["threads"] == summary.details["threads"] == 1  # read in the Train worker: its 0.5 CPU -> 1
+    # the provenance record beside the weights: every usable corpus image id, hashed (uniqa.provenance)
+    import pyarrow.parquet as pq
+
+    from uniqa.provenance import RECORD_FILE, find_record, id_hashes, read_hashes
+
+    assert summary.details["corpus_record"] == f"{run}/final/{RECORD_FILE}"
+    ids = set(pq.read_table(corpus, columns=["image_id"])["image_id"].to_pylist()) - {"broken0", "broken1"}
+    assert len(ids) == 24 and list(read_hashes(summary.details["corpus_record"])) == sorted(id_hashes(ids))
+    assert find_record("uniqa-tiny", f"{run}/final/openai.pt") == find_record(f"{run}/final")  # the export too
     # the export: our checkpoint folder and the OpenAI-format file give the same scores
     images = [f"{corpus}/../img/{i}.png" for i in range(3)]
     ours = Scorer.from_pretrained(f"{run}/final", heads=("quality",), views="five").score(images)

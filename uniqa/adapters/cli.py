@@ -33,5 +33,8 @@ COMMAND = StageCommand(
         Arg("--epochs", "training epochs (20 for KonIQ, 50 for LIVE-C in the reference)", key="epochs", type=int),
         Arg("--mode", "cached (train on cached features) | exact (re-crop and re-encode every epoch)", key="mode"),
         Arg("--runner", "ray (runs as parallel Ray tasks) | local", key="runner"),
+        Arg("--allow-leak", "go on when test-side images are in the model's pre-training corpus (its "
+            "corpus_ids.parquet record); the overlap is recorded in _summary.json", key="allow_leak",
+            store_true=True),
     ),
 )

@@ -44,6 +44,8 @@ class AdaptConfig:
     views_per_pass: int = 64  # encoder chunk (features and exact mode: the same, so the features are the same)
     device: str = "cpu"  # exact mode's encoder device: cpu | cuda
     save_adapters: bool = True  # write OUT/adapters/<run>/ (the clean epoch's head), loadable by `uniqa score`
+    # go on when test-side images are in the model's pre-training corpus (uniqa.provenance), the overlap recorded
+    allow_leak: bool = False
 
     def __post_init__(self):
         if not self.model:

@@ -26,13 +26,14 @@ from uniqa.adapters.protocols import RunPlan, plan_runs
 from uniqa.adapters.training import HeadTemplate, Recipe, TrainFeatures, cached_source, correlations, predict
 from uniqa.errors import UniqaError
 from uniqa.models.encoder import FrozenModel, frozen_model
+from uniqa.provenance import check_leak
 from uniqa.runtime import policy_threads
 from uniqa.schema import SPLIT_COLUMNS, check_unique
 from uniqa.stage import StageSummary, Timer, config_fingerprint
 from uniqa.tables import dataset_schema, parquet_files, read_columns
 
 RUNS_DIR = "runs"  # OUT/runs/<run>.json: one finished run's rows
-EXECUTION = ("runner", "cpus_per_run", "threads", "device", "save_adapters")  # knobs that leave results unchanged
+EXECUTION = ("runner", "cpus_per_run", "threads", "device", "save_adapters", "allow_leak")  # leave results unchanged
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Prepared:
     frozen: FrozenModel
     train_views: int  # K of the features used
     rows_in_manifest: int
+    leak: dict  # the runs' test images against the model's pre-training corpus (uniqa.provenance.check_leak)
 
 
 def needed_splits(cfg: AdaptConfig) -> list[int]:
@@ -79,11 +81,13 @@ def preflight(manifest: str, features: str | None, cfg: AdaptConfig) -> Prepared
     plans = plan_runs(cfg.protocol, split_values, groups, seed=cfg.seed, split_ids=cfg.splits,
                       sizes=cfg.few_label_sizes, few_seeds=cfg.few_label_seeds, val_fraction=cfg.val_fraction,
                       val_min_images=cfg.val_min_images)
+    tested = {ids[i] for plan in plans for i in plan.test}
+    leak = check_leak(cfg.model, cfg.pretrained, tested, allow_leak=cfg.allow_leak, where=f"manifest {manifest}")
     k = cfg.views
     if features is not None and cfg.mode == "cached":
         k = _check_features(features, frozen, cfg, ids, plans)
     return Prepared(ids, labelled["image_uri"].to_pylist(), labelled["mos_norm"].to_numpy(), plans, frozen, k,
-                    len(table))
+                    len(table), leak)
 
 
 def _check_features(features: str, frozen: FrozenModel, cfg: AdaptConfig, ids: list[str], plans) -> int:
@@ -177,7 +181,7 @@ def run_adapt(manifest: str, features: str | None, out: str, cfg: AdaptConfig, *
         seconds=timer.seconds, unit="runs", config_fingerprint=config_fingerprint(cfg),
         details={"model_checksum": prep.frozen.key, "protocol": cfg.protocol, "mode": cfg.mode,
                  "labelled_images": len(prep.ids), "images_without_features": None if failed is None else len(failed),
-                 "threads": run_threads(cfg), "summary": summary},
+                 "threads": run_threads(cfg), "leak": prep.leak, "summary": summary},
     ).write()
 
 

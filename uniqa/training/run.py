@@ -248,6 +248,18 @@ def _progress(run: str, total: int, stop: threading.Event) -> None:
                   f"epoch {record['epoch']:.2f}", flush=True)
 
 
+def write_corpus_record(index, out: str, corpus: str, cfg: PretrainConfig, pretrained: str | None) -> str:
+    """``RUN/final/corpus_ids.parquet`` (:mod:`uniqa.provenance`): the hashed ids of the index's images, streamed
+    from Ray in batches, merged with the starting weights' record when they have one."""
+    import numpy as np
+
+    from uniqa.provenance import find_record, id_hashes, write_record
+
+    parts = [id_hashes(batch["image_id"].to_pylist()) for batch in
+             index.select_columns(["image_id"]).iter_batches(batch_format="pyarrow", batch_size=65536)]
+    return write_record(storage.join(out, FINAL), np.concatenate(parts), corpus, find_record(cfg.model, pretrained))
+
+
 def run_pretrain(corpus: str, out: str, cfg: PretrainConfig, *, progress: bool = True,
                  address: str | None = None) -> StageSummary:
     """Pre-train on ``corpus`` into ``out``; a rerun resumes from the newest checkpoint. Unit: optimiser steps."""
@@ -287,6 +299,7 @@ def run_pretrain(corpus: str, out: str, cfg: PretrainConfig, *, progress: bool =
     if getattr(result, "error", None):
         raise result.error
     done = _last_step(out)
+    record = write_corpus_record(index, out, corpus, cfg, pretrained) if done >= total else None
     return StageSummary(
         stage="pretrain", inputs={"corpus": corpus}, output=out, rows_in=total, rows_out=done,
         rows_written=max(done - before, 0), already_done=before, seconds=timer.seconds, unit="steps",
@@ -294,6 +307,6 @@ def run_pretrain(corpus: str, out: str, cfg: PretrainConfig, *, progress: bool =
         details={"model": name, "pretrained": pretrained, "corpus_rows": rows, "images": images,
                  "images_skipped": n_skipped, "epochs": round(total * cfg.batch_size / images, 3),
                  "stream_epochs": epochs, "threads": policy_threads(cfg.threads, cpus=cfg.cpus_per_worker),
-                 "final": storage.join(out, FINAL), "metrics": storage.join(out, METRICS),
+                 "final": storage.join(out, FINAL), "metrics": storage.join(out, METRICS), "corpus_record": record,
                  "images_per_s": round(max(done - before, 0) * cfg.batch_size / max(timer.seconds, 1e-9), 2)},
     ).write()
