@@ -88,3 +88,33 @@ def test_foreign_weights_have_unknown_provenance(setup, tmp_path):
     found = check_leak("uniqa-tiny", str(tmp_path / "UniQA_weight.pt"), setup["test"], allow_leak=False, where="m")
     assert found == {"provenance": UNKNOWN, "leaked": None, "examples": []}
     assert check_leak("uniqa-tiny", None, setup["test"], allow_leak=False, where="m")["provenance"] == UNKNOWN
+
+
+def test_evaluate_refuses_scores_of_a_model_pre_trained_on_the_evaluated_images(setup, tmp_path):
+    """`uniqa evaluate` finds the scoring model in the scores' _summary.json (uniqa score records it)."""
+    import pyarrow as pa
+
+    from uniqa.evaluation.config import EvaluateConfig
+    from uniqa.evaluation.run import run_evaluate
+    from uniqa.schema import scores_schema
+    from uniqa.stage import StageSummary
+    from uniqa.tables import write_table
+
+    scores = str(tmp_path / "scores")
+    ids, n_ids = setup["ids"], len(setup["ids"])
+    rows = pa.table({"image_id": ids, "image_uri": ids, "quality": np.linspace(0, 1, n_ids),
+                     "error": pa.nulls(n_ids, pa.string()), "model_checksum": ["x"] * n_ids})
+    write_table(rows, scores, scores_schema(["quality"]))
+    StageSummary(stage="score", inputs={}, output=scores, rows_in=1, rows_out=1,
+                 details={"model": "uniqa-tiny", "pretrained": setup["final"]}).write()
+    write_record(setup["final"], id_hashes(setup["ids"]), "corpus without holdout")
+    n = len(setup["test"])
+    with pytest.raises(UniqaError, match=rf"{n} of the {n} test-side images of manifest .*split_0"):
+        run_evaluate(scores, setup["manifest"], str(tmp_path / "e"), EvaluateConfig(), progress=False)
+    summary = run_evaluate(scores, setup["manifest"], str(tmp_path / "e"), EvaluateConfig(allow_leak=True),
+                           progress=False)
+    assert summary.details["leak"]["leaked"] == n
+    StageSummary(stage="score", inputs={}, output=scores, rows_in=1, rows_out=1,
+                 details={"model": "", "pretrained": None}).write()  # classic heads only: no model, no check
+    assert run_evaluate(scores, setup["manifest"], str(tmp_path / "e2"), EvaluateConfig(),
+                        progress=False).details["leak"] is None

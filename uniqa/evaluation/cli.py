@@ -30,5 +30,8 @@ COMMAND = StageCommand(
         Arg("--side", "side of the split: test (default), val or train", key="side"),
         Arg("--heads", "comma-separated score columns (default: every score column of --scores)", key="heads",
             type=head_list),
+        Arg("--allow-leak", "go on when evaluated images are in the pre-training corpus of the model that scored "
+            "them (its corpus_ids.parquet record); the overlap is recorded in _summary.json", key="allow_leak",
+            store_true=True),
     ),
 )

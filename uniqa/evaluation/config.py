@@ -37,6 +37,8 @@ class EvaluateConfig:
     side: str = "test"  # the side of the split evaluated: test (the protocol), val or train
     heads: tuple[str, ...] = ()  # score columns to evaluate; empty: every head column of the scores table
     bootstrap: BootstrapConfig = BootstrapConfig()  # the intervals around SRCC and PLCC (srcc_lo .. plcc_hi)
+    # go on when evaluated images are in the scoring model's pre-training corpus (uniqa.provenance), recorded
+    allow_leak: bool = False
 
     def __post_init__(self):
         if self.split not in (*SPLIT_COLUMNS, ALL_SPLITS):

@@ -206,6 +206,22 @@ def write_metrics(rows: list[dict], out: str) -> pa.Table:
     return table
 
 
+def scores_leak(scores: str, ids: list[str], cfg: EvaluateConfig, manifest: str) -> dict | None:
+    """The evaluated images against the pre-training corpus of the model that scored them (named in the scores'
+    ``_summary.json``; :func:`uniqa.provenance.check_leak`); None when no model scored them (classic heads) or
+    the scores have no summary."""
+    from uniqa.provenance import check_leak
+    from uniqa.stage import SUMMARY_FILE, read_summary
+
+    if not storage.exists(storage.join(scores, SUMMARY_FILE)):
+        return None
+    details = read_summary(scores).get("details") or {}
+    if not details.get("model"):
+        return None
+    return check_leak(details["model"], details.get("pretrained"), ids, allow_leak=cfg.allow_leak,
+                      where=f"manifest {manifest} ({cfg.side} side of {', '.join(cfg.splits)})")
+
+
 def run_evaluate(
     scores: str, manifest: str, out: str, cfg: EvaluateConfig, *, progress: bool = True, address: str | None = None
 ) -> StageSummary:
@@ -218,6 +234,7 @@ def run_evaluate(
         if not len(labels):
             raise UniqaError(f"manifest {manifest} has no labelled rows (mos_norm set) on the {cfg.side} side of "
                              f"{', '.join(cfg.splits)}")
+        leak = scores_leak(scores, labels["image_id"].to_pylist(), cfg, manifest)
         score_table = read_columns(score_files, ["image_id", "error", *heads])
         shared = pc.sum(pc.is_in(labels["image_id"], value_set=score_table["image_id"])).as_py() or 0
         if not shared:
@@ -236,6 +253,6 @@ def run_evaluate(
         seconds=timer.seconds, unit="rows", config_fingerprint=config_fingerprint(cfg),
         details={"heads": heads, "splits": list(cfg.splits), "side": cfg.side, "score_rows": len(score_table),
                  "bootstrap": dataclasses.asdict(cfg.bootstrap),
-                 "labelled_rows": len(labels), "shared_ids": shared, "table": rows,
+                 "labelled_rows": len(labels), "shared_ids": shared, "leak": leak, "table": rows,
                  "over_splits": over_splits(rows) if len(cfg.splits) > 1 else []},
     ).write()

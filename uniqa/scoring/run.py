@@ -102,6 +102,7 @@ def run_score(
         rows_out=output_rows(out), rows_written=written.rows_written if written else 0,
         rows_with_errors=written.errors if written else 0, already_done=len(done),
         seconds=written.seconds if written else 0.0, unit="images", config_fingerprint=config_fingerprint(cfg),
-        details={"model_checksum": checksum, "duplicates_in_input": inp.duplicates,
+        details={"model_checksum": checksum, "model": cfg.model, "pretrained": cfg.pretrained,  # the leak guard's
+                 "duplicates_in_input": inp.duplicates,
                  "threads": policy_threads(cfg.threads, cpus=cfg.num_cpus)},  # per CPU model actor
     ).write()
