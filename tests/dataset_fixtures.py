@@ -69,6 +69,19 @@ def make_spaq(root: Path, header: list[str] = SPAQ_HEADER, rows: list[tuple] = S
     return rows
 
 
+def make_spaq_photos(root: Path, size: tuple[int, int] = (60, 90)) -> str:
+    """A SPAQ root (:func:`make_spaq`) whose photos are random (h, w) JPEGs instead of 8x8 swatches, prepared into
+    ``root/manifest`` (decode_size 448, the reference's); returns the manifest's path."""
+    from uniqa.data.prepare import prepare
+
+    make_spaq(root / "spaq")
+    rng = np.random.default_rng(0)
+    for name, *_ in SPAQ:
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(root / "spaq" / "TestImage" / name)
+    prepare("spaq", str(root / "spaq"), str(root / "manifest"))
+    return str(root / "manifest")
+
+
 # 7 training examples first, then the test images: name, MOS (0-100), std
 LIVEC = [(f"t{i}.bmp", 50.0, 1.0) for i in range(1, 8)] + [
     ("10.JPG", 0.0, 10.0), ("11.bmp", 40.0, 11.0), ("12.bmp", 60.0, 12.0), ("13.bmp", 100.0, 13.0)]

@@ -198,3 +198,165 @@ def test_bad_input_fails_before_any_work(manifest, small_manifest, tmp_path):
 def test_config_rejects_bad_values(field, value, match):
     with pytest.raises(UniqaError, match=match):
         AdaptConfig(model="uniqa-tiny", **{field: value})
+
+
+def _synthetic(n: int = 24, d: int = 16):
+    """A head template over random prompt embeddings, random training features of ``n`` images (3 views) and their
+    targets, and a random test set of 12 images (10 views)."""
+    import math
+
+    from uniqa.adapters.prompts import get_prompt_set
+
+    g = torch.Generator().manual_seed(0)
+    embeddings = torch.nn.functional.normalize(torch.randn(1, 5, d, generator=g), dim=-1)
+    template = HeadTemplate(get_prompt_set("quality"), embeddings, torch.tensor(math.log(100.0)))
+    train = torch.randn(n, 3, d, generator=g).numpy()
+    evals = {"test": (torch.randn(12, 10, d, generator=g), np.random.default_rng(1).random(12))}
+    return template, train, np.random.default_rng(0).random(n), evals
+
+
+def _train(recipe: Recipe, on_epoch=None, source=None):
+    """``train_head`` on :func:`_synthetic` (24 images, batch 8: 3 optimiser steps an epoch), seed 3."""
+    from uniqa.adapters.training import cached_source, train_head
+
+    template, train, mos, evals = _synthetic()
+    source = cached_source(train) if source is None else source
+    return train_head(template, source, np.arange(len(mos)), mos, evals, "test", recipe, 3, on_epoch)
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_epoch_validation_is_the_documented_loop():
+    """val_every=None (as before): Adam, cosine stepped once per epoch, batches in ``default_rng([seed, e])`` order
+    on view ``e % K``, an evaluation after every epoch, the first best SRCC kept; ``step`` counts across epochs."""
+    import copy
+
+    from uniqa.adapters.training import correlations, predict
+
+    result = _train(Recipe(epochs=4, lr=1e-2))
+    template, train, mos, evals = _synthetic()
+    head = template.head(adapter=True, seed=3)
+    opt = torch.optim.Adam([p for p in head.parameters() if p.requires_grad], lr=1e-2, fused=True)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+    states, srcc = [], []
+    for epoch in range(4):
+        order = np.random.default_rng([3, epoch]).permutation(24)
+        for start in range(0, 24, 8):
+            idx = order[start : start + 8]
+            target = torch.tensor(mos[idx], dtype=torch.float32)
+            loss = torch.nn.functional.mse_loss(head(torch.from_numpy(train[idx, epoch % 3])), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        states.append(copy.deepcopy(head.state_dict()))
+        srcc.append(correlations(predict(head, evals["test"][0]), evals["test"][1])["srcc"])
+    best = int(np.argmax(srcc))
+    assert [(h["epoch"], h["step"]) for h in result.history] == [(1, 3), (2, 6), (3, 9), (4, 12)]
+    assert [h["test_srcc"] for h in result.history] == srcc
+    assert (result.epoch, result.step) == (best + 1, 3 * (best + 1))
+    assert _same_state(result.state, states[best])
+
+
+def test_val_every_evaluates_every_nth_step_across_epochs():
+    """val_every=N evaluates after steps N, 2N, ... (the reference's ``current_iter % val_freq == 0``) and at the
+    end of training; the weights are those of epoch validation, only when they are evaluated differs."""
+    epochs = _train(Recipe(epochs=4, lr=1e-2))
+    per_epoch = _train(Recipe(epochs=4, lr=1e-2, val_every=3))  # 3 steps an epoch: the same evaluations
+    assert per_epoch.history == epochs.history and (per_epoch.epoch, per_epoch.step) == (epochs.epoch, epochs.step)
+    assert _same_state(per_epoch.state, epochs.state)
+    two = _train(Recipe(epochs=4, lr=1e-2, val_every=2))
+    assert [(h["epoch"], h["step"]) for h in two.history] == [(1, 2), (2, 4), (2, 6), (3, 8), (4, 10), (4, 12)]
+    at_epoch_end = {h["step"]: h["test_srcc"] for h in two.history}
+    assert [at_epoch_end[s] for s in (6, 12)] == [epochs.history[1]["test_srcc"], epochs.history[3]["test_srcc"]]
+    best = max(two.history, key=lambda h: h["test_srcc"])  # the first best
+    assert (two.epoch, two.step, two.metrics["test"]["srcc"]) == (best["epoch"], best["step"], best["test_srcc"])
+    five = _train(Recipe(epochs=4, lr=1e-2, val_every=5))  # steps 5 and 10, then the end of training
+    assert [(h["epoch"], h["step"]) for h in five.history] == [(2, 5), (4, 10), (4, 12)]
+    assert five.history[-1]["test_srcc"] == epochs.history[-1]["test_srcc"]
+
+
+def test_val_every_longer_than_training_evaluates_once_at_the_end():
+    """Fewer steps (12) than val_every: one evaluation, of the final weights, so a result exists; its loss is the
+    mean over the whole training."""
+    result = _train(Recipe(epochs=4, lr=1e-2, val_every=100))
+    epochs = _train(Recipe(epochs=4, lr=1e-2))
+    assert [(h["epoch"], h["step"]) for h in result.history] == [(4, 12)] and (result.epoch, result.step) == (4, 12)
+    assert result.history[0]["test_srcc"] == epochs.history[-1]["test_srcc"]
+    assert result.history[0]["loss"] == pytest.approx(np.mean([h["loss"] for h in epochs.history]), rel=1e-6)
+    assert _same_state(result.state, _train(Recipe(epochs=4, lr=1e-2, val_every=12)).state)  # step 12's weights
+
+
+def test_val_every_stops_when_the_hook_asks_and_works_on_a_callable_source():
+    """The hook gets each evaluation's row; True stops there (no evaluation at the end). A ``TrainFeatures``
+    callable (the exact mode's kind of source) is asked once per epoch, as without val_every."""
+    rows = []
+    stopped = _train(Recipe(epochs=4, lr=1e-2, val_every=2), lambda row: rows.append(row) or row["step"] >= 4)
+    assert [r["step"] for r in rows] == [2, 4] and rows == stopped.history
+    _, train, _, _ = _synthetic()
+    asked = []
+
+    def source(epoch: int, positions: np.ndarray) -> torch.Tensor:
+        asked.append(epoch)
+        return torch.from_numpy(train[positions, epoch % 3])
+
+    called = _train(Recipe(epochs=4, lr=1e-2, val_every=2), source=source)
+    cached = _train(Recipe(epochs=4, lr=1e-2, val_every=2))
+    assert asked == [0, 1, 2, 3] and called.history == cached.history and _same_state(called.state, cached.state)
+
+
+def test_recipe_rejects_a_bad_val_every():
+    with pytest.raises(UniqaError, match="val_every must be a positive integer or None, got 0"):
+        Recipe(val_every=0)
+
+
+def test_zero_shot_over_all_images_is_one_run_without_split_columns():
+    from uniqa.adapters.protocols import plan_runs
+    from uniqa.adapters.results import summarise
+
+    groups = np.array([f"I{i // 4}" for i in range(24)], dtype=object)
+    kw = dict(seed=0, split_ids=(0, 1), sizes=(50,), few_seeds=(0,), val_fraction=0.1)
+    (plan,) = plan_runs("zero-shot", {}, groups, zero_shot_images="all", **kw)
+    assert (plan.name, plan.protocol, plan.split, plan.labels, plan.few_seed) == ("all", "zero-shot", -1, 0, None)
+    assert np.array_equal(plan.test, np.arange(24)) and not len(plan.train) and not len(plan.val)
+    assert plan.seed == run_seed(0, "zero-shot/all")
+    template, _, _, _ = _synthetic()
+    test = torch.randn(24, 10, 16, generator=torch.Generator().manual_seed(2)).numpy()
+    mos = np.random.default_rng(4).random(24)
+    rows, history, state = execute(plan, np.zeros((24, 1, 16), np.float32), test, mos, {"quality": template},
+                                   Recipe(), "quality")
+    assert [(r["run"], r["split"], r["n_test"], r["selection"]) for r in rows] == [("all", -1, 24, "zero-shot")]
+    assert (history, state) == ([], {}) and summarise(rows)[0]["runs"] == 1
+    with pytest.raises(UniqaError, match="zero_shot_images=all applies to protocol zero-shot, got protocol full"):
+        plan_runs("full", {}, groups, zero_shot_images="all", **kw)
+    with pytest.raises(UniqaError, match="the manifest has 2 labelled images; a correlation needs at least 3"):
+        plan_runs("zero-shot", {}, groups[:2], zero_shot_images="all", **kw)
+
+
+def test_config_refuses_zero_shot_images_all_outside_zero_shot_and_checks_new_fields():
+    from uniqa.adapters.config import AdaptConfig
+
+    with pytest.raises(UniqaError, match="zero_shot_images=all applies to protocol zero-shot, got protocol few-label"):
+        AdaptConfig(model="uniqa-tiny", protocol="few-label", zero_shot_images="all")
+    for field, bad, match in (("zero_shot_images", "some", r"zero_shot_images must be one of \['test', 'all'\]"),
+                              ("val_every", 0, "val_every must be a positive integer, got 0"),
+                              ("decode_size", -1, "decode_size must be a positive integer, got -1"),
+                              ("pos_embedding", "no", "pos_embedding must be true or false, got 'no'")):
+        with pytest.raises(UniqaError, match=match):
+            AdaptConfig(model="uniqa-tiny", **{field: bad})
+    assert AdaptConfig(model="uniqa-tiny", protocol="zero-shot", zero_shot_images="all").zero_shot_images == "all"
+
+
+def test_zero_shot_needs_no_training_side():
+    """A test-only manifest (e.g. the held-out side written on its own) is enough for zero-shot, not for full."""
+    from uniqa.adapters.protocols import plan_runs
+
+    groups = np.array([f"I{i // 4}" for i in range(12)], dtype=object)
+    splits = {"split_0": np.array(["test"] * 12, dtype=object)}
+    kw = dict(seed=0, split_ids=(0,), sizes=(50,), few_seeds=(0,), val_fraction=0.1)
+    (plan,) = plan_runs("zero-shot", splits, groups, **kw)
+    assert len(plan.test) == 12 and not len(plan.train)
+    with pytest.raises(UniqaError, match="split_0 has 0 labelled training images; nothing to train on"):
+        plan_runs("full", splits, groups, **kw)

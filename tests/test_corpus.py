@@ -228,12 +228,22 @@ def test_corpus_job_on_the_hash_shuffle(ray_session, inputs, tmp_path):
     assert sorted(as_tuples(table)) == sorted(EXPECTED)
 
 
-def test_holdout_leaves_the_test_side_of_a_split_out():
+def test_holdout_leaves_test_sides_and_whole_datasets_out():
     from uniqa.corpus.build import image_rows
 
-    batch = pa.table({"image_id": ["a", "b", "c", "d"], "image_uri": ["a.png", "b.png", "c.png", "d.png"],
-                      "level": ["bad", "good", "fair", "poor"], "split_3": ["train", "test", None, "test"]})
-    assert image_rows(batch, 2, holdout="split_3")["image_id"].to_pylist() == ["a", "c"]
-    assert image_rows(batch, 2)["image_id"].to_pylist() == ["a", "b", "c", "d"]
-    with pytest.raises(UniqaError, match=r"holdout must be one of \['split_0'.*got 'test'"):
-        CorpusConfig(holdout="test")
+    ids = ["a", "b", "c", "d", "e"]
+    batch = pa.table({"image_id": ids, "image_uri": [f"{i}.png" for i in ids],
+                      "level": ["bad", "good", "fair", "poor", "good"], "dataset": ["k", "k", "k", "k", "livec"],
+                      "split_3": ["train", "test", None, "test", None],
+                      "split_4": ["test", "train", None, "train", None]})
+    assert image_rows(batch, 2, splits=("split_3",))["image_id"].to_pylist() == ["a", "c", "e"]
+    assert image_rows(batch, 2, splits=("split_3", "split_4"))["image_id"].to_pylist() == ["c", "e"]
+    assert image_rows(batch, 2, datasets=("livec",))["image_id"].to_pylist() == ["a", "b", "c", "d"]
+    assert image_rows(batch, 2)["image_id"].to_pylist() == ["a", "b", "c", "d", "e"]
+    cfg = CorpusConfig(holdout=["split_3", "dataset:livec", "split_4", "split_3"])
+    assert cfg.holdout_splits == ("split_3", "split_4") and cfg.holdout_datasets == ("livec",)
+    assert CorpusConfig(holdout="split_0").holdout == ("split_0",) and CorpusConfig().holdout == ()
+    for bad in ("test", "dataset:", ["split_0", 3]):
+        with pytest.raises(UniqaError, match=r"holdout must be a split column \(split_0, split_1 \.\. split_9\), "
+                                             r"dataset:NAME, or a list of them, got"):
+            CorpusConfig(holdout=bad)

@@ -211,10 +211,12 @@ def test_metric_rows_carry_bootstrap_intervals_over_reference_groups(tmp_path):
     summary = run_evaluate(str(tmp_path / "scores"), str(tmp_path / "manifest"), str(tmp_path / "eval"), cfg,
                            progress=False)
     assert METRICS_SCHEMA.names == ["dataset", "head", "split", "side", "n", "groups", "srcc", "plcc", "krcc",
-                                    "srcc_lo", "srcc_hi", "plcc_lo", "plcc_hi", "excluded", "missing", "note"]
+                                    "srcc_lo", "srcc_hi", "plcc_lo", "plcc_hi", "excluded", "missing", "note",
+                                    "leaked"]
     [row] = pq.read_table(tmp_path / "eval" / "metrics.parquet").to_pylist()
     assert summary.details["table"] == [row] and summary.details["bootstrap"]["resamples"] == 300
     assert (row["n"], row["groups"]) == (4 * per, 4)  # four test references
+    assert row["leaked"] is None  # no summary names a model with a record: provenance unknown
     test = np.array(side) == "test"
     found = intervals(noisy[test], mos[test], np.array(group)[test], cfg.bootstrap)
     assert (row["srcc_lo"], row["srcc_hi"], row["plcc_lo"], row["plcc_hi"]) == (

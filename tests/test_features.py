@@ -96,3 +96,75 @@ def test_encoder_is_the_scorers_and_batch_independent():
     assert frozen_model("uniqa-tiny", None, seed=1).key != frozen.key
     with pytest.raises(UniqaError, match="no such checkpoint"):
         frozen_model("runs/none/final")
+
+
+def test_a_rows_decode_size_resizes_before_the_views_unless_the_run_sets_one():
+    """SPAQ rows (decode_size 448 in the manifest) are resized to 448 on the shorter side before their crops, as
+    the reference does; a null row is cut as stored; the config's decode_size wins for every row."""
+    from uniqa.data.images import load_image
+
+    data = png(60, 90, 1)
+    batch = {"image_id": np.array(["spaq/a", "b"], dtype=object), "image_uri": np.array([data, data], dtype=object),
+             "decode_size": np.array([448, np.nan])}  # Ray hands a null int over as NaN
+    out = feature_views_batch(batch, DecodeConfig(), 64, 1, "crops10", seed=0)
+    at_448 = load_image(data, DecodeConfig(size=448))
+    assert at_448.shape == (448, 672, 3)
+    assert np.array_equal(out["views"][0, 0], train_view(at_448, 64, 0, "spaq/a", 0))
+    assert np.array_equal(out["views"][0, 1:], image_views(at_448, "crops10", 64, 0, "spaq/a"))
+    native = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert np.array_equal(out["views"][1, 1:], image_views(native, "crops10", 64, 0, "b"))
+    forced = feature_views_batch(batch, DecodeConfig(size=96), 64, 1, "crops10", seed=0)
+    at_96 = load_image(data, DecodeConfig(size=96))
+    assert np.array_equal(forced["views"][0, 1:], image_views(at_96, "crops10", 64, 0, "spaq/a"))
+    assert np.array_equal(forced["views"][1, 1:], image_views(at_96, "crops10", 64, 0, "b"))
+
+
+def test_decode_sizes_and_the_switch_are_part_of_the_features_key():
+    from uniqa.features.run import identity
+
+    cfg = FeaturesConfig(model="uniqa-tiny", train_views=3)
+    assert cfg.protocol(64, [None]) == "train3-flipcrop64+crops10-64"  # as stored: the key of earlier caches
+    assert cfg.protocol(64, [448]) == "train3-flipcrop64+crops10-64@decode448"
+    assert cfg.protocol(64, [448, None]) == "train3-flipcrop64+crops10-64@decode448,native"
+    assert FeaturesConfig(model="m", decode_size=96).protocol(64, [448, None]).endswith("@decode96")  # run's wins
+    frozen = frozen_model("uniqa-tiny", None, seed=0)
+    assert identity(cfg, frozen, [None])["decode"] is None and identity(cfg, frozen, [448])["decode"] == "448"
+    off = frozen_model("uniqa-tiny", None, seed=0, pos_embedding=False)
+    assert off.key == "uniqa-tiny@random-init:seed=0+no-pos-embedding" and not off.pos_embedding
+    assert identity(cfg, off)["model_checksum"] != identity(cfg, frozen)["model_checksum"]
+    for field, value in (("pos_embedding", "no"), ("allow_leak", 1)):
+        with pytest.raises(UniqaError, match=f"{field} must be true or false"):
+            FeaturesConfig(model="m", **{field: value})
+    assert FeaturesConfig(model="m", leak_splits="split_0").leak_splits == ("split_0",)
+    with pytest.raises(UniqaError, match="leak_splits has 'split_10', not a split column"):
+        FeaturesConfig(model="m", leak_splits=["split_10"])
+
+
+def test_exact_mode_decodes_like_the_cache(tmp_path):
+    """ExactSource (adapt --mode exact) reads each row's decode size from the manifest: the same views, so the same
+    features, as the cache."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from uniqa.adapters.exact import ExactSource, manifest_row_sizes
+    from uniqa.models.encoder import encode_numpy
+
+    paths = []
+    for i, (h, w) in enumerate([(60, 90), (70, 50)]):
+        paths.append(str(tmp_path / f"{i}.png"))
+        (tmp_path / f"{i}.png").write_bytes(png(h, w, i))
+    ids = ["spaq/0", "k/1"]
+    (tmp_path / "m").mkdir()
+    pq.write_table(pa.table({"image_id": ids, "image_uri": paths, "decode_size": pa.array([448, None], pa.int32())}),
+                   tmp_path / "m" / "part-0.parquet")
+    sizes = manifest_row_sizes(str(tmp_path / "m"), ["k/1", "spaq/0", "other"])
+    assert sizes == [None, 448, None]
+    model, _ = frozen_model("uniqa-tiny", None, 0).load()
+    encoder = ImageEncoder(model, 8)
+    batch = {"image_id": np.array(ids, dtype=object), "image_uri": np.array(paths, dtype=object),
+             "decode_size": np.array([448, None], dtype=object)}
+    cached = encode_numpy(encoder, feature_views_batch(batch, DecodeConfig(), 64, 2, "crops10", 0)["views"])
+    exact = ExactSource(paths, ids, encoder, 0, 2, row_sizes=manifest_row_sizes(str(tmp_path / "m"), ids))
+    assert torch.allclose(exact.test(np.arange(2)), cached[:, 2:], atol=1e-5)
+    assert torch.allclose(exact(1, np.arange(2)), cached[:, 1], atol=1e-5)
+    assert exact.image(0).shape == (448, 672, 3) and exact.image(1).shape == (70, 50, 3)

@@ -230,3 +230,25 @@ def test_scorer_rejects_mismatches(tiny):
             MultiHeadScorer(model, {"q": other})
     finally:
         model.uniqa_info = ModelInfo("uniqa-tiny", None, None)
+
+
+def test_a_head_records_the_positional_embedding_switch_of_its_features(tmp_path):
+    """A head made on a tower without its positional embedding says so in head.json (what `uniqa score` follows);
+    a head written before the key existed reads as made with it; a scorer refuses a head made the other way."""
+    import json
+
+    torch.manual_seed(0)
+    off, _, tokenizer = create_model("uniqa-tiny", pos_embedding=False)
+    head = LevelHead.from_model(off, tokenizer, QUALITY)
+    assert head.pos_embedding is False and head.config()["pos_embedding"] is False
+    save_head(head, str(tmp_path / "off"))
+    assert load_head(str(tmp_path / "off")).pos_embedding is False
+    MultiHeadScorer(off, {"q": load_head(str(tmp_path / "off"))})  # the same switch: fine
+    config = json.loads((tmp_path / "off" / "head.json").read_text())
+    del config["pos_embedding"]
+    (tmp_path / "off" / "head.json").write_text(json.dumps(config))
+    old = load_head(str(tmp_path / "off"))
+    assert old.pos_embedding is True  # written before the switch existed: the tower with its embedding
+    with pytest.raises(UniqaError, match=r"head 'q' was trained on features of the image tower with its positional "
+                                         r"embedding, the model runs without it \(pos_embedding=false\)"):
+        MultiHeadScorer(off, {"q": old})

@@ -104,3 +104,57 @@ def test_open_clip_tags_are_passed_through_and_failures_explained(monkeypatch):
     with pytest.raises(UniqaError, match="could not fetch open_clip weights ViT-B-16-quickgelu/openai"):
         create_model("ViT-B-16-quickgelu", "openai")
     assert calls == [("ViT-B-16-quickgelu", "openai")]
+
+
+def _vit_features(visual, x: torch.Tensor, add_positional_embedding: bool) -> torch.Tensor:
+    """open_clip's ViT forward written out, the positional embedding added or not (the reference's switch)."""
+    x = visual.conv1(x)
+    x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+    x = torch.cat([visual.class_embedding.expand(x.shape[0], 1, -1).to(x.dtype), x], dim=1)
+    if add_positional_embedding:
+        x = x + visual.positional_embedding.to(x.dtype)
+    x = visual.transformer(visual.ln_pre(x))
+    pooled, _ = visual._pool(x)
+    return pooled @ visual.proj
+
+
+def test_pos_embedding_false_runs_the_image_tower_without_its_positional_embedding():
+    """The reference ensemble head (UniQA_Adapter_Patchtest_PromptEs) calls encode_image(x, pos_embedding=False):
+    the ViT's embedding is never added. Zeroing it is exactly that; the default is today's model."""
+    x = torch.randn(3, 3, 64, 64)
+    torch.manual_seed(0)
+    on, _, _ = create_model("uniqa-tiny")
+    torch.manual_seed(0)
+    off, _, _ = create_model("uniqa-tiny", pos_embedding=False)
+    torch.manual_seed(0)
+    plain = open_clip.create_model("uniqa-tiny").eval()  # open_clip's own model, no switch: today's features
+    with torch.no_grad():
+        with_pe, without_pe = on.encode_image(x), off.encode_image(x)
+        assert torch.equal(with_pe, plain.encode_image(x))
+        assert torch.allclose(with_pe, _vit_features(plain.visual, x, True), atol=1e-6)
+        assert torch.allclose(without_pe, _vit_features(plain.visual, x, False), atol=1e-6)
+        assert (with_pe - without_pe).abs().max() > 1e-3
+    assert model_info(off).pos_embedding is False and model_info(on).pos_embedding is True
+    assert torch.equal(off.encode_text(torch.ones(1, 32, dtype=torch.long)),
+                       on.encode_text(torch.ones(1, 32, dtype=torch.long)))  # the text tower is untouched
+
+
+def test_pos_embedding_switch_on_a_resnet_tower_and_a_clear_error_without_one():
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    from uniqa.models.encoder import frozen_model
+    from uniqa.models.factory import drop_positional_embedding
+
+    torch.manual_seed(0)
+    resnet = CLIP(64, CLIPVisionCfg(layers=(1, 1, 1, 1), width=8, image_size=32),
+                  CLIPTextCfg(context_length=8, vocab_size=100, width=16, heads=1, layers=1)).eval()
+    before = resnet.visual.attnpool.positional_embedding.detach().clone()
+    drop_positional_embedding(resnet)
+    assert before.abs().max() > 0 and not resnet.visual.attnpool.positional_embedding.any()  # the attention pool's
+    assert model_info(resnet).pos_embedding is False
+    no_tower = torch.nn.Module()
+    no_tower.visual = torch.nn.Linear(2, 2)
+    with pytest.raises(UniqaError, match=r"\(Linear\) has no positional embedding to leave out"):
+        drop_positional_embedding(no_tower)
+    with pytest.raises(UniqaError, match="timm model 'convnext_base'.*pos_embedding=false works with ViT"):
+        frozen_model("convnext_base", None, pos_embedding=False)

@@ -73,11 +73,32 @@ def test_without_holdout_adapt_refuses_with_the_count(setup, capsys):
         preflight(setup["manifest"], None, openai)
 
 
+def test_allow_leak_runs_with_the_leaked_column_and_the_report_red_line(setup, capsys):
+    """With --allow-leak the runs happen; results.parquet's `leaked` column, the printed table, the summary and the
+    report (a red LEAKED line) all name the count."""
+    from uniqa.cli import main
+    from uniqa.report.build import build_report
+
+    write_record(setup["final"], id_hashes(setup["ids"]), "corpus without holdout")
+    n, out = len(setup["test"]), setup["root"] / "leaky"
+    code = main(["adapt", "--manifest", setup["manifest"], "--model", setup["final"], "--out", str(out),
+                 "--allow-leak", "--runner", "local", "--set", "splits=[0]", "--set", "protocol=zero-shot",
+                 "--set", "mode=exact", "--quiet"])
+    printed = capsys.readouterr().out
+    assert code == 0 and f"LEAKED: {n} test images of a run are in the pre-training corpus" in printed
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    assert [r["leaked"] for r in rows] == [n, n] and [r["n_test"] for r in rows] == [n, n]
+    assert pq.read_table(out / "summary.parquet")["leaked"].to_pylist() == [n, n]
+    page = open(build_report(str(out))).read()
+    assert f'<p class="leak" data-leaked="{n}">' in page and "p.leak{color:#b3261e" in page
+
+
 def test_with_holdout_no_overlap(setup):
     held_out = [i for i in setup["ids"] if i not in set(setup["test"])]  # corpus built with holdout: split_0
     write_record(setup["final"], id_hashes(held_out), "corpus with holdout split_0")
     prep = preflight(setup["manifest"], None, adapt_config(setup))
     assert prep.leak["leaked"] == 0 and prep.leak["examples"] == []
+    assert prep.in_corpus is not None and not prep.in_corpus[[prep.ids.index(i) for i in setup["test"]]].any()
 
 
 def test_foreign_weights_have_unknown_provenance(setup, tmp_path):
@@ -114,6 +135,7 @@ def test_evaluate_refuses_scores_of_a_model_pre_trained_on_the_evaluated_images(
     summary = run_evaluate(scores, setup["manifest"], str(tmp_path / "e"), EvaluateConfig(allow_leak=True),
                            progress=False)
     assert summary.details["leak"]["leaked"] == n
+    assert pq.read_table(tmp_path / "e" / "metrics.parquet")["leaked"].to_pylist() == [n]  # the results table
     StageSummary(stage="score", inputs={}, output=scores, rows_in=1, rows_out=1,
                  details={"model": "", "pretrained": None}).write()  # classic heads only: no model, no check
     assert run_evaluate(scores, setup["manifest"], str(tmp_path / "e2"), EvaluateConfig(),

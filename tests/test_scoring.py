@@ -153,6 +153,66 @@ def test_invalid_config_fails_with_one_line(kw, match):
         ScoreConfig(**{"model": "uniqa-tiny", **kw})
 
 
+def test_score_follows_the_positional_embedding_switch_of_its_trained_heads(tiny_model, tmp_path):
+    """`uniqa score --heads quality=OUT/adapters/split_0` runs the tower as the head was trained (head.json); a
+    config that says otherwise, or trained heads that disagree, are refused before any work."""
+    from uniqa.adapters import QUALITY, LevelHead, save_head
+    from uniqa.models import create_model
+    from uniqa.scoring.api import Scorer
+    from uniqa.scoring.config import fingerprint, preflight
+
+    model, _, tokenizer = create_model("uniqa-tiny", tiny_model["ckpt"], pos_embedding=False)
+    save_head(LevelHead.from_model(model, tokenizer, QUALITY), str(tmp_path / "off"))
+    off = preflight(tiny_config(tiny_model, ("quality", f"q={tmp_path / 'off'}")))
+    assert off.pos_embedding is False
+    assert preflight(tiny_config(tiny_model)).pos_embedding is True  # no head without it: the tower as is
+    on = replace(off, heads=("quality",), pos_embedding=True)
+    assert fingerprint(replace(off, heads=("quality",))) != fingerprint(on)  # part of the scores' key
+    with pytest.raises(UniqaError, match=r"head 'q' was trained with pos_embedding=false \(its head.json\), but "
+                                         "pos_embedding is true"):
+        preflight(tiny_config(tiny_model, (f"q={tmp_path / 'off'}",), pos_embedding=True))
+    with pytest.raises(UniqaError, match=r"heads \['trained'\] were trained with pos_embedding=true and \['q'\] "
+                                         "with false"):
+        preflight(tiny_config(tiny_model, (f"q={tmp_path / 'off'}", f"trained={tiny_model['head']}")))
+    with pytest.raises(UniqaError, match="pos_embedding must be true, false or null"):
+        tiny_config(tiny_model, pos_embedding="no")
+    image = np.random.default_rng(0).integers(0, 256, (80, 90, 3), dtype=np.uint8)
+    scorer = Scorer(off, device="cpu")
+    assert not scorer.multihead.encoder.model.visual.positional_embedding.any()  # the tower runs without it
+    with_it = Scorer(on, device="cpu").score([image])[0]
+    assert scorer.score([image])[0]["quality"] != pytest.approx(with_it["quality"], abs=1e-6)  # other features
+
+
+def test_a_manifest_rows_decode_size_is_used_by_score_and_keyed(tmp_path):
+    """SPAQ rows are scored from the image resized to 448 on the shorter side (the manifest's decode_size), unless
+    the config sets a size for every row; the sizes are part of the scores' key."""
+    import io
+
+    from uniqa.data.images import DecodeConfig, load_image
+    from uniqa.data.views import image_views
+    from uniqa.scoring.batches import views_batch
+    from uniqa.scoring.config import fingerprint
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(buf, "PNG")
+    data = buf.getvalue()
+    batch = {"image_id": np.array(["spaq/a", "b"], dtype=object), "image_uri": np.array([data, data], dtype=object),
+             "decode_size": np.array([448, None], dtype=object)}
+    out = views_batch(batch, DecodeConfig(), "crops10", 64, seed=0)
+    at_448 = load_image(data, DecodeConfig(size=448))
+    assert at_448.shape == (448, 627, 3)
+    assert np.array_equal(out["views"][0], image_views(at_448, "crops10", 64, 0, "spaq/a"))
+    assert np.array_equal(out["views"][1], image_views(load_image(data), "crops10", 64, 0, "b"))
+    forced = views_batch(batch, DecodeConfig(size=80), "crops10", 64, seed=0)
+    assert np.array_equal(forced["views"][0], image_views(load_image(data, DecodeConfig(size=80)), "crops10", 64, 0,
+                                                          "spaq/a"))
+    cfg = ScoreConfig(model="uniqa-tiny", heads=("quality",), image_size=64)
+    assert fingerprint(cfg) == fingerprint(cfg, [None])  # as stored: the key outputs had before
+    assert fingerprint(cfg, [448]) != fingerprint(cfg) and fingerprint(cfg, [448]) != fingerprint(cfg, [448, None])
+    forced_cfg = replace(cfg, decode_size=80)
+    assert fingerprint(forced_cfg, [448]) == fingerprint(forced_cfg)  # the run's size wins: rows do not matter
+
+
 @pytest.mark.parametrize(
     "kw, match",
     [

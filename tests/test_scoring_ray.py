@@ -211,3 +211,25 @@ def test_scoring_actor_threads_follow_its_num_cpus(ray_session, tiny_model, cpus
 
     assert threads_of(cfg) == (expected, expected)
     assert threads_of(replace(cfg, threads=1)) == (1, 1)  # the knob overrides
+
+
+@pytest.mark.timeout(300)
+def test_spaq_manifest_is_scored_at_448(ray_session, tiny_model, tmp_path):
+    """`uniqa score` on a SPAQ manifest decodes its photos at the manifest's decode_size (448 on the shorter side,
+    as the reference): the API's scores at decode_size 448, not those of the photos as stored; the summary says so."""
+    from dataset_fixtures import make_spaq_photos
+
+    from uniqa.scoring.api import Scorer
+    from uniqa.tables import read_columns
+
+    manifest = make_spaq_photos(tmp_path)
+    rows = read_columns(manifest, ["image_id", "image_uri"]).to_pydict()
+    cfg = tiny_config(tiny_model, ("quality",), num_cpus=0.5, decode_cpus=0.5)
+    summary = run_score(manifest, str(tmp_path / "scores"), cfg, progress=False)
+    assert summary.complete and summary.details["decode"] == "448"
+    scores = read_scores(str(tmp_path / "scores"))
+    for decode_size, same in ((448, True), (None, False)):
+        api = Scorer(tiny_config(tiny_model, ("quality",), decode_size=decode_size), device="cpu")
+        expected = {r["image_id"]: r for r in api.score(rows["image_uri"], ids=rows["image_id"])}
+        close = [abs(scores[k]["quality"] - expected[k]["quality"]) < 1e-5 for k in rows["image_id"]]
+        assert all(close) if same else not any(close)

@@ -142,6 +142,31 @@ def test_spaq_xlsx(tmp_path):
     assert set(m["task"]) == {"quality"} and set(m["dataset"]) == {"spaq"}
 
 
+def test_spaq_manifest_decodes_at_448_like_the_reference(tmp_path):
+    """pyiqa resizes SPAQ's ~12 MP photos to 448 px on the shorter side before cropping: the manifest says so per
+    row (a column survives concatenation with other datasets' manifests, whose rows stay as stored)."""
+    from uniqa.data.prepare import prepare
+    from uniqa.schema import MANIFEST, validate_manifest
+
+    make_spaq(tmp_path / "spaq")
+    table, records = read_dataset("spaq", str(tmp_path / "spaq"), PrepareConfig())
+    assert records.decode_size == 448 and table.schema.field("decode_size").type == pa.int32()
+    assert table["decode_size"].to_pylist() == [448] * len(SPAQ)
+    assert manifest("spaq", tmp_path / "spaq", decode_size="none")["decode_size"] == [None] * len(SPAQ)
+    details = prepare("spaq", str(tmp_path / "spaq"), str(tmp_path / "out"))
+    assert details["decode_sizes"] == [448]  # the summary says which size was recorded
+    assert pq.read_table(tmp_path / "out")["decode_size"].to_pylist() == [448] * len(SPAQ)
+    make_koniq(tmp_path / "koniq")
+    assert manifest("koniq10k", tmp_path / "koniq")["decode_size"] == [None] * len(KONIQ)
+    with pytest.raises(UniqaError, match=r"option decode_size='0' is not a positive number of pixels"):
+        manifest("spaq", tmp_path / "spaq", decode_size="0")
+    bad = table.set_column(table.schema.get_field_index("decode_size"), "decode_size",
+                           pa.array([448, 0, None, 448], pa.int32()))
+    with pytest.raises(UniqaError, match=r"decode_size 0 of image 'spaq/00002.jpg' is not a positive number"):
+        validate_manifest(bad)
+    assert "decode_size" in MANIFEST.optional  # manifests written before the column still read
+
+
 def test_spaq_column_overrides(tmp_path):
     header = ["file", "score", *SPAQ_HEADER[2:]]
     make_spaq(tmp_path, header=header)

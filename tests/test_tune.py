@@ -24,7 +24,7 @@ def test_sweep_files_parse(name):
         assert cfg.values("prompt_set") == ["single", "ensemble"]
         assert cfg.base["head"] == name.split("-")[1]
     else:
-        assert cfg.kind == "pretrain" and cfg.metric == "final_loss" and cfg.mode == "min"
+        assert cfg.kind == "pretrain" and cfg.metric == "zero_shot_srcc" and cfg.mode == "max"  # never the loss
         assert set(cfg.search_space) == {"lr", "weight_decay", "batch_size"}
 
 
@@ -63,6 +63,41 @@ def test_storage_checks_come_before_any_trial(tmp_path, capsys):
         from uniqa.tuning.run import preflight
 
         preflight(None, None, None, load_config(TuneConfig, str(SWEEPS / "pretrain-small.yaml")))
+
+
+def test_pretrain_sweep_needs_a_held_out_manifest(tmp_path):
+    """zero_shot_srcc needs a manifest; a manifest whose test side is in the corpus is refused (before a trial)."""
+    from tests.test_pretrain import write_corpus
+    from uniqa.tuning.run import preflight
+
+    corpus = write_corpus(tmp_path, n_images=8)
+    cfg = load_config(TuneConfig, str(SWEEPS / "pretrain-small.yaml"))
+    with pytest.raises(UniqaError, match="metric zero_shot_srcc needs --manifest"):
+        preflight(None, None, corpus, cfg)
+    held_out = write_manifest(tmp_path / "held-out", [f"t{i}" for i in range(8)], corpus)
+    assert preflight(held_out, None, corpus, cfg)[1].model == "uniqa-small"
+    seen = write_manifest(tmp_path / "seen", [f"im{i}" for i in range(8)], corpus)  # the corpus's own images
+    with pytest.raises(UniqaError, match=r"4 of the 4 test-side images of split_0 of manifest .*seen \(e.g. im"):
+        preflight(seen, None, corpus, cfg)
+
+
+def write_manifest(folder, ids: list[str], corpus: str) -> str:
+    """A labelled manifest of the corpus's images under ``ids`` (split_0: the second half is the test side)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from uniqa.schema import MANIFEST, SPLIT_COLUMNS
+    from uniqa.tables import write_table
+
+    uris = pq.read_table(corpus, columns=["image_uri"])["image_uri"].to_pylist()
+    mos = np.linspace(0.05, 0.95, len(ids))
+    rows = [{"image_id": i, "image_uri": uris[2 * n], "dataset": "d", "task": "quality", "mos": float(m),
+             "mos_norm": float(m), "level": "fair", **{c: None for c in SPLIT_COLUMNS},
+             "split_0": "test" if n >= len(ids) // 2 else "train"} for n, (i, m) in enumerate(zip(ids, mos))]
+    import pyarrow as pa
+
+    write_table(pa.Table.from_pylist(rows), str(folder), MANIFEST)
+    return str(folder)
 
 
 def test_best_is_never_an_errored_trial():

@@ -198,24 +198,31 @@ def test_sweep_on_s3_storage(ray_session, cached, s3_bucket, capsys):
 @pytest.mark.timeout(600)
 def test_pretrain_sweep_fits_a_torchtrainer_per_trial(ray_session, tmp_path, capsys):
     """Two pretrain trials: one fits its own TorchTrainer (Ray Data + Train outside the trial's placement group)
-    and reports its final loss; the other is made to fail and is reported, never the best."""
+    and reports its final loss and the zero-shot SRCC of its checkpoint on a held-out manifest (the metric); the
+    other is made to fail and is reported, never the best."""
     import yaml
 
     from tests.test_pretrain import write_corpus
+    from tests.test_tune import write_manifest
     from uniqa.tuning.config import SchedulerConfig, TuneConfig
     from uniqa.tuning.run import run_tune
 
     corpus = write_corpus(tmp_path, n_images=16, broken=0)
+    manifest = write_manifest(tmp_path / "manifest", [f"held{i}" for i in range(8)], corpus)  # 4 test images
     cfg = TuneConfig(kind="pretrain", base=dict(model="uniqa-tiny", steps=2, batch_size=8, checkpoint_every=2,
                                                 warmup_steps=1, cpus_per_worker=0.5, decode_cpus=0.5, threads=1),
-                     search_space={"lr": {"grid": [1e-3, 3e-3]}}, metric="final_loss", mode="min", num_samples=1,
+                     search_space={"lr": {"grid": [1e-3, 3e-3]}}, metric="zero_shot_srcc", mode="max", num_samples=1,
                      max_concurrent=1, resources={"cpu": 0.1}, scheduler=SchedulerConfig(kind="fifo"),
                      fail_trials=(1,))
     out = tmp_path / "run"
-    summary = run_tune(None, None, corpus, str(out), cfg, progress=False)
+    summary = run_tune(manifest, None, corpus, str(out), cfg, progress=False)
     rows = pq.read_table(out / "results.parquet").to_pylist()
     assert [r["config_lr"] for r in rows] == [1e-3, 3e-3]
-    assert rows[0]["error"] is None and np.isfinite(rows[0]["best_final_loss"]) and rows[0]["epochs_run"] == 1
+    assert rows[0]["error"] is None and -1 <= rows[0]["best_zero_shot_srcc"] <= 1 and rows[0]["epochs_run"] == 1
+    zero_shot = pq.read_table(out / "trials" / rows[0]["trial_id"] / "zero-shot" / "results.parquet").to_pylist()
+    ensemble = [r for r in zero_shot if r["prompt_set"] == "quality-ensemble"]
+    assert len(ensemble) == 1 and ensemble[0]["n_test"] == 4 and ensemble[0]["leaked"] == 0  # held out: on record
+    assert ensemble[0]["srcc"] == pytest.approx(rows[0]["best_zero_shot_srcc"])
     assert "injected failure (fail_trials) in trial 1" in rows[1]["error"]
     best = yaml.safe_load((out / "best.yaml").read_text())
     assert best["trial"] == 0 and best["config"] == {"lr": 1e-3}

@@ -133,7 +133,8 @@ def plan(out: str, seed: int, pretrain: dict) -> list[Step]:
     steps.append(Step("pretrain", "uniqa.training.cli:COMMAND", pretrain, ({"corpus": at("corpus")},), ("corpus",),
                       progress=True))
     steps += phase(out, "after", {"model": final, "heads": heads}, ("pretrain",))
-    steps += [Step(f"features/{p}", "uniqa.features.cli:COMMAND", {"model": final, **DEMO_FEATURES},
+    steps += [Step(f"features/{p}", "uniqa.features.cli:COMMAND",  # the tune steps use split_0: held out
+                   {"model": final, **DEMO_FEATURES, "leak_splits": [SPLIT]},
                    ({"manifest": at("manifests", p)},), ("pretrain", f"manifests/{p}")) for p in PARTS]
     steps += [Step(f"tune/{head}", "uniqa.tuning.cli:COMMAND", sweep_config(head, final),
                    ({"manifest": at("manifests", p), "features": at("features", p)},),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -68,6 +68,18 @@ def find_record(model: str, pretrained: str | None = None) -> str | None:
     return None
 
 
+def in_corpus(record: str, ids: Sequence[str]) -> np.ndarray:
+    """Whether each of ``ids`` is in the record at ``record`` (a bool array aligned with ``ids``)."""
+    return np.isin(id_hashes(ids), read_hashes(record))
+
+
+def corpus_mask(model: str, pretrained: str | None, ids: Sequence[str]) -> np.ndarray | None:
+    """:func:`in_corpus` against the record of ``model`` / ``pretrained``; None when they have none (provenance
+    unknown). What the results tables' ``leaked`` columns count."""
+    record = find_record(model, pretrained)
+    return None if record is None else in_corpus(record, ids)
+
+
 def check_leak(model: str, pretrained: str | None, test_ids: Iterable[str], *, allow_leak: bool, where: str) -> dict:
     """The overlap of ``test_ids`` (the images a run evaluates) with the model's pre-training corpus:
     ``{"provenance": record uri | "provenance unknown", "leaked": n, "examples": [...]}``. Raises
@@ -76,8 +88,7 @@ def check_leak(model: str, pretrained: str | None, test_ids: Iterable[str], *, a
     if record is None:
         return {"provenance": UNKNOWN, "leaked": None, "examples": []}
     ids = sorted(set(test_ids))
-    hits = np.isin(id_hashes(ids), read_hashes(record))
-    leaked = [i for i, hit in zip(ids, hits) if hit]
+    leaked = [i for i, hit in zip(ids, in_corpus(record, ids)) if hit]
     found = {"provenance": record, "leaked": len(leaked), "examples": leaked[:EXAMPLES]}
     if leaked and not allow_leak:
         raise UniqaError(
@@ -86,3 +97,9 @@ def check_leak(model: str, pretrained: str | None, test_ids: Iterable[str], *, a
             "Build the corpus with those images held out (uniqa corpus --set holdout=split_0), or pass --allow-leak "
             "to go on with the overlap recorded")
     return found
+
+
+def leak_note(leaked: int, what: str) -> str:
+    """The line a results table ends with when ``leaked`` > 0 (printed, and red in the report)."""
+    return (f"LEAKED: {leaked} {what} in the pre-training corpus of the model (allowed by --allow-leak): "
+            "these numbers are inflated")

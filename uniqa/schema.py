@@ -24,6 +24,7 @@ _WIDENINGS = {
     pa.float64(): (pa.float32(), pa.int64(), pa.int32(), pa.int16(), pa.int8(), pa.float16()),
     pa.string(): (pa.large_string(),),
     pa.int64(): (pa.int32(), pa.int16(), pa.int8()),
+    pa.int32(): (pa.int16(), pa.int8()),
 }
 
 
@@ -112,15 +113,18 @@ MANIFEST = TableSchema(
             *[pa.field(c, pa.string()) for c in SPLIT_COLUMNS],  # train | val | test
             pa.field("comments", pa.list_(pa.string())),  # human comments (aesthetics datasets)
             pa.field("attrs", pa.map_(pa.string(), pa.float64())),  # dataset-specific numbers
+            # shorter side the image is resized to before its views (SPAQ: 448, as the reference); null: as stored
+            pa.field("decode_size", pa.int32()),
         ]
     ),
-    optional=("comments", "attrs", "group"),
+    optional=("comments", "attrs", "group", "decode_size"),
     unique="image_id",
 )
 
 
 def validate_manifest(table: pa.Table, where: str = "") -> pa.Table:
-    """Conform + value checks (non-null ids/dataset/task, task, level, labels, mos_norm range).
+    """Conform + value checks (non-null ids/dataset/task, task, level, labels, mos_norm range, positive
+    decode sizes).
 
     Unlabelled rows (a folder of images) have ``mos``, ``mos_norm`` and ``level`` all null."""
     table = MANIFEST.conform(table, where)
@@ -140,7 +144,16 @@ def validate_manifest(table: pa.Table, where: str = "") -> pa.Table:
         raise UniqaError(
             f"{label}: mos_norm {norm[idx].as_py()} of image {table['image_id'][idx].as_py()!r} is outside [0, 1]"
         )
+    _check_decode_sizes(table, label)
     return table
+
+
+def _check_decode_sizes(table: pa.Table, label: str) -> None:
+    bad = pc.fill_null(pc.less(table["decode_size"], 1), False)
+    if pc.any(bad).as_py():
+        i = pc.index(bad, True).as_py()
+        raise UniqaError(f"{label}: decode_size {table['decode_size'][i].as_py()} of image "
+                         f"{table['image_id'][i].as_py()!r} is not a positive number of pixels (null: as stored)")
 
 
 def _check_labels(table: pa.Table, label: str) -> None:

@@ -14,6 +14,7 @@ HEADS = ("quality", "aesthetics")
 PROTOCOLS = ("full", "few-label", "zero-shot")
 MODES = ("cached", "exact")
 RUNNERS = ("ray", "local")
+ZERO_SHOT_IMAGES = ("test", "all")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class AdaptConfig:
     val_min_images: int = 16  # ... and at least this many images (more whole groups), never all groups
     seed: int = 0  # view seed (combined with image_id), random-init model seed, and the root of every run's seed
     train_views: int | None = None  # K cached training views per image (None: epochs, a new view every epoch)
+    val_every: int | None = None  # validate every N optimiser steps (reference: KonIQ 2000, LIVE-C 200); None: epochs
+    zero_shot_images: str = "test"  # zero-shot: test (each split's test side) | all (every labelled image, one run)
+    # --- how the frozen encoder sees an image (features, exact mode and `uniqa score` alike)
+    decode_size: int | None = None  # shorter side resized to this before the views (None: the dataset's: SPAQ 448)
+    pos_embedding: bool = True  # False: the image tower without its positional embedding (the reference ensemble head)
     # --- execution
     runner: str = "ray"  # ray: runs in parallel as Ray tasks | local: one after another in this process
     cpus_per_run: float = 1.0  # CPUs per Ray task
@@ -52,9 +58,12 @@ class AdaptConfig:
             raise UniqaError("no model: pass --model NAME_OR_CHECKPOINT or set model in the config")
         for field, value, valid in (("head", self.head, HEADS), ("protocol", self.protocol, PROTOCOLS),
                                     ("mode", self.mode, MODES), ("runner", self.runner, RUNNERS),
-                                    ("device", self.device, ("cpu", "cuda"))):
+                                    ("device", self.device, ("cpu", "cuda")),
+                                    ("zero_shot_images", self.zero_shot_images, ZERO_SHOT_IMAGES)):
             if value not in valid:
                 raise UniqaError(f"{field} must be one of {list(valid)}, got {value!r}")
+        if self.zero_shot_images == "all" and self.protocol != "zero-shot":
+            raise UniqaError(f"zero_shot_images=all applies to protocol zero-shot, got protocol {self.protocol}")
         if self.prompt_set is not None:
             from uniqa.adapters.prompts import get_prompt_set
 
@@ -63,8 +72,11 @@ class AdaptConfig:
             _positive_int(field, getattr(self, field))
         if self.threads is not None:
             _positive_int("threads", self.threads)
-        if self.train_views is not None:
-            _positive_int("train_views", self.train_views)
+        for field in ("train_views", "val_every", "decode_size"):
+            if getattr(self, field) is not None:
+                _positive_int(field, getattr(self, field))
+        if not isinstance(self.pos_embedding, bool):
+            raise UniqaError(f"pos_embedding must be true or false, got {self.pos_embedding!r}")
         for field in ("splits", "few_label_sizes", "few_label_seeds"):
             value = getattr(self, field)
             value = (value,) if isinstance(value, int) else tuple(value)

@@ -7,6 +7,10 @@ cached level-prompt embeddings, softmax over the five levels, expectation with t
 
 Zero-shot is the same head with no adapter and s frozen (``adapter=False``). For ViT-B/16 (D = 512) the
 trained parameters number 2 * 512 * 256 + 5 = 262,149.
+
+A head records the image tower it was made for: the model's name and weights checksum, and whether the tower ran
+with its positional embedding (``pos_embedding``, ``head.json``; heads written before the key existed: true).
+``uniqa score`` runs the tower the same way (:func:`uniqa.scoring.config.preflight`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class LevelHead(nn.Module):
         train_levels: bool | None = None,  # default: trainable iff the adapter is used (zero-shot freezes s)
         model_name: str = "",
         model_checksum: str | None = None,
+        pos_embedding: bool = True,  # the image tower ran with its positional embedding (features it expects)
     ):
         super().__init__()
         groups, levels, dim = prompt_embeddings.shape
@@ -49,6 +54,7 @@ class LevelHead(nn.Module):
                 f"prompt embeddings {list(prompt_embeddings.shape)} do not fit prompt set {prompt_set.name}"
             )
         self.prompt_set, self.model_name, self.model_checksum = prompt_set, model_name, model_checksum
+        self.pos_embedding = bool(pos_embedding)
         self.embed_dim = dim
         self.hidden = (hidden or dim // 2) if adapter else 0
         self.register_buffer("prompt_embeddings", F.normalize(prompt_embeddings.detach().float(), dim=-1))
@@ -73,13 +79,15 @@ class LevelHead(nn.Module):
         hidden: int | None = None,
         train_levels: bool | None = None,
     ) -> LevelHead:
-        """Encode the prompt set once with ``model``'s text tower and take its logit scale (both frozen)."""
+        """Encode the prompt set once with ``model``'s text tower and take its logit scale (both frozen); the model's
+        name, weights checksum and positional-embedding switch come from its ``ModelInfo``."""
         from uniqa.models.factory import model_info
 
         prompt_set = get_prompt_set(prompt_set) if isinstance(prompt_set, str) else prompt_set
         embeddings = encode_prompts(model, tokenizer, prompt_set)
         info = model_info(model)
-        head = cls(embeddings, model.logit_scale, prompt_set, adapter, hidden, train_levels, info.name, info.checksum)
+        head = cls(embeddings, model.logit_scale, prompt_set, adapter, hidden, train_levels, info.name, info.checksum,
+                   info.pos_embedding)
         return head.to(embeddings.device)
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
@@ -105,6 +113,7 @@ class LevelHead(nn.Module):
             "train_levels": self.levels.requires_grad,
             "model_name": self.model_name,
             "model_checksum": self.model_checksum,
+            "pos_embedding": self.pos_embedding,
         }
 
 
@@ -138,12 +147,12 @@ def load_head(path: str) -> LevelHead:
 
     from uniqa.models.checkpoints import state_dict_mismatches
 
-    config = _read_config(path)
+    config = read_head_config(path)
     prompt_set = PromptSet(config["prompt_set"]["name"], tuple(tuple(g) for g in config["prompt_set"]["groups"]))
     shape = (len(prompt_set.groups), N_LEVELS, config["embed_dim"])
     head = LevelHead(
         torch.zeros(shape), 0.0, prompt_set, config["adapter"], config["hidden"] or None, config["train_levels"],
-        config["model_name"], config["model_checksum"],
+        config["model_name"], config["model_checksum"], config["pos_embedding"],
     )  # fmt: skip
     weights_uri = storage.join(path, HEAD_WEIGHTS)
     try:
@@ -159,7 +168,9 @@ def load_head(path: str) -> LevelHead:
     return head
 
 
-def _read_config(path: str) -> dict:
+def read_head_config(path: str) -> dict:
+    """The ``head.json`` of the head folder ``path``, checked; ``pos_embedding`` filled in (true) for heads written
+    before it was recorded."""
     config_uri = storage.join(path, HEAD_CONFIG)
     try:
         config = json.loads(storage.read_bytes(config_uri))
@@ -172,4 +183,7 @@ def _read_config(path: str) -> dict:
     missing = [k for k in _CONFIG_KEYS if k not in config]
     if missing:
         raise UniqaError(f"{config_uri} lacks {missing}")
+    config.setdefault("pos_embedding", True)
+    if not isinstance(config["pos_embedding"], bool):
+        raise UniqaError(f"{config_uri}: pos_embedding must be true or false, got {config['pos_embedding']!r}")
     return config

@@ -7,7 +7,8 @@ Every run is over the manifest's labelled rows (``mos_norm`` not null), by posit
 - ``few-label``: run ``n{N}-seed{j}`` for each size N and seed j: N images drawn from ``split_{j % 10}``'s train
   side with ``default_rng([seed, 2, N, j])``, tested on that split's test side (so a content group never
   trains and tests).
-- ``zero-shot``: run ``split_i``: no training, the test side of ``split_i``.
+- ``zero-shot``: run ``split_i``: no training, the test side of ``split_i``; with ``zero_shot_images="all"``, one
+  run ``all`` over every labelled row (split -1: no split column is read).
 
 Clean number: the epoch is chosen on a validation part carved from the training images: the manifest's ``val``
 rows of the split when it has any, else ``ceil(val_fraction * groups)`` whole content groups (at least one),
@@ -34,7 +35,7 @@ MIN_TEST = 3  # a correlation needs three points
 class RunPlan:
     name: str  # split_3 | n50-seed0
     protocol: str
-    split: int  # the manifest split column used
+    split: int  # the manifest split column used (-1: none, zero-shot over all images)
     labels: int  # labelled training images (full: the whole train side)
     few_seed: int | None
     train: np.ndarray  # positions of the training images (reference-style run)
@@ -73,19 +74,20 @@ def carve(positions: np.ndarray, groups: np.ndarray, fraction: float, rng: np.ra
 
 
 def plan_runs(protocol: str, splits: dict[str, np.ndarray], groups: np.ndarray, *, seed: int, split_ids, sizes,
-              few_seeds, val_fraction: float, val_min_images: int = 0) -> list[RunPlan]:
+              few_seeds, val_fraction: float, val_min_images: int = 0,
+              zero_shot_images: str = "test") -> list[RunPlan]:
     """Every run of ``protocol`` over the labelled rows. ``splits``: split column -> values; ``groups``: content
-    group of each row (its image_id when it has none). Bad sizes raise one :class:`UniqaError`."""
-    runs = []
+    group of each row (its image_id when it has none). ``zero_shot_images``: test (each split's test side) | all
+    (zero-shot only: one run over every labelled row, ``splits`` unused). Bad sizes raise one :class:`UniqaError`."""
+    if zero_shot_images not in ("test", "all"):
+        raise UniqaError(f"zero_shot_images must be one of ['test', 'all'], got {zero_shot_images!r}")
+    if zero_shot_images == "all":
+        if protocol != "zero-shot":
+            raise UniqaError(f"zero_shot_images=all applies to protocol zero-shot, got protocol {protocol}")
+        return [_all_images(groups, seed)]
     if protocol in ("full", "zero-shot"):
-        for i in split_ids:
-            train, val, test = split_sides(splits, i)
-            _check_sides(f"split_{i}", train, test)
-            if not len(val) and protocol == "full":
-                val = carve(train, groups, val_fraction, np.random.default_rng([seed, 1, i]), val_min_images)
-            runs.append(RunPlan(f"split_{i}", protocol, i, len(train), None, train, val, test,
-                                run_seed(seed, f"{protocol}/split_{i}")))
-        return runs
+        return [_split_run(protocol, splits, groups, i, seed, val_fraction, val_min_images) for i in split_ids]
+    runs = []
     for n in sizes:
         for j in few_seeds:
             i = j % 10
@@ -101,8 +103,28 @@ def plan_runs(protocol: str, splits: dict[str, np.ndarray], groups: np.ndarray, 
     return runs
 
 
-def _check_sides(name: str, train: np.ndarray, test: np.ndarray) -> None:
+def _split_run(protocol: str, splits: dict[str, np.ndarray], groups: np.ndarray, i: int, seed: int,
+               val_fraction: float, val_min_images: int) -> RunPlan:
+    """Run ``split_i`` of the full or zero-shot protocol."""
+    train, val, test = split_sides(splits, i)
+    _check_sides(f"split_{i}", train, test, trains=protocol == "full")
+    if not len(val) and protocol == "full":
+        val = carve(train, groups, val_fraction, np.random.default_rng([seed, 1, i]), val_min_images)
+    name = f"split_{i}"
+    return RunPlan(name, protocol, i, len(train), None, train, val, test, run_seed(seed, f"{protocol}/{name}"))
+
+
+def _all_images(groups: np.ndarray, seed: int) -> RunPlan:
+    """The zero-shot run ``all``: every labelled row tested, none trained."""
+    if len(groups) < MIN_TEST:
+        raise UniqaError(f"the manifest has {len(groups)} labelled images; a correlation needs at least {MIN_TEST}")
+    none, every = np.arange(0), np.arange(len(groups))
+    return RunPlan("all", "zero-shot", -1, 0, None, none, none, every, run_seed(seed, "zero-shot/all"))
+
+
+def _check_sides(name: str, train: np.ndarray, test: np.ndarray, trains: bool = True) -> None:
+    """Enough test images for a correlation, and (``trains``: not zero-shot) training images."""
     if len(test) < MIN_TEST:
         raise UniqaError(f"{name} has {len(test)} labelled test images; a correlation needs at least {MIN_TEST}")
-    if len(train) < 2:
+    if trains and len(train) < 2:
         raise UniqaError(f"{name} has {len(train)} labelled training images; nothing to train on")

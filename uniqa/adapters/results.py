@@ -1,5 +1,6 @@
 """Results of the protocols: one row per run and selection, their aggregate (median, mean +- std), a printed
-table, and the files (Parquet + CSV) they are written to."""
+table, and the files (Parquet + CSV) they are written to. ``leaked``: a run's test images that are in the model's
+pre-training corpus (:mod:`uniqa.provenance`; the summary: the most of any run; null: provenance unknown)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def summarise(rows: list[dict]) -> list[dict]:
         groups.setdefault((row["protocol"], str(labels), row["prompt_set"], row["selection"]), []).append(row)
     out = []
     for key, members in groups.items():
-        record = dict(zip(GROUP_KEYS, key), runs=len(members))
+        record = dict(zip(GROUP_KEYS, key), runs=len(members), leaked=_most_leaked(members))
         for metric in METRICS:
             values = np.array([m[metric] for m in members], np.float64)
             values = values[~np.isnan(values)]
@@ -40,8 +41,15 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _most_leaked(members: list[dict]) -> int | None:
+    """The most test images of one run found in the pre-training corpus (None: provenance unknown)."""
+    known = [m["leaked"] for m in members if m.get("leaked") is not None]
+    return max(known) if known else None
+
+
 def format_table(summary: list[dict]) -> str:
-    """The aggregate as a fixed-width text table."""
+    """The aggregate as a fixed-width text table; a closing ``LEAKED`` line when a run tested on images of the
+    model's pre-training corpus."""
     head = f"{'protocol':<10} {'labels':>6} {'prompt_set':<20} {'selection':<10} {'runs':>4}"
     head += "".join(f"  {m.upper() + ' median':>11} {'mean +- std':>15}" for m in METRICS)
     lines = [head, "-" * len(head)]
@@ -50,6 +58,11 @@ def format_table(summary: list[dict]) -> str:
         for m in METRICS:
             line += f"  {r[m + '_median']:>11.4f} {r[m + '_mean']:>7.4f} +- {r[m + '_std']:.4f}"
         lines.append(line)
+    most = _most_leaked(summary)
+    if most:
+        from uniqa.provenance import leak_note
+
+        lines.append(leak_note(most, "test images of a run are"))
     return "\n".join(lines)
 
 

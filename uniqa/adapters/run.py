@@ -3,8 +3,8 @@
 manifest (+ features) -> pre-flight (every check before any work) -> features (cached: read, or computed with
 ``uniqa features`` into OUT/features; exact: re-encoded every epoch) -> runs (Ray tasks, pure torch on features)
 -> OUT/results.{parquet,csv} (a row per run and selection), OUT/summary.{parquet,csv} (median, mean +- std),
-OUT/history.parquet (per epoch), OUT/adapters/<run>/ (the clean epoch's head: ``uniqa score --heads
-quality=OUT/adapters/split_0``), and the printed table.
+OUT/history.parquet (per evaluation: every epoch, or every ``val_every`` steps), OUT/adapters/<run>/ (the clean
+evaluation's head: ``uniqa score --heads quality=OUT/adapters/split_0``), and the printed table.
 
 Resumable: each finished run leaves its adapter and then ``OUT/runs/<run>.json`` (its result and history rows), so
 a rerun of the same command skips those runs (``already_done``) and ends with the same tables as one uninterrupted
@@ -24,9 +24,10 @@ from uniqa import sink, storage
 from uniqa.adapters.config import AdaptConfig
 from uniqa.adapters.protocols import RunPlan, plan_runs
 from uniqa.adapters.training import HeadTemplate, Recipe, TrainFeatures, cached_source, correlations, predict
+from uniqa.data.images import decode_key, manifest_decode_sizes
 from uniqa.errors import UniqaError
 from uniqa.models.encoder import FrozenModel, frozen_model
-from uniqa.provenance import check_leak
+from uniqa.provenance import check_leak, corpus_mask
 from uniqa.runtime import policy_threads
 from uniqa.schema import SPLIT_COLUMNS, check_unique
 from uniqa.stage import StageSummary, Timer, config_fingerprint
@@ -48,9 +49,13 @@ class Prepared:
     train_views: int  # K of the features used
     rows_in_manifest: int
     leak: dict  # the runs' test images against the model's pre-training corpus (uniqa.provenance.check_leak)
+    in_corpus: np.ndarray | None  # per labelled row: in that corpus (None: provenance unknown)
+    decode: str | None = None  # the decode sizes of the images (uniqa.data.images.decode_key; None: as stored)
 
 
 def needed_splits(cfg: AdaptConfig) -> list[int]:
+    if cfg.protocol == "zero-shot" and cfg.zero_shot_images == "all":
+        return []
     if cfg.protocol == "few-label":
         return sorted({j % 10 for j in cfg.few_label_seeds})
     return list(cfg.splits)
@@ -59,7 +64,7 @@ def needed_splits(cfg: AdaptConfig) -> list[int]:
 def preflight(manifest: str, features: str | None, cfg: AdaptConfig) -> Prepared:
     """Every check that reads storage, before any work: the model, the manifest's columns and labels, the runs'
     sizes, and (given ``features``) the cache's model key and its coverage of the labelled images."""
-    frozen = frozen_model(cfg.model, cfg.pretrained, cfg.seed)
+    frozen = frozen_model(cfg.model, cfg.pretrained, cfg.seed, cfg.pos_embedding)
     files = parquet_files(manifest)
     names = dataset_schema(files).names
     splits = [SPLIT_COLUMNS[i] for i in needed_splits(cfg)]
@@ -80,20 +85,23 @@ def preflight(manifest: str, features: str | None, cfg: AdaptConfig) -> Prepared
     split_values = {c: np.array(labelled[c].to_pylist(), dtype=object) for c in splits}
     plans = plan_runs(cfg.protocol, split_values, groups, seed=cfg.seed, split_ids=cfg.splits,
                       sizes=cfg.few_label_sizes, few_seeds=cfg.few_label_seeds, val_fraction=cfg.val_fraction,
-                      val_min_images=cfg.val_min_images)
+                      val_min_images=cfg.val_min_images, zero_shot_images=cfg.zero_shot_images)
     tested = {ids[i] for plan in plans for i in plan.test}
     leak = check_leak(cfg.model, cfg.pretrained, tested, allow_leak=cfg.allow_leak, where=f"manifest {manifest}")
+    in_corpus = corpus_mask(cfg.model, cfg.pretrained, ids)
+    decode = decode_key(cfg.decode_size, manifest_decode_sizes(files))
     k = cfg.views
     if features is not None and cfg.mode == "cached":
-        k = _check_features(features, frozen, cfg, ids, plans)
+        k = _check_features(features, frozen, cfg, ids, plans, decode)
     return Prepared(ids, labelled["image_uri"].to_pylist(), labelled["mos_norm"].to_numpy(), plans, frozen, k,
-                    len(table), leak)
+                    len(table), leak, in_corpus, decode)
 
 
-def _check_features(features: str, frozen: FrozenModel, cfg: AdaptConfig, ids: list[str], plans) -> int:
+def _check_features(features: str, frozen: FrozenModel, cfg: AdaptConfig, ids: list[str], plans,
+                    decode: str | None) -> int:
     from uniqa.features.read import check_identity, missing_ids
 
-    identity = check_identity(features, {"model_checksum": frozen.key, "seed": cfg.seed})
+    identity = check_identity(features, {"model_checksum": frozen.key, "seed": cfg.seed, "decode": decode})
     if identity.get("test_views") != "crops10":
         raise UniqaError(f"features {features} hold {identity.get('test_views')!r} test views; the protocol tests "
                          "on crops10")
@@ -109,7 +117,9 @@ def features_config(cfg: AdaptConfig):
     from uniqa.features.config import FeaturesConfig
 
     return FeaturesConfig(model=cfg.model, pretrained=cfg.pretrained, train_views=cfg.views, test_views="crops10",
-                          seed=cfg.seed, views_per_pass=cfg.views_per_pass)
+                          seed=cfg.seed, views_per_pass=cfg.views_per_pass, decode_size=cfg.decode_size,
+                          pos_embedding=cfg.pos_embedding, allow_leak=cfg.allow_leak,
+                          leak_splits=tuple(SPLIT_COLUMNS[i] for i in needed_splits(cfg)))
 
 
 def execute(plan: RunPlan, train: TrainFeatures | np.ndarray, test, mos: np.ndarray, templates: dict,
@@ -137,15 +147,15 @@ def _execute(plan: RunPlan, train, test, mos: np.ndarray, templates: dict, recip
         rows = []
         for name, template in templates.items():
             metrics = correlations(predict(template.head(adapter=False), sets["test"][0]), sets["test"][1])
-            rows.append({**base, "prompt_set": name, "selection": "zero-shot", "epoch": 0, "n_train": 0,
+            rows.append({**base, "prompt_set": name, "selection": "zero-shot", "epoch": 0, "step": 0, "n_train": 0,
                          "n_val": 0, **metrics})
         return rows, [], {}
     template = templates[trained_set]
     ref = train_head(template, source, plan.train, mos[plan.train], {"test": sets["test"]}, "test", recipe, plan.seed)
     clean = train_head(template, source, plan.clean_train, mos[plan.clean_train], sets, "val", recipe, plan.seed)
-    rows = [{**base, "prompt_set": trained_set, "selection": "reference", "epoch": ref.epoch,
+    rows = [{**base, "prompt_set": trained_set, "selection": "reference", "epoch": ref.epoch, "step": ref.step,
              "n_train": len(plan.train), "n_val": 0, **ref.metrics["test"]},
-            {**base, "prompt_set": trained_set, "selection": "clean", "epoch": clean.epoch,
+            {**base, "prompt_set": trained_set, "selection": "clean", "epoch": clean.epoch, "step": clean.step,
              "n_train": len(plan.clean_train), "n_val": len(plan.val), **clean.metrics["test"]}]
     history = [{"run": plan.name, "selection": sel, **h} for sel, r in (("reference", ref), ("clean", clean))
                for h in r.history]
@@ -165,11 +175,11 @@ def run_adapt(manifest: str, features: str | None, out: str, cfg: AdaptConfig, *
         if todo:
             train, test, failed = _features(manifest, features, out, cfg, prep, progress, address)
             templates = _templates(prep.frozen, cfg)
-            recipe = Recipe(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay)
+            recipe = Recipe(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, val_every=cfg.val_every)
             plans = [_without(plan, failed) for plan in todo]
             for plan, output in _execute_all(plans, train, test, prep.mos, templates, recipe, cfg, address):
                 done[plan.name] = _record(out, plan, output, templates, cfg)
-    rows = [r for plan in prep.plans for r in done[plan.name][0]]
+    rows = [{**r, "leaked": leaked(prep, plan)} for plan in prep.plans for r in done[plan.name][0]]
     history = [h for plan in prep.plans for h in done[plan.name][1]]
     summary = _write(out, rows, history)
     from uniqa.adapters.results import format_table
@@ -181,14 +191,21 @@ def run_adapt(manifest: str, features: str | None, out: str, cfg: AdaptConfig, *
         seconds=timer.seconds, unit="runs", config_fingerprint=config_fingerprint(cfg),
         details={"model_checksum": prep.frozen.key, "protocol": cfg.protocol, "mode": cfg.mode,
                  "labelled_images": len(prep.ids), "images_without_features": None if failed is None else len(failed),
-                 "threads": run_threads(cfg), "leak": prep.leak, "summary": summary},
+                 "threads": run_threads(cfg), "leak": prep.leak, "decode": prep.decode,
+                 "pos_embedding": cfg.pos_embedding, "summary": summary},
     ).write()
+
+
+def leaked(prep: Prepared, plan: RunPlan) -> int | None:
+    """The run's test images in the model's pre-training corpus (the results' ``leaked`` column); None: unknown."""
+    return None if prep.in_corpus is None else int(prep.in_corpus[plan.test].sum())
 
 
 def identity(cfg: AdaptConfig, prep: Prepared) -> dict:
     """What an output folder's results depend on (``OUT/_run.json``), as JSON values."""
     values = {k: v for k, v in asdict(cfg).items() if k not in EXECUTION}
-    return json.loads(json.dumps({**values, "model_checksum": prep.frozen.key, "train_views": prep.train_views}))
+    return json.loads(json.dumps({**values, "model_checksum": prep.frozen.key, "train_views": prep.train_views,
+                                  "decode": prep.decode}))
 
 
 def finished_runs(out: str, plans: list[RunPlan]) -> dict[str, tuple[list[dict], list[dict]]]:
@@ -228,12 +245,15 @@ def _plain(value):
 def _features(manifest, features, out, cfg, prep, progress, address):
     """(training features: cached array [N, K, D] or the exact source, test features [N, T, D], failed positions)."""
     if cfg.mode == "exact":
-        from uniqa.adapters.exact import ExactSource
+        from uniqa.adapters.exact import ExactSource, manifest_row_sizes
+        from uniqa.data.images import DecodeConfig
         from uniqa.models.encoder import ImageEncoder
 
         model, _ = prep.frozen.load(cfg.device)
-        source = ExactSource(prep.uris, prep.ids, ImageEncoder(model, cfg.views_per_pass), cfg.seed, cfg.views)
-        return source, source.test(np.arange(len(prep.ids))).numpy(), set()
+        source = ExactSource(prep.uris, prep.ids, ImageEncoder(model, cfg.views_per_pass), cfg.seed, cfg.views,
+                             decode=DecodeConfig(size=cfg.decode_size),
+                             row_sizes=manifest_row_sizes(manifest, prep.ids))
+        return source, _exact_test(source, prep), set()
     from uniqa.data.views import VIEW_COUNTS
     from uniqa.features.read import load_features
 
@@ -247,6 +267,15 @@ def _features(manifest, features, out, cfg, prep, progress, address):
     cached = load_features(features, prep.ids, prep.train_views, VIEW_COUNTS["crops10"])
     failed = {i for i, image_id in enumerate(prep.ids) if image_id in cached.failed}
     return cached.train, cached.test, failed
+
+
+def _exact_test(source, prep: Prepared) -> np.ndarray:
+    """Test-view features [N, T, D] of the images a run tests or validates on (zeros elsewhere: never read)."""
+    needed = np.unique(np.concatenate([part for plan in prep.plans for part in (plan.test, plan.val)]))
+    views = source.test(needed).numpy()
+    test = np.zeros((len(prep.ids), *views.shape[1:]), views.dtype)
+    test[needed] = views
+    return test
 
 
 def _without(plan: RunPlan, failed: set[int]) -> RunPlan:

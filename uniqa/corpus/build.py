@@ -48,11 +48,14 @@ def _rows(n: int, partitions: int, **columns) -> pa.Table:
     return with_partition(table, partitions)
 
 
-def image_rows(batch: pa.Table, partitions: int, holdout: str | None = None) -> pa.Table:
-    """Manifest rows (``image_id, image_uri, level`` [+ the ``holdout`` split column: its test side is left out])
-    as :data:`ROWS`."""
-    if holdout is not None:
-        batch = batch.filter(pc.fill_null(pc.not_equal(batch[holdout], "test"), True))
+def image_rows(batch: pa.Table, partitions: int, splits: tuple[str, ...] = (),
+               datasets: tuple[str, ...] = ()) -> pa.Table:
+    """Manifest rows (``image_id, image_uri, level`` [+ ``dataset``, split columns]) as :data:`ROWS`, less the
+    held-out ones: the test side of each of ``splits``, every image of ``datasets``."""
+    for split in splits:
+        batch = batch.filter(pc.fill_null(pc.not_equal(batch[split], "test"), True))
+    if datasets:
+        batch = batch.filter(pc.invert(pc.is_in(batch["dataset"], value_set=pa.array(list(datasets)))))
     return _rows(len(batch), partitions, image_id=batch["image_id"], image_uri=batch["image_uri"],
                  level=batch["level"])
 

@@ -8,6 +8,8 @@ from uniqa.errors import UniqaError
 from uniqa.partition import SHUFFLE_CHOICES
 from uniqa.schema import SPLIT_COLUMNS
 
+DATASET = "dataset:"  # holdout entry prefix: every image of the named dataset
+
 
 @dataclass(frozen=True)
 class CorpusConfig:
@@ -17,9 +19,10 @@ class CorpusConfig:
     # (pre-training uses its own per-source weights, METHOD §2); >0 to sample them from `weight` too.
     level_prompt_weight: float = 0.0
     level_prompt: str = "{level} image"  # one text per labelled image: the adapter head's own prompt wording
-    # A manifest split column (split_0..split_9): its test-side images are left out of the corpus, so that the
-    # held-out references of that split are never seen in pre-training; their texts count as unknown_image.
-    holdout: str | None = None
+    # Images left out of the corpus, so that no later evaluation tests on what pre-training saw (their texts count
+    # as unknown_image): a split column (split_0..split_9: its test side in every manifest) or dataset:NAME (every
+    # image of that dataset, e.g. a zero-shot target), or a list of them.
+    holdout: str | list[str] | None = None
     rows_per_shard: int = 100_000  # most pairs per output Parquet file
     partitions: int = 0  # image_id hash partitions of the assembly (0: one per rows_per_partition input rows)
     rows_per_partition: int = 200_000  # input rows per partition when partitions=0 (what one task holds)
@@ -38,8 +41,13 @@ class CorpusConfig:
                 self.level_prompt):
             raise UniqaError(f"level_prompt must be a text holding '{{level}}' and no other braces, e.g. "
                              f"'{{level}} image', got {self.level_prompt!r}")
-        if self.holdout is not None and self.holdout not in SPLIT_COLUMNS:
-            raise UniqaError(f"holdout must be one of {list(SPLIT_COLUMNS)} or null, got {self.holdout!r}")
+        holdout = [self.holdout] if isinstance(self.holdout, str) else list(self.holdout or ())
+        for item in holdout:
+            if not isinstance(item, str) or not (item in SPLIT_COLUMNS or (item.startswith(DATASET)
+                                                                           and len(item) > len(DATASET))):
+                raise UniqaError(f"holdout must be a split column ({', '.join(SPLIT_COLUMNS[:2])} .. "
+                                 f"{SPLIT_COLUMNS[-1]}), {DATASET}NAME, or a list of them, got {item!r}")
+        object.__setattr__(self, "holdout", tuple(dict.fromkeys(holdout)))
         for name in ("rows_per_shard", "rows_per_partition"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -49,6 +57,16 @@ class CorpusConfig:
 
         if self.shuffle not in SHUFFLE_CHOICES:
             raise UniqaError(f"shuffle must be one of {list(SHUFFLE_CHOICES)}, got {self.shuffle!r}")
+
+    @property
+    def holdout_splits(self) -> tuple[str, ...]:
+        """The split columns whose test side is held out."""
+        return tuple(h for h in self.holdout if h in SPLIT_COLUMNS)
+
+    @property
+    def holdout_datasets(self) -> tuple[str, ...]:
+        """The datasets held out entirely (``dataset:NAME`` entries)."""
+        return tuple(h[len(DATASET):] for h in self.holdout if h.startswith(DATASET))
 
     def num_partitions(self, input_rows: int) -> int:
         """Partitions for ``input_rows`` rows (manifest rows + candidate texts)."""

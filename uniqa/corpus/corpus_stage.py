@@ -30,9 +30,11 @@ def corpus_dataset(manifests: list[list[str]], captions: list[list[str]], purifi
                    cfg: CorpusConfig, partitions: int):
     """The lazy Ray dataset of per-partition stats rows; each input is a list of Parquet files."""
     kw = dict(batch_format="pyarrow", zero_copy_batch=True)
-    columns = ["image_id", "image_uri", "level"] + ([cfg.holdout] if cfg.holdout else [])
+    splits, datasets = cfg.holdout_splits, cfg.holdout_datasets  # every manifest has every split column
+    columns = ["image_id", "image_uri", "level", *(["dataset"] if datasets else []), *splits]
     parts = [ray_read(files, columns=columns)
-             .map_batches(image_rows, fn_kwargs={"partitions": partitions, "holdout": cfg.holdout}, **kw)
+             .map_batches(image_rows, fn_kwargs={"partitions": partitions, "splits": splits, "datasets": datasets},
+                          **kw)
              for files in manifests]
     parts += [ray_read(files, columns=["image_id", "task", "caption", "error"])
               .map_batches(caption_rows, fn_kwargs={"partitions": partitions, "input": i}, **kw)

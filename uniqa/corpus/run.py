@@ -85,7 +85,8 @@ def run_corpus(manifests: list[str], captions: list[str], purified: list[str] | 
         stats = merge_stats(drain_user_errors(drain_stats, results, partitions, progress))
     dropped = {k: stats.get(k, 0) for k in ("duplicates", "unknown_image", "empty")}
     details = {k: stats[k] for k in ("pairs_per_source", "images", "texts_per_image", "words_per_text")}
-    details.update(files=stats.get("files", 0), dropped=dropped, partitions=partitions)
+    details.update(files=stats.get("files", 0), dropped=dropped, partitions=partitions,
+                   holdout={"splits": list(cfg.holdout_splits), "datasets": list(cfg.holdout_datasets)})
     return StageSummary(
         stage="corpus", inputs={"manifests": list(manifests), "captions": list(captions), "purified": purified},
         output=out, rows_in=stats.get("candidates", 0), rows_out=output_rows(out), rows_written=stats["pairs"],

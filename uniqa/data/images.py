@@ -6,15 +6,22 @@ reduced scale (``Image.draft``) when the target is at most half their size. The 
 limit is checked per call against the header, before any pixel is decoded; Pillow's global
 ``Image.MAX_IMAGE_PIXELS`` is never touched. :func:`decode_batch` is shaped for Ray Data
 ``map_batches`` and turns each bad row into an ``error`` string instead of failing the batch.
+
+Decode size: a run's ``DecodeConfig.size`` resizes every image; without one, a manifest row's ``decode_size``
+(:data:`DECODE_SIZE_COLUMN`, e.g. 448 for SPAQ, as the reference code) resizes that row's image, and a null keeps
+it as stored (:func:`row_decode`). :func:`decode_key` names the sizes a run used (features and scores are keyed
+by it).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import struct
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -38,6 +45,7 @@ _MAGIC = {
 _ORIENTATION = 0x0112  # EXIF tag
 EMPTY_IMAGE = np.zeros((0, 0, 3), np.uint8)  # Ray-safe stand-in for a failed row's image (see decode_batch)
 _OPEN_ERRORS = (SyntaxError, IndexError, TypeError, ValueError, struct.error, EOFError, OSError)
+DECODE_SIZE_COLUMN = "decode_size"  # manifest column: a row's shorter side before its views (null: as stored)
 
 
 class ImageError(UniqaError):
@@ -66,6 +74,56 @@ class DecodeConfig:
         if unknown or not self.formats:
             raise UniqaError(f"DecodeConfig.formats has unknown format {unknown}; known: {sorted(Image.OPEN)}")
         object.__setattr__(self, "formats", tuple(f.upper() for f in self.formats))
+
+
+# ----------------------------------------------------------------------------------- decode size
+
+
+def row_size(value) -> int | None:
+    """A ``decode_size`` cell as Arrow or Ray hands it over (int, numpy int, float, NaN or None) -> int | None."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UniqaError(f"decode_size {value!r} is not a number of pixels") from None
+    return None if math.isnan(number) else int(number)
+
+
+def row_decode(cfg: DecodeConfig, value) -> DecodeConfig:
+    """How one row is decoded: ``cfg`` when it sets a size (a run's size wins for every row) or the row's
+    ``decode_size`` ``value`` is null, else ``cfg`` at the row's size."""
+    size = None if cfg.size is not None else row_size(value)
+    return cfg if size is None else replace(cfg, size=size)
+
+
+def decode_key(size: int | None, row_sizes: Iterable = ()) -> str | None:
+    """The decode sizes of a run as one string: ``size`` (the run's, for every row) when set, else the distinct
+    ``row_sizes``; ascending, ``native`` for as stored (``"448"``, ``"448,native"``). None when every image is
+    decoded as stored."""
+    sizes = {size} if size is not None else {row_size(s) for s in row_sizes}
+    resized = sorted(s for s in sizes if s is not None)
+    if not resized:
+        return None
+    return ",".join([*map(str, resized), *(["native"] if None in sizes else [])])
+
+
+def table_decode_sizes(table) -> list[int | None]:
+    """The distinct ``decode_size`` values of a manifest table, ascending, None (as stored) last; ``[None]`` when it
+    has no such column."""
+    if DECODE_SIZE_COLUMN not in table.column_names:
+        return [None]
+    values = {row_size(v) for v in table[DECODE_SIZE_COLUMN].unique().to_pylist()}
+    return [*sorted(v for v in values if v is not None), *([None] if None in values else [])]
+
+
+def manifest_decode_sizes(files: list[str]) -> list[int | None]:
+    """:func:`table_decode_sizes` of a manifest's files (only that column is read)."""
+    from uniqa.tables import dataset_schema, read_columns
+
+    if DECODE_SIZE_COLUMN not in dataset_schema(files).names:
+        return [None]
+    return table_decode_sizes(read_columns(files, [DECODE_SIZE_COLUMN]))
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -230,10 +288,12 @@ def decode_batch(
     cfg: DecodeConfig = DecodeConfig(),
     uri_column: str = "image_uri",
     failed_image: np.ndarray | None = None,
+    size_column: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Ray Data ``map_batches`` UDF (numpy format): keeps every input column, adds ``image`` (object
     array of HxWx3 uint8 arrays, ``failed_image`` where decoding failed) and ``error`` (None or the
-    message naming the file). ``uri_column`` entries may also be encoded bytes.
+    message naming the file). ``uri_column`` entries may also be encoded bytes. With ``size_column``
+    present in the batch, each row is decoded at its own size there (:func:`row_decode`).
 
     Pass ``failed_image=EMPTY_IMAGE`` when the ``image`` column leaves the UDF into Ray blocks: Ray
     cannot combine a block whose images hold a None (pickled objects) with an all-tensor block. A
@@ -243,16 +303,22 @@ def decode_batch(
         raise UniqaError(f"decode_batch: missing column {uri_column!r}; found columns {sorted(batch)}")
     sources = batch[uri_column]
     previous = batch.get("error")
+    sizes = batch.get(size_column) if size_column else None
     images = np.empty(len(sources), dtype=object)
     errors = np.empty(len(sources), dtype=object)
     for i, source in enumerate(sources):
         if previous is not None and previous[i]:
             images[i], errors[i] = failed_image, previous[i]
             continue
-        images[i], errors[i] = _decode_row(source, cfg)
+        images[i], errors[i] = _decode_row(source, cfg if sizes is None else row_decode(cfg, sizes[i]))
         if images[i] is None:
             images[i] = failed_image
     return {**batch, "image": images, "error": errors}
+
+
+def decode_columns(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The columns of a batch that decoding reads: ``image_id``, ``image_uri`` and, when present, ``decode_size``."""
+    return {k: batch[k] for k in ("image_id", "image_uri", DECODE_SIZE_COLUMN) if k in batch}
 
 
 def _decode_row(source, cfg: DecodeConfig) -> tuple[np.ndarray | None, str | None]:

@@ -139,6 +139,7 @@ def build_manifest(name: str, records: Records, cfg: PrepareConfig) -> pa.Table:
         **splits,
         "comments": records.comments or [None] * n,
         "attrs": [list((a or {}).items()) for a in records.attrs] if records.attrs else [None] * n,
+        "decode_size": [records.decode_size] * n,
     }
     table = pa.table({k: pa.array(v, type=MANIFEST.schema.field(k).type) for k, v in columns.items()})
     return validate_manifest(table, f"dataset {name!r}")
@@ -155,7 +156,10 @@ def split_source(records: Records | None, cfg: PrepareConfig) -> str:
 
 
 def summarise(table: pa.Table, missing: list[str], notes: dict[str, int] | None = None) -> dict:
-    """Rows, labelled count, MOS range, level histogram, split_0 counts, missing files, protocol notes."""
+    """Rows, labelled count, MOS range, level histogram, split_0 counts, decode sizes (None: as stored), missing
+    files, protocol notes."""
+    from uniqa.data.images import table_decode_sizes
+
     mos = table["mos"].drop_null().to_numpy()
     counts = Counter(table["level"].drop_null().to_pylist())
     split0 = Counter("none" if s is None else s for s in table["split_0"].to_pylist())
@@ -167,6 +171,7 @@ def summarise(table: pa.Table, missing: list[str], notes: dict[str, int] | None 
         "mos_range": [float(mos.min()), float(mos.max())] if len(mos) else None,
         "levels": {lv: counts.get(lv, 0) for lv in LEVELS},
         "split_0": dict(sorted(split0.items())),
+        "decode_sizes": table_decode_sizes(table),
         "missing_files": len(missing),
         "missing_examples": missing[:MISSING_SHOWN],
         "notes": dict(notes or {}),
@@ -185,6 +190,9 @@ def format_summary(details: dict, out: str) -> str:
     ]
     if details.get("split_source"):
         lines.append(f"splits: {details['split_source']}")
+    if any(details.get("decode_sizes") or []):
+        sizes = ", ".join("as stored" if s is None else f"{s} px" for s in details["decode_sizes"])
+        lines.append(f"decoded to (shorter side): {sizes}")
     if details.get("image_dir") is not None:
         lines.append(f"image folder: {details['image_dir'] or '(the root)'}")
     lines.append(f"missing files: {details['missing_files']}"

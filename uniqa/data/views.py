@@ -11,7 +11,8 @@ The one place views are cut, below scoring, features and training (METHOD §3). 
 
 Rule for small images: before cropping, an image whose short side is below ``size`` is resized
 (bicubic) so that its short side equals ``size``, keeping the aspect ratio (long side rounded).
-Larger images are never resized for the crop protocols.
+Larger images are never resized here for the crop protocols (a decode size, e.g. SPAQ's 448, is applied
+earlier, when the image is decoded: :mod:`uniqa.data.images`).
 
 Training views (:func:`train_view`): view ``k`` of an image is a random ``size`` crop of the un-resized image,
 mirrored with probability 1/2, drawn from ``default_rng([image_seed(seed, image_id), k])``: the cached

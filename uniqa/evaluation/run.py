@@ -6,7 +6,8 @@ evaluated side whose score row carries an ``error`` or a null score are excluded
 with no score row at all are counted too (``missing``). SRCC and PLCC carry a cluster-bootstrap percentile
 interval (95% by default; ``srcc_lo`` .. ``plcc_hi``, :mod:`uniqa.evaluation.bootstrap`): ``quality`` rows
 resample whole reference groups, ``aesthetics`` rows single images; ``groups`` counts those units. No Ray: only
-the needed columns are read, with pyarrow.
+the needed columns are read, with pyarrow. ``leaked`` counts the correlated images that are in the pre-training
+corpus of the model that scored them (:mod:`uniqa.provenance`: refused unless ``allow_leak``; null: no record).
 ``uniqa evaluate``, ``pipelines/evaluate.py`` and the demo all call :func:`run_evaluate`.
 """
 
@@ -26,6 +27,7 @@ from uniqa.errors import UniqaError
 from uniqa.evaluation.bootstrap import bootstrap_units, intervals
 from uniqa.evaluation.config import EvaluateConfig
 from uniqa.evaluation.metrics import krcc, plcc, srcc
+from uniqa.provenance import UNKNOWN, in_corpus, leak_note
 from uniqa.schema import check_unique, score_columns
 from uniqa.stage import StageSummary, Timer, config_fingerprint
 from uniqa.tables import dataset_schema, parquet_files, read_columns
@@ -46,7 +48,9 @@ METRICS_SCHEMA = pa.schema([
     pa.field("excluded", pa.int64()),  # scored rows left out: an error or a null / NaN score
     pa.field("missing", pa.int64()),  # labelled rows of the side with no score row at all
     pa.field("note", pa.string()),  # why the metrics are null
+    pa.field("leaked", pa.int64()),  # of the n, in the scoring model's pre-training corpus (null: unknown)
 ])
+IN_CORPUS = "_in_corpus"  # labels column: the image is in the scoring model's pre-training corpus
 
 
 def preflight(scores: str, manifest: str, cfg: EvaluateConfig) -> tuple[list[str], list[str], list[str]]:
@@ -122,7 +126,8 @@ def _metric_row(side: pa.Table, dataset: str, head: str, split: str, cfg: Evalua
     metrics, note = correlate(pred, mos)
     return {"dataset": dataset, "head": head, "split": split, "side": cfg.side, "n": len(used),
             "groups": len(set(units)), **metrics, **interval_columns(pred, mos, units, note is None, cfg),
-            "excluded": with_scores - len(used), "missing": len(side) - with_scores, "note": note}
+            "excluded": with_scores - len(used), "missing": len(side) - with_scores, "note": note,
+            "leaked": (pc.sum(used[IN_CORPUS]).as_py() or 0) if IN_CORPUS in used.column_names else None}
 
 
 def row_units(rows: pa.Table) -> list[str]:
@@ -177,6 +182,9 @@ def format_table(rows: list[dict], level: float = 0.95) -> str:
         stats = "  ".join(f"{m.upper()} {_num(agg[m + '_median'])} median, {_num(agg[m + '_mean'])} +- "
                           f"{_num(agg[m + '_std'], '.3f')}" for m in METRICS)
         lines.append(f"{agg['dataset']:{width}s}  {agg['head']:{hwidth}s}  over {agg['splits']} splits: {stats}")
+    most = max((r["leaked"] for r in rows if r.get("leaked")), default=0)
+    if most:
+        lines.append(leak_note(most, "of the correlated images of a row are"))
     return "\n".join(lines)
 
 
@@ -235,6 +243,9 @@ def run_evaluate(
             raise UniqaError(f"manifest {manifest} has no labelled rows (mos_norm set) on the {cfg.side} side of "
                              f"{', '.join(cfg.splits)}")
         leak = scores_leak(scores, labels["image_id"].to_pylist(), cfg, manifest)
+        if leak and leak["provenance"] != UNKNOWN:
+            labels = labels.append_column(IN_CORPUS, pa.array(in_corpus(leak["provenance"],
+                                                                         labels["image_id"].to_pylist())))
         score_table = read_columns(score_files, ["image_id", "error", *heads])
         shared = pc.sum(pc.is_in(labels["image_id"], value_set=score_table["image_id"])).as_py() or 0
         if not shared:

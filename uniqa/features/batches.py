@@ -3,7 +3,8 @@
 An image's views are, in order: its ``K`` training views (flip + random crop, :func:`uniqa.data.views.train_view`)
 then its test views (:func:`uniqa.data.views.image_views`), all at the model's input size and seeded per image.
 A row whose image cannot be decoded keeps going with its ``error`` set and all-zero views; it is written as one
-row with a null feature.
+row with a null feature. A batch with a ``decode_size`` column (the manifest's) decodes each row at its size
+unless the run's ``DecodeConfig`` sets one (:func:`uniqa.data.images.row_decode`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from uniqa import sink
-from uniqa.data.images import DecodeConfig, decode_batch
+from uniqa.data.images import DECODE_SIZE_COLUMN, DecodeConfig, decode_batch, decode_columns
 from uniqa.schema import FEATURES
 
 
@@ -36,8 +37,9 @@ def image_feature_views(image: np.ndarray, image_id: str, size: int, train_views
 
 def feature_views_batch(batch: dict[str, np.ndarray], decode: DecodeConfig, size: int, train_views: int,
                         test_protocol: str, seed: int) -> dict[str, np.ndarray]:
-    """``image_id, image_uri`` -> ``image_id, views`` (uint8 [B, K + T, S, S, 3]), ``error``; never raises."""
-    decoded = decode_batch({"image_id": batch["image_id"], "image_uri": batch["image_uri"]}, decode)
+    """``image_id, image_uri`` [, ``decode_size``] -> ``image_id, views`` (uint8 [B, K + T, S, S, 3]), ``error``;
+    never raises."""
+    decoded = decode_batch(decode_columns(batch), decode, size_column=DECODE_SIZE_COLUMN)
     errors = np.asarray(decoded["error"], dtype=object)
     n_views = len(view_layout(train_views, test_protocol)[0])
     views = np.zeros((len(errors), n_views, size, size, 3), np.uint8)

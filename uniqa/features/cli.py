@@ -12,7 +12,9 @@ COMMAND = StageCommand(
         "crop at the model's input size) and the test views (10 random crops, seeded per image), and write the\n"
         "un-normalised features, one row per view, keyed by model checksum, view protocol and seed.\n"
         "`uniqa adapt` trains on them. (`uniqa score --embeddings` writes something else: a normalised mean\n"
-        "over the test views, not adapter input.)"
+        "over the test views, not adapter input.)\n"
+        "A manifest row's decode_size (SPAQ: 448) resizes its image first; --set decode_size=N does so for every\n"
+        "row. The manifest's test side (split_* = test) is checked against the model's pre-training record."
     ),
     config="uniqa.features.config:FeaturesConfig",
     run="uniqa.features.run:run_features",
@@ -26,5 +28,7 @@ COMMAND = StageCommand(
         Arg("--seed", "run seed (combined with each image_id for its crops)", key="seed", type=int),
         Arg("--batch-size", "images per model actor call", key="batch_size", type=int),
         Arg("--actors", "number of model actors", key="num_actors", type=int),
+        Arg("--allow-leak", "go on when test-side images are in the model's pre-training corpus (recorded in "
+            "_summary.json)", key="allow_leak", store_true=True),
     ),
 )

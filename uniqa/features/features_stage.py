@@ -51,11 +51,11 @@ def gpus_per_actor(cfg: FeaturesConfig) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
 
 
-def add_feature_stages(ds, cfg: FeaturesConfig, frozen: FrozenModel, out: str):
-    """``image_id, image_uri`` rows -> decode + views tasks -> encoder actors -> part files under ``out``."""
+def add_feature_stages(ds, cfg: FeaturesConfig, frozen: FrozenModel, out: str, protocol: str):
+    """``image_id, image_uri`` [, ``decode_size``] rows -> decode + views tasks -> encoder actors -> part files under
+    ``out``, every row keyed by ``protocol`` (:meth:`FeaturesConfig.protocol`)."""
     import ray
 
-    protocol = cfg.protocol(frozen.image_size)
     ds = ds.map_batches(
         feature_views_batch,
         fn_kwargs={"decode": cfg.decode_config(), "size": frozen.image_size, "train_views": cfg.train_views,

@@ -30,7 +30,7 @@ def check_identity(uri: str, expected: dict) -> dict:
     found = read_identity(uri)
     for key, want in expected.items():
         if found.get(key) != want:
-            what = "model" if key == "model_checksum" else key
+            what = {"model_checksum": "model", "decode": "decode size"}.get(key, key)
             raise UniqaError(f"features {uri} were made with {key} {found.get(key)!r}, this run's {what} gives "
                              f"{want!r}: features from another {what} do not fit; pass the matching --features or "
                              "none (adapt then computes them)")

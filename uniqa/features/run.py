@@ -1,45 +1,90 @@
 """The feature-cache job: manifest -> skip finished images -> decode + K train views + test views -> frozen encoder
 -> per-view features in Parquet (exactly-once, resumable, like scoring).
 
-Keyed by model + view protocol + seed: the first run stores them in ``OUT/_run.json`` and a rerun with other
-settings is refused (:func:`uniqa.sink.check_run_identity`). ``uniqa features`` and ``pipelines/features.py``
-both call :func:`run_features`; ``uniqa adapt`` calls it when it is not given ``--features``.
+Keyed by model (weights and the positional-embedding switch) + view protocol (decode sizes included) + seed: the
+first run stores them in ``OUT/_run.json`` and a rerun with other settings is refused
+(:func:`uniqa.sink.check_run_identity`). Pre-flight checks the manifest's test side (rows whose ``split_*`` value is
+``test`` in any split column) against the model's pre-training record (:func:`uniqa.provenance.check_leak`).
+``uniqa features`` and ``pipelines/features.py`` both call :func:`run_features`; ``uniqa adapt`` calls it when it
+is not given ``--features``.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import pyarrow.compute as pc
 
 from uniqa import sink, storage
+from uniqa.data.images import DECODE_SIZE_COLUMN, manifest_decode_sizes
 from uniqa.errors import UniqaError
 from uniqa.features.config import FeaturesConfig
 from uniqa.models.encoder import FrozenModel, frozen_model
 from uniqa.runtime import policy_threads
-from uniqa.schema import check_unique
+from uniqa.schema import SPLIT_COLUMNS, check_unique
 from uniqa.stage import StageSummary, config_fingerprint
 from uniqa.tables import dataset_schema, parquet_files, read_columns
 
 
-def identity(cfg: FeaturesConfig, frozen: FrozenModel) -> dict:
-    """What the features of an output folder are keyed by (stored as ``OUT/_run.json``)."""
+@dataclass
+class Prepared:
+    """What the pre-flight found, before any Ray work."""
+
+    files: list[str]  # the manifest's Parquet files
+    rows: int  # its rows (ids checked unique and non-null)
+    frozen: FrozenModel
+    row_sizes: list[int | None]  # the manifest's distinct decode sizes (None: as stored)
+    leak: dict  # the test side against the model's pre-training record (uniqa.provenance.check_leak)
+
+
+def identity(cfg: FeaturesConfig, frozen: FrozenModel, row_sizes=()) -> dict:
+    """What the features of an output folder are keyed by (stored as ``OUT/_run.json``); ``row_sizes``: the
+    manifest's decode sizes (:func:`uniqa.data.images.manifest_decode_sizes`). ``decode``
+    (:meth:`FeaturesConfig.decode_key`) is None when every image is decoded as stored, as a cache written before the
+    key existed reads (:func:`uniqa.sink.check_run_identity` compares the keys given)."""
     from uniqa.data.views import VIEW_SCHEME
 
-    return {"model_checksum": frozen.key, "protocol": cfg.protocol(frozen.image_size), "view_scheme": VIEW_SCHEME,
-            "seed": cfg.seed, "model": frozen.name, "train_views": cfg.train_views, "test_views": cfg.test_views,
-            "image_size": frozen.image_size}
+    return {"model_checksum": frozen.key, "protocol": cfg.protocol(frozen.image_size, row_sizes),
+            "view_scheme": VIEW_SCHEME, "seed": cfg.seed, "model": frozen.name, "train_views": cfg.train_views,
+            "test_views": cfg.test_views, "image_size": frozen.image_size, "decode": cfg.decode_key(row_sizes)}
 
 
-def preflight(manifest: str, cfg: FeaturesConfig) -> tuple[list[str], int, FrozenModel]:
-    """Manifest files, its row count (ids checked unique) and the resolved model; nothing touches Ray."""
+def preflight(manifest: str, cfg: FeaturesConfig) -> Prepared:
+    """Manifest files, its row count (ids checked unique), the resolved model, the decode sizes and the leak check;
+    nothing touches Ray."""
     files = parquet_files(manifest)
-    missing = [c for c in ("image_id", "image_uri") if c not in dataset_schema(files).names]
+    names = dataset_schema(files).names
+    missing = [c for c in ("image_id", "image_uri") if c not in names]
     if missing:
         raise UniqaError(f"manifest {manifest}: missing column {missing[0]!r} (a manifest has image_id, image_uri)")
     ids = read_columns(files, ["image_id"])["image_id"]
     check_unique(ids, f"manifest {manifest}")
     if pc.sum(pc.is_null(ids)).as_py():
         raise UniqaError(f"manifest {manifest}: column 'image_id' has null values")
-    return files, len(ids), frozen_model(cfg.model, cfg.pretrained, cfg.seed)
+    frozen = frozen_model(cfg.model, cfg.pretrained, cfg.seed, cfg.pos_embedding)
+    leak = test_side_leak(manifest, files, names, cfg)
+    return Prepared(files, len(ids), frozen, manifest_decode_sizes(files), leak)
+
+
+def test_side_leak(manifest: str, files: list[str], names: list[str], cfg: FeaturesConfig) -> dict:
+    """:func:`uniqa.provenance.check_leak` of the manifest's test side: the rows whose value is ``test`` in any
+    ``split_*`` column, or in any of ``cfg.leak_splits`` when given (the split columns are read only when the model
+    has a record). Without split columns nothing is checked: the provenance is reported with ``leaked`` None."""
+    from uniqa.provenance import UNKNOWN, check_leak, find_record
+
+    absent = [c for c in cfg.leak_splits if c not in names]
+    if absent:
+        raise UniqaError(f"manifest {manifest} has no column {absent[0]!r} (leak_splits); found {names}")
+    record = find_record(cfg.model, cfg.pretrained)
+    splits = list(cfg.leak_splits) or [c for c in SPLIT_COLUMNS if c in names]
+    if record is None or not splits:
+        return {"provenance": record or UNKNOWN, "leaked": None, "examples": []}
+    table = read_columns(files, ["image_id", *splits])
+    sides = [pc.fill_null(pc.equal(table[c], "test"), False) for c in splits]
+    ids = table["image_id"].filter(functools.reduce(pc.or_, sides)).to_pylist()
+    where = f"manifest {manifest} ({', '.join(splits)}; --set leak_splits=[...] checks fewer)"
+    return check_leak(cfg.model, cfg.pretrained, ids, allow_leak=cfg.allow_leak, where=where)
 
 
 def output_images(out: str) -> int:
@@ -49,35 +94,39 @@ def output_images(out: str) -> int:
 
 def run_features(manifest: str, out: str, cfg: FeaturesConfig, *, progress: bool = True,
                  address: str | None = None) -> StageSummary:
-    """Encode every image of ``manifest`` into ``out``; resumes where ``out`` left off."""
-    files, rows_in, frozen = preflight(manifest, cfg)
-    sink.check_run_identity(out, identity(cfg, frozen))
+    """Encode every image of ``manifest`` into ``out``; resumes where ``out`` left off. The summary's details hold
+    the identity (``decode``: the decode sizes, None: as stored), ``pos_embedding`` and the leak check (``leak``)."""
+    prep = preflight(manifest, cfg)
+    keys = identity(cfg, prep.frozen, prep.row_sizes)
+    sink.check_run_identity(out, keys)
     sink.clean_temporaries(out)
     before = sink.output_state(out)
-    todo = max(rows_in - len(before.ids), 0)
-    written = _encode(files, before, cfg, frozen, out, todo, progress, address) if todo else None
+    todo = max(prep.rows - len(before.ids), 0)
+    written = _encode(prep, before, cfg, keys["protocol"], out, todo, progress, address) if todo else None
     if written:
         sink.settle(out, before.files, written.file_names)
     return StageSummary(
-        stage="features", inputs={"manifest": manifest}, output=out, rows_in=rows_in, rows_out=output_images(out),
+        stage="features", inputs={"manifest": manifest}, output=out, rows_in=prep.rows, rows_out=output_images(out),
         rows_written=written.rows_written if written else 0, rows_with_errors=written.errors if written else 0,
         already_done=len(before.ids), seconds=written.seconds if written else 0.0, unit="images",
         config_fingerprint=config_fingerprint(cfg),
-        details={**identity(cfg, frozen), "threads": policy_threads(cfg.threads, cpus=cfg.num_cpus)},  # per actor
+        details={**keys, "pos_embedding": cfg.pos_embedding, "leak": prep.leak,
+                 "threads": policy_threads(cfg.threads, cpus=cfg.num_cpus)},  # per actor
     ).write()
 
 
-def _encode(files, before, cfg, frozen, out, todo, progress, address) -> sink.SinkSummary:
+def _encode(prep: Prepared, before, cfg, protocol, out, todo, progress, address) -> sink.SinkSummary:
     from uniqa.features.features_stage import add_feature_stages
     from uniqa.runtime import drain_user_errors, init_ray, quiet_ray_data
     from uniqa.tables import ray_read
 
     init_ray(address)
     quiet_ray_data(quiet=not progress)
-    ds = ray_read(files, columns=["image_id", "image_uri"])
+    per_row = cfg.decode_size is None and any(s is not None for s in prep.row_sizes)
+    ds = ray_read(prep.files, columns=["image_id", "image_uri", *([DECODE_SIZE_COLUMN] if per_row else [])])
     if before.ids:
         ds = ds.map_batches(sink.drop_ids, fn_kwargs={"ids": sink.id_array(before.ids)}, batch_format="pyarrow",
                             batch_size=None)
     ds = ds.repartition(target_num_rows_per_block=cfg.rows_per_block)
-    ds = add_feature_stages(ds, cfg, frozen, out)
+    ds = add_feature_stages(ds, cfg, prep.frozen, out, protocol)
     return drain_user_errors(sink.drain, ds, todo, desc="features", progress=progress)

@@ -85,29 +85,38 @@ def encode_numpy(encoder: ImageEncoder, views) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class FrozenModel:
-    """A frozen CLIP as the stages above it name it: architecture, weights, and the seed of a random init."""
+    """A frozen CLIP as the stages above it name it: architecture, weights, the seed of a random init, and whether
+    its image tower runs with its positional embedding."""
 
     name: str  # open_clip architecture (resolved)
     pretrained: str | None  # checkpoint path / URI, open_clip tag, or None (random init from ``seed``)
     seed: int = 0  # torch seed of a random-init model (the same weights in every process)
     image_size: int = 224  # the model's input size: every view is cut at this size
-    key: str = ""  # features are keyed by it: name@<sha256 of weights> | name@open_clip:TAG | name@random-init:seed=N
+    # features are keyed by it: name@<sha256 of weights> | name@open_clip:TAG | name@random-init:seed=N, followed by
+    # NO_POS_EMBEDDING when the image tower runs without its positional embedding
+    key: str = ""
+    pos_embedding: bool = True  # False: the image tower without its positional embedding (the reference ensemble)
 
     def load(self, device: str = "cpu", precision: str = "fp32"):
-        """``(model, tokenizer)`` in eval mode; a random init is seeded with ``seed`` (fork_rng: the caller's
-        RNG state is untouched)."""
+        """``(model, tokenizer)`` in eval mode, with the positional embedding left out when ``pos_embedding`` is
+        False; a random init is seeded with ``seed`` (fork_rng: the caller's RNG state is untouched)."""
         from uniqa.models.factory import create_model
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            model, _, tokenizer = create_model(self.name, self.pretrained, device=device, precision=precision)
+            model, _, tokenizer = create_model(self.name, self.pretrained, device=device, precision=precision,
+                                               pos_embedding=self.pos_embedding)
         return model, tokenizer
 
 
-def frozen_model(model: str, pretrained: str | None = None, seed: int = 0) -> FrozenModel:
+NO_POS_EMBEDDING = "+no-pos-embedding"  # the key's suffix for a tower without its positional embedding
+
+
+def frozen_model(model: str, pretrained: str | None = None, seed: int = 0, pos_embedding: bool = True) -> FrozenModel:
     """Resolve ``--model`` (an architecture, a .json config or one of our checkpoint folders / files, whose config
     names the architecture) and ``--pretrained`` into a :class:`FrozenModel` with its key; reads only the weights'
-    checksum (streamed) and configs. Bad values raise :class:`UniqaError` naming them."""
+    checksum (streamed) and configs. ``pos_embedding=False`` (the image tower without its positional embedding)
+    needs a ViT or ModifiedResNet tower. Bad values raise :class:`UniqaError` naming them."""
     from uniqa.models.checkpoints import file_checksum
     from uniqa.models.factory import model_image_size, resolve_model, resolve_model_name
 
@@ -119,5 +128,20 @@ def frozen_model(model: str, pretrained: str | None = None, seed: int = 0) -> Fr
         weights_key = file_checksum(pretrained)
     else:
         weights_key = f"open_clip:{pretrained}" if pretrained else f"random-init:seed={seed}"
-    return FrozenModel(name, pretrained, seed, model_image_size(name), f"{name}@{weights_key}")
+    if not pos_embedding:
+        check_positional_embedding(name)
+    key = f"{name}@{weights_key}{'' if pos_embedding else NO_POS_EMBEDDING}"
+    return FrozenModel(name, pretrained, seed, model_image_size(name), key, pos_embedding)
+
+
+def check_positional_embedding(name: str) -> None:
+    """An architecture whose image tower has a positional embedding to leave out (an open_clip ViT or
+    ModifiedResNet: no ``timm_model_name`` in its config); else :class:`UniqaError`, before any weights load."""
+    import open_clip
+
+    vision = open_clip.get_model_config(name)["vision_cfg"]
+    if vision.get("timm_model_name"):
+        raise UniqaError(f"model {name}: its image tower is the timm model {vision['timm_model_name']!r}, which has "
+                         "no positional embedding uniqa can leave out; pos_embedding=false works with ViT and "
+                         "ModifiedResNet towers")
 

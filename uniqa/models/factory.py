@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import open_clip
@@ -41,6 +41,7 @@ class ModelInfo:
     name: str  # architecture name
     pretrained: str | None  # as given: None, a path/URI or an open_clip tag
     checksum: str | None  # sha256 of the weights file; "open_clip:<tag>" for tags; None for random init
+    pos_embedding: bool = True  # False: the image tower runs without its positional embedding
 
 
 def model_info(model: torch.nn.Module) -> ModelInfo:
@@ -110,12 +111,14 @@ def model_image_size(name: str) -> int:
     return int(size[0] if isinstance(size, (list, tuple)) else size)
 
 
-def create_model(name: str, pretrained: str | None = None, device: str = "cpu", precision: str = "fp32"):
+def create_model(name: str, pretrained: str | None = None, device: str = "cpu", precision: str = "fp32",
+                 pos_embedding: bool = True):
     """Build ``name`` and load ``pretrained`` -> ``(model, preprocess, tokenizer)``; the model is in eval mode.
 
     ``pretrained``: None (random init) | a local or ``s3://`` checkpoint in any format
     ``uniqa.models.checkpoints`` reads | an open_clip tag such as ``"openai"`` (downloads; needs a network).
-    ``preprocess`` is open_clip's evaluation transform (PIL image -> normalised tensor).
+    ``preprocess`` is open_clip's evaluation transform (PIL image -> normalised tensor). ``pos_embedding=False``:
+    the image tower without its positional embedding (:func:`drop_positional_embedding`).
     """
     name = resolve_model_name(name)
     if precision not in PRECISIONS:
@@ -138,4 +141,26 @@ def create_model(name: str, pretrained: str | None = None, device: str = "cpu", 
         checksum = checkpoint.checksum
     model.eval()
     model.uniqa_info = ModelInfo(name=name, pretrained=pretrained, checksum=checksum)
+    if not pos_embedding:
+        drop_positional_embedding(model)
     return model, preprocess, open_clip.get_tokenizer(name)
+
+
+def drop_positional_embedding(model: torch.nn.Module) -> torch.nn.Module:
+    """The image tower without its positional embedding, as the reference ensemble head runs it
+    (``encode_image(x, pos_embedding=False)``: the embedding is never added). Zeroes, in place, a ViT's
+    ``visual.positional_embedding`` (added before ``ln_pre``) or a ModifiedResNet's
+    ``visual.attnpool.positional_embedding`` (added in the attention pool): adding zeros changes no value, so this
+    is exactly the reference's switch. Recorded in the model's :class:`ModelInfo` (``pos_embedding=False``). A tower
+    with neither (e.g. a timm trunk) raises :class:`UniqaError`. Returns ``model``."""
+    visual = model.visual
+    owner = visual if hasattr(visual, "positional_embedding") else getattr(visual, "attnpool", None)
+    embedding = getattr(owner, "positional_embedding", None)
+    if not isinstance(embedding, torch.Tensor):
+        raise UniqaError(f"model {model_info(model).name or type(model).__name__!r}: its image tower "
+                         f"({type(visual).__name__}) has no positional embedding to leave out; pos_embedding=false "
+                         "works with ViT and ModifiedResNet towers")
+    with torch.no_grad():
+        embedding.zero_()
+    model.uniqa_info = replace(model_info(model), pos_embedding=False)
+    return model

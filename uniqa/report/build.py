@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from uniqa import __version__, storage
 from uniqa.errors import UniqaError
-from uniqa.report import evaluation, headline, run_info, samples, scoring, training
+from uniqa.report import evaluation, headline, provenance, run_info, samples, scoring, training
 from uniqa.report.html import Section, esc, note, page
 from uniqa.report.load import RunFolder
 
@@ -30,6 +30,7 @@ REPORT_FILE = "report.html"
 # (anchor, title, builder), in page order.
 SECTIONS: tuple[tuple[str, str, Callable[[RunFolder], str | None]], ...] = (
     ("headline", "Headline: SRCC before → after pre-training, adapted, beside classic metrics", headline.headline),
+    ("provenance", "Provenance: evaluated images vs the pre-training corpus", provenance.provenance),
     ("scatter", "Predicted score vs MOS", evaluation.scatter),
     ("distortions", "SRCC per distortion type", evaluation.by_distortion),
     ("pretraining", "Pre-training", training.pretraining),
@@ -43,8 +44,8 @@ SECTIONS: tuple[tuple[str, str, Callable[[RunFolder], str | None]], ...] = (
     ("stages", "Stages", run_info.stages),
     ("configs", "Configs", run_info.configs),
 )
-KNOWN = ("metrics.json", "_summary.json of a score, filter or pretrain stage", "metrics.jsonl", "pretrain/",
-         "manifests/", "scores/", "tune/", "demo_summary.json", "configs.json")
+KNOWN = ("metrics.json", "_summary.json of a score, filter or pretrain stage, or of one with a leak check",
+         "metrics.jsonl", "pretrain/", "manifests/", "scores/", "tune/", "demo_summary.json", "configs.json")
 
 
 def render(run: RunFolder) -> list[Section]:

@@ -25,6 +25,7 @@ table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}
 th,td{border:1px solid #dde3ea;padding:3px 8px;text-align:right;vertical-align:top}
 th{background:#eef2f6}td.l,th.l{text-align:left}tr.best td{background:#e7f5e9;font-weight:600}
 .neg{color:#b3261e}.pos{color:#1b7a35}
+p.leak{color:#b3261e;font-weight:700;border-left:4px solid #b3261e;padding:4px 10px;background:#fbe9e9}
 .check{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;font-size:12px}
 .check.pass{background:#d8f0dc;color:#1b5e20}.check.fail{background:#fbdcdc;color:#8e1b1b}
 img.plot{max-width:100%;height:auto;display:block;margin:6px 0}

@@ -61,7 +61,8 @@ class Scorer:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed)  # a random-init model (no weights) is the same in every actor
                 model, _, tokenizer = create_model(cfg.model, cfg.pretrained, device=self.device,
-                                                   precision=cfg.precision)
+                                                   precision=cfg.precision,
+                                                   pos_embedding=cfg.pos_embedding is not False)
                 heads = build_heads(model, tokenizer, cfg.model_heads, self.device)
             self.multihead = MultiHeadScorer(model, heads, chunk=cfg.views_per_pass)
             model_params = sum(p.numel() for p in model.parameters())

@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 
-from uniqa.data.images import DecodeConfig, decode_batch
+from uniqa.data.images import DECODE_SIZE_COLUMN, DecodeConfig, decode_batch, decode_columns
 
 
 @lru_cache(maxsize=16)
@@ -27,8 +27,9 @@ def views_batch(
     batch: dict[str, np.ndarray], decode: DecodeConfig, protocol: str | None, size: int | None, seed: int = 0,
     classic: tuple[str, ...] = (),
 ) -> dict[str, np.ndarray]:
-    """``image_id, image_uri`` -> ``image_id, image_uri, views`` (uint8 [B, V, S, S, 3]; none when ``protocol``
-    is None: no model head), ``error``, and ``<metric>_raw`` (float64) for each classic metric in ``classic``.
+    """``image_id, image_uri`` [, ``decode_size``] -> ``image_id, image_uri, views`` (uint8 [B, V, S, S, 3]; none
+    when ``protocol`` is None: no model head), ``error``, and ``<metric>_raw`` (float64) for each classic metric in
+    ``classic``. A row's ``decode_size`` (the manifest's) sets its decode size unless ``decode`` sets one for all.
 
     Crop positions are seeded per image (``seed`` combined with the row's ``image_id``, see
     :func:`uniqa.data.views.image_seed`). Classic metrics see the whole decoded image; one that cannot be
@@ -39,7 +40,7 @@ def views_batch(
     from uniqa.errors import UniqaError
     from uniqa.schema import raw_column
 
-    decoded = decode_batch({"image_id": batch["image_id"], "image_uri": batch["image_uri"]}, decode)
+    decoded = decode_batch(decode_columns(batch), decode, size_column=DECODE_SIZE_COLUMN)
     errors = np.asarray(decoded["error"], dtype=object)
     views = None if protocol is None else np.zeros((len(errors), *view_shape(protocol, size)), np.uint8)
     raw = {name: np.full(len(errors), np.nan) for name in classic}

@@ -93,7 +93,9 @@ class ScoreConfig:
     views: str = "crops10"  # view protocol (uniqa.data.views.VIEW_PROTOCOLS): crops10 | five | full
     image_size: int | None = None  # view size in pixels: the model's input size (None: preflight reads it)
     seed: int = 0  # seed of the random crops (same crops for an image in every run)
-    decode_size: int | None = None  # decode with the shorter side resized to this (JPEG draft mode); None: as is
+    decode_size: int | None = None  # shorter side resized to this for every row (JPEG draft mode); None: a manifest
+    # row's decode_size (SPAQ: 448), else as stored
+    pos_embedding: bool | None = None  # image tower with its positional embedding; None: the trained heads', else true
     max_pixels: int = 120_000_000  # decompression-bomb limit per image
     precision: str = "fp32"  # fp32 | fp16 | bf16 (half precision only on GPU)
     embeddings: bool = False  # also write the image embedding (list<float32>)
@@ -129,6 +131,8 @@ class ScoreConfig:
             raise UniqaError("embeddings need a model: heads are all classic metrics, which have none")
         if self.precision == "fp16" and self.num_gpus == 0:
             raise UniqaError("precision fp16 needs GPUs, but num_gpus is 0; use fp32 or bf16")
+        if self.pos_embedding not in (None, True, False):
+            raise UniqaError(f"pos_embedding must be true, false or null, got {self.pos_embedding!r}")
 
     def _check_choices(self) -> None:
         from uniqa.data.views import VIEW_PROTOCOLS
@@ -206,8 +210,9 @@ def preflight(cfg: ScoreConfig) -> ScoreConfig:
     work (``run_score``) or model loading (``Scorer``): the model (an architecture, or a checkpoint whose
     config names it), the weights (a path that exists, or an open_clip tag of the model), each trained head
     (its folder holds the head config), the image size and each classic head's installed parameters. Returns
-    ``cfg`` with the model resolved to (architecture, weights) and ``image_size`` filled in: what the model actors
-    are given, unchecked again. With classic heads only, no model: ``model`` and ``image_size`` come back empty."""
+    ``cfg`` with the model resolved to (architecture, weights), ``image_size`` filled in and ``pos_embedding``
+    decided (:func:`resolve_pos_embedding`): what the model actors are given, unchecked again. With classic heads
+    only, no model: ``model`` and ``image_size`` come back empty."""
     from uniqa.adapters.head import HEAD_CONFIG
     from uniqa.classic import implementation
     from uniqa.models.factory import model_image_size, pretrained_tag, resolve_model
@@ -224,7 +229,37 @@ def preflight(cfg: ScoreConfig) -> ScoreConfig:
     for spec in cfg.head_specs:
         if spec.trained and not storage.exists(storage.join(spec.folder, HEAD_CONFIG)):
             raise UniqaError(f"head {spec.name!r}: no trained head at {spec.source} ({HEAD_CONFIG} not found)")
-    return replace(cfg, model=name, pretrained=pretrained, image_size=size)
+    switch = resolve_pos_embedding(cfg)
+    if not switch:
+        from uniqa.models.encoder import check_positional_embedding
+
+        check_positional_embedding(name)
+    return replace(cfg, model=name, pretrained=pretrained, image_size=size, pos_embedding=switch)
+
+
+def resolve_pos_embedding(cfg: ScoreConfig) -> bool:
+    """Whether the image tower runs with its positional embedding: as every trained head was trained (its
+    ``head.json``), ``cfg.pos_embedding`` when set (a trained head that disagrees is refused), else true. Trained
+    heads that disagree among themselves cannot share one encoder pass: refused."""
+    from uniqa.adapters.head import HEAD_CONFIG, read_head_config
+
+    trained = {s.name: read_head_config(s.folder)["pos_embedding"] for s in cfg.head_specs if s.trained}
+    if cfg.pos_embedding is not None:
+        wrong = next((n for n, v in trained.items() if v != cfg.pos_embedding), None)
+        if wrong is not None:
+            raise UniqaError(f"head {wrong!r} was trained with pos_embedding={_bool(trained[wrong])} (its "
+                             f"{HEAD_CONFIG}), but pos_embedding is {_bool(cfg.pos_embedding)}: its scores would "
+                             "not mean anything; leave pos_embedding unset to follow the head")
+        return cfg.pos_embedding
+    if len(set(trained.values())) > 1:
+        on, off = (sorted(n for n, v in trained.items() if v is flag) for flag in (True, False))
+        raise UniqaError(f"heads {on} were trained with pos_embedding=true and {off} with false: one encoder pass "
+                         "cannot serve both; score them in separate runs")
+    return next(iter(trained.values()), True)
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def _weights_checksum(pretrained: str | None) -> str | None:
@@ -246,14 +281,18 @@ def head_checksum(spec: HeadSpec) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(cfg: ScoreConfig) -> str:
+def fingerprint(cfg: ScoreConfig, row_sizes=()) -> str:
     """sha256 of everything that determines the scores (model + weights checksum, heads + head file
-    checksums, views and how their positions are drawn, sizes, decoding, precision, seed, embeddings) - the
-    ``model_checksum`` column.
+    checksums, views and how their positions are drawn, sizes, decoding, precision, seed, embeddings, the
+    positional-embedding switch) - the ``model_checksum`` column. ``row_sizes``: the input manifest's decode sizes
+    (:func:`uniqa.data.images.manifest_decode_sizes`), used when ``cfg.decode_size`` is None. The per-row decode
+    sizes and the switch count only when they differ from the defaults (some row resized; the embedding left out),
+    so outputs written before they existed keep their checksum.
     ``cfg`` is a :func:`preflight` result (its image size filled in).
 
     Batch size and actor counts are left out on purpose: they do not change the scores."""
     from uniqa.classic import implementation
+    from uniqa.data.images import decode_key
     from uniqa.data.views import VIEW_SCHEME
 
     if cfg.image_size is None and cfg.model_heads:
@@ -274,4 +313,8 @@ def fingerprint(cfg: ScoreConfig) -> str:
         "precision": cfg.precision,
         "embeddings": cfg.embeddings,
     }
+    if cfg.decode_size is None and decode_key(None, row_sizes) is not None:
+        parts["row_decode"] = decode_key(None, row_sizes)
+    if cfg.pos_embedding is False:
+        parts["pos_embedding"] = False
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]

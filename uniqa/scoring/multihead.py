@@ -68,14 +68,21 @@ class MultiHeadScorer(nn.Module):
 
 
 def _check_heads(model: nn.Module, heads: dict[str, LevelHead]) -> None:
-    """Heads must exist, fit the model's embedding width and (when both are known) its weights."""
+    """Heads must exist, fit the model's embedding width, its positional-embedding switch and (when both are known)
+    its weights."""
     if not heads:
         raise UniqaError("MultiHeadScorer needs at least one head")
     if EMBEDDING in heads:
         raise UniqaError(f"{EMBEDDING!r} is reserved for the embedding output; rename that head")
     dim = getattr(model.visual, "output_dim", None)
-    checksum = model_info(model).checksum
+    info = model_info(model)
+    checksum = info.checksum
     for name, head in heads.items():
+        if head.pos_embedding != info.pos_embedding:
+            state = {True: "with", False: "without"}
+            raise UniqaError(f"head {name!r} was trained on features of the image tower {state[head.pos_embedding]} "
+                             f"its positional embedding, the model runs {state[info.pos_embedding]} it "
+                             f"(pos_embedding={str(info.pos_embedding).lower()})")
         if dim is not None and head.embed_dim != dim:
             raise UniqaError(f"head {name!r} expects {head.embed_dim}-d features, the model makes {dim}-d")
         if checksum and head.model_checksum and head.model_checksum != checksum:

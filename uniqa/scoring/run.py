@@ -1,7 +1,8 @@
 """The scoring job: input -> skip finished ids -> blocks -> decode + views -> model actors -> Parquet.
 
 Streaming end to end (a manifest is read by Ray, never held by the driver); exactly-once and resumable
-through :mod:`uniqa.sink` (a rerun after a crash skips every image already written and duplicates none).
+through :mod:`uniqa.sink` (a rerun after a crash skips every image already written and duplicates none). A
+manifest's ``decode_size`` column (SPAQ: 448) sets each row's decode size unless the config sets one for all.
 ``uniqa score`` and ``pipelines/score.py`` both call :func:`run_score`.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import replace
 import pyarrow.parquet as pq
 
 from uniqa import sink, storage
+from uniqa.data.images import DECODE_SIZE_COLUMN, decode_key, manifest_decode_sizes
 from uniqa.errors import UniqaError
 from uniqa.runtime import policy_threads
 from uniqa.schema import scores_schema
@@ -21,13 +23,22 @@ from uniqa.stage import StageSummary, config_fingerprint
 from uniqa.tables import ray_read
 
 
-def read_input(inp: ScoreInput):
-    """A Ray dataset of ``image_id, image_uri`` (a manifest is streamed from its shards)."""
+def read_input(inp: ScoreInput, per_row_decode: bool = False):
+    """A Ray dataset of ``image_id, image_uri`` (a manifest is streamed from its shards), and the manifest's
+    ``decode_size`` with ``per_row_decode``."""
     import ray
 
     if inp.kind == "manifest":
-        return ray_read(inp.files, columns=["image_id", "image_uri"])
+        extra = [DECODE_SIZE_COLUMN] if per_row_decode else []
+        return ray_read(inp.files, columns=["image_id", "image_uri", *extra])
     return ray.data.from_arrow(inp.table)
+
+
+def row_decode_sizes(inp: ScoreInput, cfg: ScoreConfig) -> list[int | None]:
+    """The input manifest's distinct decode sizes when they matter (no ``decode_size`` in ``cfg``); else [None]."""
+    if inp.kind != "manifest" or cfg.decode_size is not None:
+        return [None]
+    return manifest_decode_sizes(list(inp.files))
 
 
 def output_rows(out: str) -> int:
@@ -51,7 +62,7 @@ def check_resumable(out: str, checksum: str) -> None:
         )
 
 
-def _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address) -> sink.SinkSummary:
+def _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address, per_row) -> sink.SinkSummary:
     """Build and drain the Ray Data job (see the module docstring)."""
 
     from uniqa.runtime import init_ray, quiet_ray_data
@@ -59,7 +70,7 @@ def _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address) 
 
     init_ray(address)
     quiet_ray_data(quiet=not progress)
-    ds = read_input(inp)
+    ds = read_input(inp, per_row)
     if done and inp.table is None:
         ds = ds.map_batches(sink.drop_ids, fn_kwargs={"ids": sink.id_array(done)}, batch_format="pyarrow",
                             batch_size=None)
@@ -82,7 +93,8 @@ def run_score(
     actors get the resolved config and its checksum and check nothing again."""
     cfg = preflight(cfg)
     inp = resolve_input(input_uri, cfg.input_format)
-    checksum = fingerprint(cfg)
+    row_sizes = row_decode_sizes(inp, cfg)
+    checksum = fingerprint(cfg, row_sizes)
     schema = scores_schema(cfg.head_names, cfg.embeddings, raw=[s.name for s in cfg.classic_heads])
     check_resumable(out, checksum)
     sink.clean_temporaries(out)
@@ -94,7 +106,8 @@ def run_score(
         todo = len(inp.table)
     else:  # for the progress bar only: the output may hold ids that are not in this manifest
         todo = None if inp.rows is None else max(inp.rows - len(done), 1)
-    written = _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address) if todo else None
+    per_row = any(size is not None for size in row_sizes)
+    written = _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address, per_row) if todo else None
     if written:
         sink.settle(out, before.files, written.file_names)
     return StageSummary(
@@ -103,6 +116,7 @@ def run_score(
         rows_with_errors=written.errors if written else 0, already_done=len(done),
         seconds=written.seconds if written else 0.0, unit="images", config_fingerprint=config_fingerprint(cfg),
         details={"model_checksum": checksum, "model": cfg.model, "pretrained": cfg.pretrained,  # the leak guard's
+                 "decode": decode_key(cfg.decode_size, row_sizes), "pos_embedding": cfg.pos_embedding,
                  "duplicates_in_input": inp.duplicates,
                  "threads": policy_threads(cfg.threads, cpus=cfg.num_cpus)},  # per CPU model actor
     ).write()

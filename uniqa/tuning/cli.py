@@ -13,15 +13,18 @@ COMMAND = StageCommand(
         "resources per trial. Adapter trials train on cached features (`uniqa features`; computed into\n"
         "OUT/features when --features is not given) of a split's train side and report validation SRCC (a part\n"
         "carved from train) every epoch; the test side is used only for the best trial. Pretrain trials each fit\n"
-        "their own TorchTrainer. Rerunning the same command resumes (finished trials are not run again).\n"
+        "their own TorchTrainer and report the zero-shot SRCC of their checkpoint on a held-out split (the\n"
+        "manifest's test side, refused if the corpus holds it) and their final loss. Rerunning the same command\n"
+        "resumes (finished trials are not run again).\n"
         "Writes OUT/results.{parquet,csv} (one row per trial), OUT/best.yaml, OUT/best/ (the best adapter:\n"
         "`uniqa score --heads quality=OUT/best`) and OUT/test.json."
     ),
     config="uniqa.tuning.config:TuneConfig",
     run="uniqa.tuning.run:run_tune",
     inputs=(
-        Arg("--manifest", "adapter sweeps: manifest with mos_norm and split columns (default: `manifest:` of "
-            "--config)", required=False),
+        Arg("--manifest", "manifest with mos_norm and split columns: adapter sweeps train on it; pretrain sweeps "
+            "score each trial's zero-shot SRCC on its held-out test side (default: `manifest:` of --config)",
+            required=False),
         Arg("--features", "adapter sweeps: feature cache of the manifest (default: computed into OUT/features)",
             required=False),
         Arg("--corpus", "pretrain sweeps: the `uniqa corpus` output (default: `corpus:` of --config)",

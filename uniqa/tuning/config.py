@@ -28,7 +28,7 @@ ADAPTER_PARAMS = ("lr", "epochs", "weight_decay", "batch_size", "hidden", "promp
 # what each kind's trials report (to ray.tune) every epoch / at the end: a metric outside these is an error
 REPORTED = {
     "adapter": ("val_srcc", "val_plcc", "val_krcc", "loss"),
-    "pretrain": ("loss", "final_loss", "images_per_s"),
+    "pretrain": ("loss", "final_loss", "images_per_s", "zero_shot_srcc"),  # the last: given a manifest
 }
 PRETRAIN_FIXED = ("name", "num_workers", "use_gpu", "cpus_per_worker", "gpus_per_worker", "fail_at_step")
 
@@ -59,7 +59,8 @@ class TuneConfig:
     base: dict = field(default_factory=dict)  # fixed settings: AdaptConfig keys (adapter) / PretrainConfig keys
     search_space: dict = field(default_factory=dict)  # hyperparameter -> value or {choice|grid|...: ...}
     split: int = 0  # adapter: the manifest split whose train side is swept (val carved from it); its test side is
-    # used only for the best trial's final numbers
+    # used only for the best trial's final numbers. pretrain: its test side scores each trial's zero-shot SRCC
+    zero_shot_head: str = "quality"  # pretrain: the level-prompt family of that zero-shot SRCC (quality | aesthetics)
     metric: str = "val_srcc"  # what the scheduler and the best-trial choice look at (see REPORTED)
     mode: str = "max"  # max | min
     num_samples: int = 8  # trials (x the grid's size when the space has grid entries)
@@ -96,6 +97,8 @@ class TuneConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UniqaError(f"{name} must be a positive integer, got {value!r}")
+        if self.zero_shot_head not in ("quality", "aesthetics"):
+            raise UniqaError(f"zero_shot_head must be quality or aesthetics, got {self.zero_shot_head!r}")
         if not isinstance(self.split, int) or not 0 <= self.split <= 9:
             raise UniqaError(f"split must be 0 .. 9 (split_0 .. split_9), got {self.split!r}")
         object.__setattr__(self, "fail_trials", tuple(self.fail_trials))

@@ -10,8 +10,9 @@ training loop (:func:`uniqa.adapters.training.train_head`) on the cached feature
 minus a validation part carved from it (whole content groups), reporting validation SRCC every epoch to an
 ``ASHAScheduler`` -> the best finished trial (errored trials filtered out here: ``get_best_result`` may pick
 one) is retrained in the driver (seeded: the same weights) and only it is scored on the test side.
-pretrain sweeps: one trial per config, each fitting its own ``TorchTrainer`` (``run_pretrain`` into
-``RUN/trials/<trial_id>``), reporting its final loss.
+pretrain sweeps (:mod:`uniqa.tuning.pretrain`): one trial per config, each fitting its own ``TorchTrainer``
+(``run_pretrain`` into ``RUN/trials/<trial_id>``), reporting its final loss and, given a manifest, the zero-shot
+SRCC of its checkpoint on the held-out test side of ``split``.
 
 Layout of ``RUN`` (local or ``s3://``):
 - ``RUN/<name>/``: Tune's experiment (rerunning the same command restores it with ``resume_errored=True``:
@@ -96,16 +97,9 @@ def preflight(manifest: str | None, features: str | None, corpus: str | None, cf
     """Every check that touches storage or the model, before any trial: -> (adapter prepared, AdaptConfig) or
     the pretrain base config."""
     if cfg.kind == "pretrain":
-        from uniqa.config import from_dict
-        from uniqa.training.config import PretrainConfig
-        from uniqa.training.run import preflight as pretrain_preflight
+        from uniqa.tuning.pretrain import preflight as pretrain_sweep_preflight
 
-        if not corpus:
-            raise UniqaError("a pretrain sweep needs --corpus (or `corpus:` in the sweep file)")
-        probe = {**cfg.base, **{k: _probe(v) for k, v in cfg.search_space.items()}}
-        base = from_dict(PretrainConfig, dict(cfg.base), "base")
-        pretrain_preflight(corpus, "", from_dict(PretrainConfig, probe, "search_space"))
-        return None, base
+        return None, pretrain_sweep_preflight(manifest, corpus, cfg)
     if not manifest:
         raise UniqaError("an adapter sweep needs --manifest (or `manifest:` in the sweep file)")
     from uniqa.adapters.prompts import get_prompt_set
@@ -127,16 +121,6 @@ def preflight(manifest: str | None, features: str | None, corpus: str | None, cf
         raise UniqaError(f"features {features} hold {prep.train_views} training views; the search space asks for "
                          f"train_views up to {views}")
     return prep, acfg
-
-
-def _probe(spec):
-    """A representative value of a search-space entry (for the pre-flight's config checks)."""
-    if not isinstance(spec, dict):
-        return spec
-    kind, arg = next(iter(spec.items()))
-    if kind in ("choice", "grid"):
-        return arg[0]
-    return int(arg[0]) if kind == "randint" else float(arg[0])
 
 
 def _replace(cfg, **changes):
@@ -209,35 +193,6 @@ def adapter_trial(config: dict, data: AdapterData) -> None:
 
     val = {"val": (torch.from_numpy(data.val), data.val_mos)}
     train_adapter(config, data, val, on_epoch)
-
-
-def pretrain_trial(config: dict, data: dict) -> None:
-    """A Tune function trainable that fits its own TorchTrainer (``run_pretrain``) and reports its losses."""
-    from ray import tune
-
-    from uniqa.config import from_dict
-    from uniqa.training.config import PretrainConfig
-    from uniqa.training.loop import METRICS
-    from uniqa.training.run import run_pretrain
-
-    trial_id = tune.get_context().get_trial_id()
-    if trial_number(trial_id) in data["fail_trials"]:
-        raise RuntimeError(f"injected failure (fail_trials) in trial {trial_number(trial_id)}")
-    import ray
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-    cfg = from_dict(PretrainConfig, {**data["base"], **config})
-    run = storage.join(data["out"], "trials", trial_id)
-    # Tune puts a trial's child tasks into its placement group, where Ray Data's and Train's own tasks and actors
-    # do not fit: the run's driver is a task outside it (its workers ask for their own resources)
-    escape = PlacementGroupSchedulingStrategy(placement_group=None)
-    task = ray.remote(run_pretrain).options(num_cpus=0, scheduling_strategy=escape, max_retries=0)
-    summary = ray.get(task.remote(data["corpus"], run, cfg, progress=False))
-    lines = [json.loads(x) for x in storage.read_bytes(storage.join(run, METRICS)).decode().split("\n") if x.strip()]
-    losses = [x["loss"] for x in lines]
-    tail = losses[-max(1, len(losses) // 10):]
-    tune.report({"epoch": 1, "loss": losses[-1], "final_loss": float(np.mean(tail)),
-                 "images_per_s": summary.details.get("images_per_s", float("nan"))})
 
 
 # ---------------------------------------------------------------- the sweep (driver)
@@ -407,8 +362,9 @@ def run_tune(manifest: str | None, features: str | None, corpus: str | None, out
         else:
             init_ray(address)
             defaults = {"epochs": base.epochs}
-            trainable = tune.with_parameters(pretrain_trial, data={
-                "base": dict(cfg.base), "out": out, "corpus": corpus, "fail_trials": cfg.fail_trials})
+            from uniqa.tuning.pretrain import pretrain_trial, trial_data
+
+            trainable = tune.with_parameters(pretrain_trial, data=trial_data(cfg, out, corpus, manifest))
         quiet_ray_data(quiet=not progress)
         before = finished_trials(out, cfg)
         tuner, restored = _tuner(tune.with_resources(trainable, dict(cfg.resources)), cfg, out, progress)
@@ -435,7 +391,7 @@ def run_tune(manifest: str | None, features: str | None, corpus: str | None, out
         details={"kind": cfg.kind, "restored": restored, "finished_before": before, "metric": cfg.metric,
                  "mode": cfg.mode, "threads": trial_threads(cfg, base),
                  "stopped_early": sum(r["stopped_early"] for r in rows), "errored": errored,
-                 "best": best, "test": test},
+                 "best": best, "test": test, "leak": None if prep is None else prep.leak},
     ).write()
 
 

@@ -49,6 +49,7 @@ class Records:
     notes: dict[str, int] = field(default_factory=dict)
     image_dir: str | None = None  # the image folder the reader used (said in the prepare summary)
     split_source: str | None = None  # where ``split`` came from, e.g. "official (AADB label lists)"
+    decode_size: int | None = None  # shorter side every image is resized to before its views (None: as stored)
 
     def __post_init__(self):
         n = len(self.image_id)
@@ -241,6 +242,16 @@ def opt_int(name: str, value) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise UniqaError(f"option {name}={value!r} is not an integer") from None
+
+
+def opt_size(name: str, value) -> int | None:
+    """A size in pixels, or ``none`` / empty for None (as stored)."""
+    if value is None or str(value).strip().lower() in ("", "none", "null"):
+        return None
+    size = opt_int(name, value)
+    if size < 1:
+        raise UniqaError(f"option {name}={value!r} is not a positive number of pixels (or none)")
+    return size
 
 
 def opt_bool(name: str, value) -> bool:

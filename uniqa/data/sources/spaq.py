@@ -1,5 +1,6 @@
 """SPAQ: ``Annotations/MOS and Image attribute scores.xlsx`` (MOS and five attributes, 0-100),
-images under ``TestImage/``."""
+images under ``TestImage/``. The manifest's ``decode_size`` is 448: the reference code (pyiqa's SPAQ dataset,
+``augment: resize: 448``) resizes the ~12 MP photos to 448 px on the shorter side before cropping."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import io
 import zipfile
 
 from uniqa import storage
-from uniqa.data.sources.base import Records, image_id, image_uri, read_file, register_source, to_float
+from uniqa.data.sources.base import Records, image_id, image_uri, opt_size, read_file, register_source, to_float
 from uniqa.errors import UniqaError
 
 ATTR_COLUMNS = ("Brightness", "Colorfulness", "Contrast", "Noisiness", "Sharpness")
+DECODE_SIZE = 448  # pyiqa/default_dataset_configs.yml, spaq: augment: resize: 448
 
 
 def read_xlsx_rows(uri: str, required: list[str], sheet: str = "", header_rows: int = 1) -> list[tuple[int, dict]]:
@@ -60,6 +62,8 @@ def read_xlsx_rows(uri: str, required: list[str], sheet: str = "", header_rows: 
         "image_dir": "image folder relative to root (default TestImage)",
         "name_column": "default 'Image name'",
         "mos_column": "default MOS",
+        "decode_size": f"shorter side the images are resized to before their views (default {DECODE_SIZE}, the "
+                       "reference's; none: as stored)",
     },
 )
 def read_spaq(
@@ -69,6 +73,7 @@ def read_spaq(
     image_dir: str = "TestImage",
     name_column: str = "Image name",
     mos_column: str = "MOS",
+    decode_size: str | int | None = DECODE_SIZE,
 ) -> Records:
     uri = storage.join(root, scores_file)
     rows = read_xlsx_rows(uri, [name_column, mos_column], sheet)
@@ -86,4 +91,5 @@ def read_spaq(
         mos=mos,
         attrs=attrs,
         image_dir=image_dir,
+        decode_size=opt_size("decode_size", decode_size),
     )
