@@ -453,7 +453,7 @@ def test_a_rerun_forgets_only_the_rows_whose_requests_gave_up(tmp_path):
     sink.write_batch(rows(["d"], [None]), out, CAPTIONS)
     untouched = set(sink.part_names(out))
     assert forget_gave_up(out) == 1
-    assert sink.output_state(out).ids == {"a", "c", "d"}
+    assert sink.output_state(out).id_set() == {"a", "c", "d"}
     assert len(set(sink.part_names(out)) & untouched) == 1  # the file without such rows is not rewritten
     assert forget_gave_up(out) == 0
     assert gave_up(f"{GAVE_UP}2 attempts") and not gave_up("cannot decode") and not gave_up(None)

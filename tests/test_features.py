@@ -64,7 +64,7 @@ def test_rows_written_and_read_back(tmp_path):
     out = str(tmp_path / "f")
     counts = write_features(batch, out, 2, "crops10", "m@k", "proto", 7)
     assert counts.to_pylist()[0]["rows"] == 3 and counts.to_pylist()[0]["errors"] == 1  # counted in images
-    assert sink.output_state(out).ids == {"x", "y", "z"}
+    assert sink.output_state(out).id_set() == {"x", "y", "z"}
     sink.check_run_identity(out, {"model_checksum": "m@k", "seed": 7, "train_views": 2, "test_views": "crops10"})
     cached = load_features(out, ["z", "x", "y"], 2, 10)
     assert np.array_equal(cached.train[0], batch["features"][2, :2])

@@ -233,3 +233,51 @@ def test_spaq_manifest_is_scored_at_448(ray_session, tiny_model, tmp_path):
         expected = {r["image_id"]: r for r in api.score(rows["image_uri"], ids=rows["image_id"])}
         close = [abs(scores[k]["quality"] - expected[k]["quality"]) < 1e-5 for k in rows["image_id"]]
         assert all(close) if same else not any(close)
+
+
+@pytest.mark.timeout(300)
+def test_a_large_folder_is_listed_by_ray_and_resumes(ray_session, tiny_model, tmp_path, monkeypatch):
+    """Issue 24: a folder of more than LISTED_WHOLE images is not listed on the driver: Ray lists it page by page
+    while it scores (here pages of 4 images of a nested tree) and the driver counts it meanwhile. Every image
+    once, the API's scores; a part file lost is scored again by the rerun, which skips the rest. A long list file
+    of the same images (with repeats) likewise: each image once, the repeats counted."""
+    import shutil
+
+    from uniqa.scoring import inputs
+    from uniqa.scoring import run as score_run
+    from uniqa.scoring.api import Scorer
+    from uniqa.scoring.inputs import uri_id
+
+    images = good_images(tmp_path / "flat", 14, size=(40, 40))
+    tree = []
+    for i, src in enumerate(images):
+        dst = tmp_path / "tree" / f"d{i % 3}" / ("deep" if i % 2 else "") / f"{i:03d}.jpg"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, dst)
+        tree.append(str(dst))
+    monkeypatch.setattr(inputs, "LISTED_WHOLE", 5)
+    monkeypatch.setattr(score_run, "LISTING_PAGE", 4)
+    cfg = tiny_config(tiny_model, ("quality",), num_cpus=0.5, decode_cpus=0.5, rows_per_block=3, rows_per_file=3)
+    out = str(tmp_path / "scores")
+    assert inputs.resolve_input(str(tmp_path / "tree")).table is None  # left to Ray
+    summary = run_score(str(tmp_path / "tree"), out, cfg, progress=False)
+    assert (summary.rows_in, summary.rows_written, summary.rows_out, summary.complete) == (14, 14, 14, True)
+    first = read_scores(out)
+    assert sorted(first) == sorted(uri_id(u) for u in tree)
+    api = Scorer(tiny_config(tiny_model, ("quality",)), device="cpu")
+    assert_same_scores(first, {r["image_id"]: r for r in api.score(tree)}, heads=("quality",))
+
+    lost = sorted(os.listdir(out))[-1]
+    assert lost.startswith("part-")
+    lost_rows = pq.read_metadata(os.path.join(out, lost)).num_rows
+    os.remove(os.path.join(out, lost))
+    again = run_score(str(tmp_path / "tree"), out, cfg, progress=False)
+    assert (again.already_done, again.rows_written, again.rows_out) == (14 - lost_rows, lost_rows, 14)
+    assert_same_scores(read_scores(out), first, heads=("quality",))
+
+    listing = tmp_path / "tree" / "images.txt"  # a long list, read by Ray too: relative paths, 3 repeats, a comment
+    listing.write_text("# the tree\n" + "\n".join(os.path.relpath(u, listing.parent) for u in tree + tree[:3]))
+    assert inputs.resolve_input(str(listing)).table is None
+    from_list = run_score(str(listing), str(tmp_path / "from-list"), cfg, progress=False)
+    assert (from_list.rows_in, from_list.rows_out, from_list.details["duplicates_in_input"]) == (14, 14, 3)
+    assert_same_scores(read_scores(str(tmp_path / "from-list")), first, heads=("quality",))

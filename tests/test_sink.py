@@ -35,7 +35,7 @@ def test_write_batch_is_idempotent_and_counts_errors(tmp_path):
     files = sorted(os.listdir(out))
     assert files == [r1["file"][0].as_py()]
     assert pq.read_table(os.path.join(out, files[0]))["image_id"].to_pylist() == ["1", "2", "3"]
-    assert sink.output_state(out).ids == {"1", "2", "3"}
+    assert sink.output_state(out).id_set() == {"1", "2", "3"}
 
 
 def test_write_batch_validates_schema(tmp_path):
@@ -46,7 +46,7 @@ def test_write_batch_validates_schema(tmp_path):
 
 
 def test_drop_ids_and_empty_output(tmp_path):
-    assert sink.output_state(str(tmp_path / "missing")).ids == set()
+    assert sink.output_state(str(tmp_path / "missing")).id_set() == set()
     kept = sink.drop_ids(_batch([1, 2, 3, 4]), {"2", "4"})
     assert kept["image_id"].to_pylist() == ["1", "3"]
     assert len(sink.drop_ids(_batch([1]), set())) == 1
@@ -56,7 +56,7 @@ def test_temporaries_ignored_and_cleaned(tmp_path):
     out = tmp_path / "out"
     sink.write_batch(_batch([1]), str(out), SCHEMA)
     (out / "_tmp-dead.parquet").write_bytes(b"partial garbage from a killed run")
-    assert sink.output_state(str(out)).ids == {"1"}
+    assert sink.output_state(str(out)).id_set() == {"1"}
     assert sink.clean_temporaries(str(out)) == 1
     assert not (out / "_tmp-dead.parquet").exists()
 
@@ -64,7 +64,7 @@ def test_temporaries_ignored_and_cleaned(tmp_path):
 def test_s3_roundtrip(s3_bucket):
     out = f"{s3_bucket}/scores"
     sink.write_batch(_batch([7, 8]), out, SCHEMA)
-    assert sink.output_state(out).ids == {"7", "8"}
+    assert sink.output_state(out).id_set() == {"7", "8"}
 
 
 @pytest.mark.ray
@@ -105,7 +105,7 @@ def _late_commit_case(out):
 def test_settle_removes_a_killed_runs_late_commit(tmp_path, where, request, caplog):
     out = str(tmp_path / "out") if where == "local" else f"{request.getfixturevalue('s3_bucket')}/late"
     state, late, written = _late_commit_case(out)
-    assert state.ids == {"0", "1", "2", "3"} and len(state.files) == 1
+    assert state.id_set() == {"0", "1", "2", "3"} and len(state.files) == 1
     assert sink.settle(out, state.files, written) == (late,)
     assert f"removed 1 part file(s) under {out}" in caplog.text
     assert late not in sink.part_names(out)
@@ -119,7 +119,7 @@ def test_output_state_never_drops_a_row_it_holds_once(tmp_path):
     sink.write_batch(_batch([2, 3]), out, SCHEMA)  # overlaps, but each file has a row of its own
     sink.write_batch(_batch([3, 1]), out, SCHEMA)  # ... and this one is covered by the other two
     state = sink.output_state(out)
-    assert state.ids == {"1", "2", "3"}
+    assert state.id_set() == {"1", "2", "3"}
     assert len(state.removed) == 1 and len(state.files) == 2
     ids = _all_ids(out)
     assert len(ids) == 4 and set(ids) == {"1", "2", "3"}  # the covered file went, both others stay
@@ -129,7 +129,7 @@ def test_output_state_keeps_a_file_that_repeats_an_id_within_itself(tmp_path):
     out = str(tmp_path / "out")
     sink.write_batch(_batch([1, 1, 2]), out, SCHEMA)  # e.g. a manifest that lists an image twice
     state = sink.output_state(out)
-    assert state.removed == () and state.ids == {"1", "2"}
+    assert state.removed == () and state.id_set() == {"1", "2"}
     assert sorted(_all_ids(out)) == ["1", "1", "2"]
 
 

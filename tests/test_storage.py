@@ -48,3 +48,70 @@ def test_s3_endpoint_from_environment(s3_server, monkeypatch):
     assert storage.s3_endpoint() == s3_server
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")
     assert storage.s3_endpoint() == "http://127.0.0.1:1"
+
+
+def test_a_20k_file_tree_is_listed_page_by_page(tmp_path, monkeypatch):
+    """Issue 24: the listing of a nested tree streams. The first page comes after two folders were read (the
+    root and its first sub-folder) out of 21, and the scoring job's read task is the same generator: its first
+    block exists before the rest of the tree is listed."""
+    import os
+
+    from uniqa.data.images import IMAGE_SUFFIXES
+    from uniqa.scoring.inputs import ScoreInput
+    from uniqa.scoring.run import streamed
+
+    for d in range(20):
+        folder = tmp_path / "tree" / f"d{d:04d}"
+        folder.mkdir(parents=True)
+        for i in range(1000):
+            (folder / f"{d * 1000 + i:07d}.jpg").touch()
+    (tmp_path / "tree" / "notes.txt").touch()
+    scanned = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(storage.os, "scandir", lambda path: scanned.append(path) or real_scandir(path))
+    root = str(tmp_path / "tree")
+
+    pages = storage.iter_files(root, IMAGE_SUFFIXES, page_size=1000)
+    first = next(pages)
+    assert len(scanned) == 2 and len(first) == 1000 and first[0].endswith("d0000/0000000.jpg")
+    rest = list(pages)
+    assert len(scanned) == 21 and len(rest) == 19 and all(len(p) == 1000 for p in rest)
+    names = [os.path.basename(u) for page in [first, *rest] for u in page]
+    assert names == [f"{i:07d}.jpg" for i in range(20_000)]  # every file once, in order
+
+    scanned.clear()
+    (task,) = streamed(ScoreInput("images", root), 5000).get_read_tasks(1)
+    blocks = iter(task())
+    block = next(blocks)
+    assert block.num_rows == 5000 and block.column_names == ["image_id", "image_uri"]
+    assert len(scanned) <= 6 < 21  # the job's first block while most of the tree is still unlisted
+    assert sum(b.num_rows for b in blocks) == 15_000
+
+
+def test_an_s3_prefix_is_listed_page_by_page(s3_bucket, monkeypatch):
+    """One ListObjectsV2 request per page of keys: the first page of a prefix is there after one request."""
+    import boto3
+
+    from uniqa.scoring.inputs import resolve_input
+
+    fs, path = storage.resolve(f"{s3_bucket}/imgs")
+    for i in range(1100):
+        with fs.open_output_stream(f"{path}/d{i // 500}/{i:05d}.jpg") as f:
+            f.write(b"x")
+    requests = []
+    real_client = boto3.client
+
+    def counting_client(*args, **kwargs):
+        client = real_client(*args, **kwargs)
+        client.meta.events.register("before-call.s3.ListObjectsV2", lambda **_: requests.append(1))
+        return client
+
+    monkeypatch.setattr(boto3, "client", counting_client)
+    pages = storage.iter_files(f"{s3_bucket}/imgs", (".jpg",), page_size=1000)
+    assert len(next(pages)) == 1000 and len(requests) == 1
+    assert [len(p) for p in pages] == [100] and len(requests) == 2
+    requests.clear()
+    inp = resolve_input(f"{s3_bucket}/imgs")  # > 1 page of images: left to Ray; 3 requests (kind, 2 pages)
+    assert inp.kind == "images" and inp.table is None and inp.rows is None and len(requests) <= 3
+    with pytest.raises(FileNotFoundError, match="no such prefix"):
+        next(storage.iter_files(f"{s3_bucket}/nothing-here"))

@@ -17,8 +17,11 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -33,11 +36,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class OutputState:
-    """What an output folder holds: the finished ids and the part files they were read from (one listing)."""
+    """What an output folder holds: the finished ids and the part files they were read from (one listing).
+    The ids are one Arrow array (about 24 bytes an id), never a Python set: a million finished images cost the
+    driver tens of MB, not hundreds."""
 
-    ids: set[str]
+    ids: pa.Array  # finished ids, each once (string)
     files: frozenset[str]  # part file names
     removed: tuple[str, ...] = ()  # duplicate part files removed while reading (see output_state)
+
+    def id_set(self) -> set[str]:
+        """The ids as a Python set, for small outputs (tests, a few thousand rows)."""
+        return set(self.ids.to_pylist())
 
 
 def part_names(out: str) -> list[str]:
@@ -54,28 +63,51 @@ def _is_part(name: str) -> bool:
 
 
 def output_state(out: str, id_column: str = "image_id") -> OutputState:
-    """Read the ids of every part file under ``out`` (only ``id_column``). A file whose ids all appear in other
-    files (a killed run's late commit, see :func:`settle`) is a duplicate and is removed: no row is lost."""
+    """Read the ids of every part file under ``out`` (only ``id_column``, files read in parallel; counted in
+    Arrow). A file whose ids all appear in other files (a killed run's late commit, see :func:`settle`) is a
+    duplicate and is removed: no row is lost."""
     names = part_names(out)
     if not names:
-        return OutputState(set(), frozenset())
+        return OutputState(pa.array([], pa.string()), frozenset())
     fs, root = storage.resolve(out)
-    per_file = {n: set(pq.read_table(f"{root}/{n}", columns=[id_column], filesystem=fs)[id_column].to_pylist())
-                for n in names}
-    counts: dict[str, int] = {}  # id -> number of files holding it
-    for ids in per_file.values():
-        for i in ids:
-            counts[i] = counts.get(i, 0) + 1
+
+    def ids_of(name: str) -> pa.ChunkedArray:
+        return pq.read_table(f"{root}/{name}", columns=[id_column], filesystem=fs)[id_column]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        columns = list(pool.map(ids_of, names))
+    lengths = np.array([len(c) for c in columns], dtype=np.int64)
+    rows = pa.table({"id": pa.chunked_array([chunk for c in columns for chunk in c.chunks], pa.string()),
+                     "file": np.repeat(np.arange(len(names), dtype=np.int32), lengths)})
+    pairs = rows.group_by(["id", "file"]).aggregate([])  # a file repeating an id within itself counts once
+    per_id = pairs.group_by("id").aggregate([("file", "count")])
+    ids = per_id["id"].combine_chunks()
+    if len(per_id) == len(pairs):  # no id in two files: nothing to remove (the usual case)
+        return OutputState(ids, frozenset(names))
+    removed = _remove_covered(fs, root, names, pairs, per_id)
+    return OutputState(ids, frozenset(names) - set(removed), removed)
+
+
+def _remove_covered(fs, root: str, names: list[str], pairs: pa.Table, per_id: pa.Table) -> tuple[str, ...]:
+    """Delete the part files every id of which another file holds too, smallest first (see :func:`output_state`).
+    Only the ids held by several files and the files made of them alone are handled in Python."""
+    shared = per_id.filter(pc.greater(per_id["file_count"], 1))
+    counts = dict(zip(shared["id"].to_pylist(), shared["file_count"].to_pylist()))
+    flagged = pairs.append_column("shared", pc.is_in(pairs["id"], value_set=shared["id"]))
+    per_file = flagged.group_by("file").aggregate([("shared", "all"), ("id", "count")])
+    candidates = per_file.filter(per_file["shared_all"])
+    members: dict[int, list[str]] = {}
+    for f, i in zip(*(flagged.filter(pc.is_in(flagged["file"], value_set=candidates["file"]))
+                      .column(c).to_pylist() for c in ("file", "id"))):
+        members.setdefault(f, []).append(i)
     removed = []
-    for name in sorted(per_file, key=lambda n: (len(per_file[n]), n)):  # the smallest covered files go first
-        ids = per_file[name]
-        if ids and all(counts[i] > 1 for i in ids):
-            fs.delete_file(f"{root}/{name}")
-            removed.append(name)
-            for i in ids:
+    for f in sorted(members, key=lambda f: (len(members[f]), names[f])):  # the smallest covered files go first
+        if all(counts[i] > 1 for i in members[f]):
+            fs.delete_file(f"{root}/{names[f]}")
+            removed.append(names[f])
+            for i in members[f]:
                 counts[i] -= 1
-    kept = frozenset(names) - set(removed)
-    return OutputState(set(counts), kept, tuple(removed))
+    return tuple(removed)
 
 
 def settle(out: str, before: frozenset[str], written: set[str], id_column: str = "image_id") -> tuple[str, ...]:
@@ -106,9 +138,10 @@ def clean_temporaries(out: str) -> int:
     return len(stale)
 
 
-def id_array(ids: set[str]) -> pa.Array:
-    """Finished ids as a sorted Arrow array: build it once and pass it to :func:`drop_ids` for every batch."""
-    return pa.array(sorted(ids), type=pa.string())
+def id_array(ids: set[str] | pa.Array) -> pa.Array:
+    """Finished ids as an Arrow array (an :attr:`OutputState.ids` already is one): build it once and pass it to
+    :func:`drop_ids` for every batch."""
+    return ids if isinstance(ids, pa.Array) else pa.array(sorted(ids), type=pa.string())
 
 
 def drop_ids(batch: pa.Table, ids: set[str] | pa.Array, id_column: str = "image_id") -> pa.Table:
@@ -116,7 +149,7 @@ def drop_ids(batch: pa.Table, ids: set[str] | pa.Array, id_column: str = "image_
     Pass an :func:`id_array` when there are many ids, so the value set is not rebuilt per batch."""
     if not len(ids) or not len(batch):
         return batch
-    value_set = ids if isinstance(ids, pa.Array) else id_array(ids)
+    value_set = id_array(ids)
     return batch.filter(pc.invert(pc.is_in(batch[id_column], value_set=value_set)))
 
 
@@ -164,19 +197,26 @@ class SinkSummary:
         return self.rows_written / self.seconds if self.seconds > 0 else 0.0
 
 
-def drain(results, total: int | None = None, desc: str = "rows", progress: bool = True) -> SinkSummary:
-    """Consume the per-file count rows of a Ray Data ``write_batch`` stage, with a progress bar."""
+def drain(results, total: int | Callable[[], int | None] | None = None, desc: str = "rows",
+          progress: bool = True) -> SinkSummary:
+    """Consume the per-file count rows of a Ray Data ``write_batch`` stage, with one progress line for the whole
+    job (rows done, rows/s, ETA). ``total`` may be a function, asked until it knows (e.g. a folder still being
+    counted): the line shows no ETA until then."""
     from tqdm import tqdm
 
     summary = SinkSummary()
     start = time.perf_counter()
-    with tqdm(total=total, desc=desc, unit="img", disable=not progress) as bar:
+    pending = total if callable(total) else None
+    with tqdm(total=None if pending else total, desc=desc, unit="img", disable=not progress,
+              dynamic_ncols=True, smoothing=0.05) as bar:
         for batch in results.iter_batches(batch_format="pyarrow", batch_size=None):
             n = int(pc.sum(batch["rows"]).as_py() or 0)
             summary.rows_written += n
             summary.errors += int(pc.sum(batch["errors"]).as_py() or 0)
             summary.files += len(batch)
             summary.file_names.update(batch["file"].to_pylist())
+            if pending is not None and (known := pending()) is not None:
+                bar.total, pending = max(known, bar.n + n), None
             bar.update(n)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Iterator
 from functools import lru_cache
 from urllib.parse import urlparse
 
@@ -48,9 +49,12 @@ def _s3_filesystem(endpoint: str | None, region: str | None) -> pafs.S3FileSyste
     return pafs.S3FileSystem(**kwargs)
 
 
+def s3_region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
 def s3_filesystem() -> pafs.S3FileSystem:
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return _s3_filesystem(s3_endpoint(), region)
+    return _s3_filesystem(s3_endpoint(), s3_region())
 
 
 def resolve(uri: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
@@ -113,14 +117,59 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 
 def list_files(uri: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
-    """All files below ``uri`` (recursive), sorted, as URIs of the same kind as ``uri``."""
-    fs, path = resolve(uri)
-    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=False))
-    out = []
-    for info in infos:
-        if info.type != pafs.FileType.File:
+    """All files below ``uri`` (recursive), sorted, as URIs of the same kind as ``uri``. Builds the whole list:
+    for a collection of any size, page through :func:`iter_files` instead."""
+    return sorted(uri for page in iter_files(uri, suffixes) for uri in page)
+
+
+def iter_files(uri: str, suffixes: tuple[str, ...] | None = None, page_size: int = 1000) -> Iterator[list[str]]:
+    """The files below ``uri`` (recursive; ``suffixes``: only names ending so, any case) as pages of at most
+    ``page_size`` URIs of the same kind as ``uri``, listed lazily: the first page of a million-file tree comes
+    after one folder's (or one S3 page's) listing, and no more than one folder / page is ever held.
+
+    Local: one folder at a time, depth first, names sorted within a folder; ``s3://``: ListObjectsV2 pages
+    (key order) through boto3, with the same endpoint and region as :func:`s3_filesystem`."""
+    if page_size < 1:
+        raise ValueError(f"page_size must be >= 1, got {page_size}")
+    names = _s3_keys(uri) if is_s3(uri) else _local_files(resolve(uri)[1])
+    page: list[str] = []
+    for name in names:
+        if suffixes and not name.lower().endswith(suffixes):
             continue
-        if suffixes and not info.path.lower().endswith(suffixes):
-            continue
-        out.append("s3://" + info.path if is_s3(uri) else info.path)
-    return sorted(out)
+        page.append(name)
+        if len(page) == page_size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _local_files(root: str) -> Iterator[str]:
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"no such folder: {root}")
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as it:
+            entries = sorted((e.name, e.is_dir(follow_symlinks=True), e.path) for e in it)
+        for _, is_folder, path in entries:
+            if not is_folder:
+                yield path
+        stack.extend(path for _, is_folder, path in reversed(entries) if is_folder)  # first name on top
+
+
+def _s3_keys(uri: str) -> Iterator[str]:
+    import boto3
+
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    prefix = prefix.rstrip("/")
+    client = boto3.client("s3", endpoint_url=s3_endpoint(), region_name=s3_region())
+    found = False
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/" if prefix else "")
+    for response in pages:
+        for item in response.get("Contents", ()):
+            found = True
+            if not item["Key"].endswith("/"):  # a "folder" marker object is not a file
+                yield f"s3://{bucket}/{item['Key']}"
+    if not found and not exists(uri):
+        raise FileNotFoundError(f"no such prefix: {uri}")

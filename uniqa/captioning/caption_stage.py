@@ -44,12 +44,12 @@ def apply_step(ds, step: Step):
                           num_cpus=step.num_cpus)
 
 
-def caption_job(files: list[str], out: str, done: set[str], captioner: Captioner, prompts: TaskPrompts,
+def caption_job(files: list[str], out: str, done: pa.Array, captioner: Captioner, prompts: TaskPrompts,
                 cfg: CaptionConfig):
     """The whole job as a lazy Ray dataset yielding one count row per committed file
     (see :func:`uniqa.sink.write_batch`; drain it with :func:`uniqa.sink.drain`)."""
     ds = ray_read(files, columns=COLUMNS)
-    ds = ds.map_batches(pending_rows, fn_kwargs={"tasks": cfg.tasks, "done": sink.id_array(done)},
+    ds = ds.map_batches(pending_rows, fn_kwargs={"tasks": cfg.tasks, "done": done},
                         batch_format="pyarrow", batch_size=None)
     if cfg.limit:
         ds = ds.limit(cfg.limit)

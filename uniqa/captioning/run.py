@@ -47,9 +47,9 @@ def manifest_ids(files: list[str], tasks: tuple[str, ...], where: str = "manifes
     return ids
 
 
-def count_done(ids: pa.ChunkedArray, done: set[str]) -> int:
+def count_done(ids: pa.ChunkedArray, done: pa.Array) -> int:
     """How many of ``ids`` are in ``done`` (the ids already under the output)."""
-    return int(pc.sum(pc.is_in(ids, value_set=sink.id_array(done))).as_py() or 0) if done else 0
+    return int(pc.sum(pc.is_in(ids, value_set=done)).as_py() or 0) if len(done) else 0
 
 
 def preflight(manifest: str, out: str, cfg: CaptionConfig) -> Plan:

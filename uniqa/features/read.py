@@ -39,7 +39,7 @@ def check_identity(uri: str, expected: dict) -> dict:
 
 def missing_ids(uri: str, ids: list[str]) -> list[str]:
     """The ``ids`` with no row in the cache (only the id column is read)."""
-    done = sink.output_state(uri).ids
+    done = sink.output_state(uri).id_set()
     return [i for i in ids if i not in done]
 
 

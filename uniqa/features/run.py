@@ -124,8 +124,8 @@ def _encode(prep: Prepared, before, cfg, protocol, out, todo, progress, address)
     quiet_ray_data(quiet=not progress)
     per_row = cfg.decode_size is None and any(s is not None for s in prep.row_sizes)
     ds = ray_read(prep.files, columns=["image_id", "image_uri", *([DECODE_SIZE_COLUMN] if per_row else [])])
-    if before.ids:
-        ds = ds.map_batches(sink.drop_ids, fn_kwargs={"ids": sink.id_array(before.ids)}, batch_format="pyarrow",
+    if len(before.ids):
+        ds = ds.map_batches(sink.drop_ids, fn_kwargs={"ids": before.ids}, batch_format="pyarrow",
                             batch_size=None)
     ds = ds.repartition(target_num_rows_per_block=cfg.rows_per_block)
     ds = add_feature_stages(ds, cfg, prep.frozen, out, protocol)

@@ -3,17 +3,24 @@
 :func:`resolve_input` looks once (on the driver, no Ray) and returns a :class:`ScoreInput`:
 - a manifest (Parquet file or folder of shards) is streamed later by Ray (``image_id``, ``image_uri``
   only); nothing but the shard names and footers is read here, and no image folder is listed;
-- a folder / prefix is listed once; a list file is read once; both become a compact Arrow table of
-  ``image_uri`` plus ``image_id`` = a stable hash of the URI (deduplicated, relative paths resolved).
+- a folder / prefix is peeked at here (its first page of names tells what it is); up to ``LISTED_WHOLE``
+  images become a table here, a larger folder is listed later, page by page, by Ray (:func:`image_rows` turns
+  a page into rows), so a million-file tree is never held;
+- a list file likewise: up to ``LISTED_WHOLE`` entries become a table here, a longer list is read by Ray in
+  pages (deduplicated, relative paths resolved).
+Both give ``image_uri`` plus ``image_id`` = a stable hash of the URI.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -25,6 +32,7 @@ from uniqa.tables import parquet_files
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 ID_COLUMNS = ("image_id", "image_uri")
+LISTED_WHOLE = 1000  # a folder / list of up to this many images is listed on the driver; a larger one by Ray
 
 
 @dataclass(frozen=True)
@@ -32,8 +40,8 @@ class ScoreInput:
     kind: str  # manifest | images | list
     uri: str
     files: tuple[str, ...] = ()  # manifest shards
-    table: pa.Table | None = None  # image_id, image_uri (images / list)
-    rows: int | None = None  # input rows (None: unknown)
+    table: pa.Table | None = None  # image_id, image_uri (list; a small image folder)
+    rows: int | None = None  # input rows (None: unknown until an image folder is listed)
     duplicates: int = 0  # repeated URIs dropped from a list
 
 
@@ -42,17 +50,24 @@ def uri_id(uri: str) -> str:
     return hashlib.sha1(uri.encode("utf-8")).hexdigest()[:20]
 
 
+ID_SCHEMA = pa.schema([pa.field("image_id", pa.string()), pa.field("image_uri", pa.string())])
+
+
+def image_rows(uris: list[str]) -> pa.Table:
+    """One page of an image folder's listing as ``image_id, image_uri`` rows."""
+    return pa.table({"image_id": [uri_id(u) for u in uris], "image_uri": uris}, schema=ID_SCHEMA)
+
+
 def uri_table(uris: list[str]) -> tuple[pa.Table, int]:
     """Deduplicated (order kept) ``image_id, image_uri`` table and the number of duplicates dropped."""
     unique = list(dict.fromkeys(uris))
-    table = pa.table({"image_id": [uri_id(u) for u in unique], "image_uri": unique},
-                     schema=pa.schema([pa.field("image_id", pa.string()), pa.field("image_uri", pa.string())]))
-    return table, len(uris) - len(unique)
+    return image_rows(unique), len(uris) - len(unique)
 
 
 def resolve_input(uri: str, input_format: str = "auto") -> ScoreInput:
     """Find out what ``uri`` is (or trust ``input_format``) and check it; see the module docstring.
-    A folder is listed once: with Parquet files in it, it is a manifest, otherwise an image folder."""
+    A folder is a manifest when the first page of its listing that holds Parquet or image files holds Parquet
+    files, otherwise an image folder (listed later, by Ray, page by page)."""
     uri = str(uri).rstrip("/") or str(uri)
     if not storage.exists(uri):
         raise UniqaError(f"input not found: {uri}")
@@ -67,13 +82,23 @@ def resolve_input(uri: str, input_format: str = "auto") -> ScoreInput:
                 f"s3:// prefix, or a list of image URIs ({', '.join(LIST_SUFFIXES)}); or set input_format"
             )
         return manifest_input(uri, (uri,))
-    files = storage.list_files(uri)
-    shards = tuple(f for f in files if f.endswith(".parquet") and not posixpath.basename(f).startswith(("_", ".")))
-    if input_format == "manifest" or (input_format == "auto" and shards):
-        if not shards:
-            raise UniqaError(f"no Parquet files under {uri}")
-        return manifest_input(uri, shards)
-    return folder_input(uri, files)
+    kind = "manifest" if input_format == "manifest" else "images" if input_format == "images" else _folder_kind(uri)
+    if kind == "manifest":
+        return manifest_input(uri)
+    return folder_input(uri)
+
+
+def _folder_kind(uri: str) -> str:
+    for page in storage.iter_files(uri):
+        if any(_is_shard(f) for f in page):
+            return "manifest"
+        if any(f.lower().endswith(IMAGE_SUFFIXES) for f in page):
+            return "images"
+    return "images"  # nothing of either: folder_input says so
+
+
+def _is_shard(uri: str) -> bool:
+    return uri.endswith(".parquet") and not posixpath.basename(uri).startswith(("_", "."))
 
 
 def manifest_input(uri: str, files: tuple[str, ...] | None = None) -> ScoreInput:
@@ -101,31 +126,75 @@ def _check_id_columns(schema: pa.Schema, where: str) -> None:
             raise UniqaError(f"manifest {where}: column {col!r} has type {schema.field(col).type}, expected string")
 
 
-def folder_input(uri: str, files: list[str] | None = None) -> ScoreInput:
-    """Every image file (by suffix) below a folder / prefix; ``files``: its listing, if already made."""
-    files = storage.list_files(uri) if files is None else files
-    uris = [f for f in files if f.lower().endswith(IMAGE_SUFFIXES)]
-    if not uris:
+def folder_input(uri: str) -> ScoreInput:
+    """Every image file (by suffix) below a folder / prefix. Up to :data:`LISTED_WHOLE` images are listed here
+    into a table (exact counts, finished ids dropped before Ray); a larger folder is only checked here and listed
+    by Ray, page by page (see the module docstring)."""
+    pages = storage.iter_files(uri, IMAGE_SUFFIXES, LISTED_WHOLE)
+    first = next(pages, None)
+    if first is None:
         raise UniqaError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {uri}")
-    table, _ = uri_table(uris)
-    return ScoreInput("images", uri, table=table, rows=len(table))
+    if next(pages, None) is None:
+        return ScoreInput("images", uri, table=image_rows(first), rows=len(first))
+    return ScoreInput("images", uri)
 
 
 def list_input(uri: str) -> ScoreInput:
     """A text file of image URIs, one per line (blank lines and ``#`` comments skipped); relative local
-    paths are taken relative to the list file's folder; repeated URIs are scored once."""
-    text = storage.read_bytes(uri).decode("utf-8-sig", errors="replace")
-    base = posixpath.dirname(uri) if storage.is_s3(uri) else storage.resolve(uri)[1].rsplit("/", 1)[0]
-    uris = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        uris.append(line if _is_absolute(line) else _normalised(storage.join(base, line)))
-    if not uris:
+    paths are taken relative to the list file's folder; repeated URIs are scored once. Read in pages: up to
+    :data:`LISTED_WHOLE` entries become a table here; a longer list is read by Ray, page by page."""
+    pages = list_pages(uri, LISTED_WHOLE)
+    first = next(pages, None)
+    if first is None:
         raise UniqaError(f"list of image URIs {uri} has no entries")
-    table, duplicates = uri_table(uris)
-    return ScoreInput("list", uri, table=table, rows=len(table), duplicates=duplicates)
+    if next(pages, None) is None:
+        table, duplicates = uri_table(first)
+        return ScoreInput("list", uri, table=table, rows=len(table), duplicates=duplicates)
+    return ScoreInput("list", uri)
+
+
+def list_pages(uri: str, page_size: int) -> Iterator[list[str]]:
+    """The entries of a list file (see :func:`list_input`) in pages of ``page_size``, as read (repeats kept)."""
+    base = posixpath.dirname(uri) if storage.is_s3(uri) else storage.resolve(uri)[1].rsplit("/", 1)[0]
+    fs, path = storage.resolve(uri)
+    page: list[str] = []
+    with fs.open_input_stream(path) as stream:
+        for line in io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace"):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            page.append(line if _is_absolute(line) else _normalised(storage.join(base, line)))
+            if len(page) == page_size:
+                yield page
+                page = []
+    if page:
+        yield page
+
+
+def pages(inp: ScoreInput, page_size: int) -> Iterator[pa.Table]:
+    """A streamed input (an image folder or list file too large to list here) as ``image_id, image_uri`` pages,
+    each URI once: what one Ray read task yields while the job runs. A list's repeats are dropped by id (the
+    set lives in that task, never in the driver)."""
+    if inp.kind == "images":
+        for page in storage.iter_files(inp.uri, IMAGE_SUFFIXES, page_size):
+            yield image_rows(page)
+        return
+    seen: set[str] = set()
+    for page in list_pages(inp.uri, page_size):
+        rows = image_rows(page)
+        keep = [i not in seen and not seen.add(i) for i in rows["image_id"].to_pylist()]
+        yield rows.filter(pa.array(keep, pa.bool_()))
+
+
+def count(inp: ScoreInput, page_size: int) -> tuple[int, int]:
+    """(distinct images, repeated entries) of a streamed input, by a listing of its own: page by page, holding
+    8 bytes an entry (a 64-bit hash, this process's ``hash``; a collision can only miscount, never lose a row)."""
+    if inp.kind == "images":
+        return sum(len(page) for page in storage.iter_files(inp.uri, IMAGE_SUFFIXES, page_size)), 0
+    hashes = [np.fromiter((hash(u) for u in page), np.int64, len(page)) for page in list_pages(inp.uri, page_size)]
+    entries = sum(len(h) for h in hashes)
+    distinct = len(np.unique(np.concatenate(hashes))) if hashes else 0
+    return distinct, entries - distinct
 
 
 def _normalised(uri: str) -> str:

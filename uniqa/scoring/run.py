@@ -8,6 +8,7 @@ manifest's ``decode_size`` column (SPAQ: 448) sets each row's decode size unless
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pyarrow.parquet as pq
@@ -17,21 +18,47 @@ from uniqa.data.images import DECODE_SIZE_COLUMN, decode_key, manifest_decode_si
 from uniqa.errors import UniqaError
 from uniqa.runtime import policy_threads
 from uniqa.schema import scores_schema
+from uniqa.scoring import inputs
 from uniqa.scoring.config import ScoreConfig, fingerprint, preflight
-from uniqa.scoring.inputs import ScoreInput, resolve_input
+from uniqa.scoring.inputs import ID_SCHEMA, ScoreInput, resolve_input
 from uniqa.stage import StageSummary, config_fingerprint
 from uniqa.tables import ray_read
 
+LISTING_PAGE = 10_000  # names per block of a folder's listing (one block: one drop-finished-ids filter)
+
 
 def read_input(inp: ScoreInput, per_row_decode: bool = False):
-    """A Ray dataset of ``image_id, image_uri`` (a manifest is streamed from its shards), and the manifest's
-    ``decode_size`` with ``per_row_decode``."""
+    """A Ray dataset of ``image_id, image_uri`` (a manifest is streamed from its shards, a folder from its
+    listing, page by page), and the manifest's ``decode_size`` with ``per_row_decode``."""
     import ray
 
     if inp.kind == "manifest":
         extra = [DECODE_SIZE_COLUMN] if per_row_decode else []
         return ray_read(inp.files, columns=["image_id", "image_uri", *extra])
+    if inp.table is None:  # a large image folder or list file
+        return ray.data.read_datasource(streamed(inp, LISTING_PAGE), override_num_blocks=1)
     return ray.data.from_arrow(inp.table)
+
+
+def streamed(inp: ScoreInput, page_size: int = LISTING_PAGE):
+    """A Ray datasource with one read task that lists a large image folder or reads a long list file and yields
+    each page as a block as soon as it has it (:func:`uniqa.scoring.inputs.pages`): scoring starts on the first
+    page while the rest is still being listed, and neither the driver nor the task holds the whole listing."""
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import Datasource, ReadTask
+
+    class StreamedInput(Datasource):
+        def estimate_inmemory_data_size(self):
+            return None
+
+        def supports_distributed_reads(self) -> bool:
+            return storage.is_s3(inp.uri)  # a local folder or file is read on the node that checked it
+
+        def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
+            meta = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=None)
+            return [ReadTask(lambda: inputs.pages(inp, page_size), meta, schema=ID_SCHEMA)]
+
+    return StreamedInput()
 
 
 def row_decode_sizes(inp: ScoreInput, cfg: ScoreConfig) -> list[int | None]:
@@ -71,10 +98,10 @@ def _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address, 
     init_ray(address)
     quiet_ray_data(quiet=not progress)
     ds = read_input(inp, per_row)
-    if done and inp.table is None:
-        ds = ds.map_batches(sink.drop_ids, fn_kwargs={"ids": sink.id_array(done)}, batch_format="pyarrow",
+    if len(done) and inp.table is None:
+        ds = ds.map_batches(sink.drop_ids, fn_kwargs={"ids": done}, batch_format="pyarrow",
                             batch_size=None)
-    ds = ds.repartition(target_num_rows_per_block=cfg.block_rows(cfg.image_size, todo))
+    ds = ds.repartition(target_num_rows_per_block=cfg.block_rows(cfg.image_size, None if callable(todo) else todo))
     ds = add_score_stages(ds, cfg, checksum)
     # Writing a file of scores is light I/O: with no CPU reserved it is never starved by decode tasks holding every
     # CPU, so files (the unit of resume) land as batches finish instead of all at the end.
@@ -100,14 +127,26 @@ def run_score(
     sink.clean_temporaries(out)
     before = sink.output_state(out)
     done = before.ids
-    if inp.table is not None:  # a listing / list file is already in memory: drop finished ids here, exactly
-        inp = replace(inp, table=sink.drop_ids(inp.table, done))
-    if inp.table is not None:
-        todo = len(inp.table)
-    else:  # for the progress bar only: the output may hold ids that are not in this manifest
-        todo = None if inp.rows is None else max(inp.rows - len(done), 1)
     per_row = any(size is not None for size in row_sizes)
-    written = _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address, per_row) if todo else None
+    if inp.kind != "manifest" and inp.table is None:  # listed by Ray while it scores; counted here meanwhile
+        with ThreadPoolExecutor(1) as pool:
+            counted = pool.submit(inputs.count, inp, LISTING_PAGE)
+
+            def todo() -> int | None:  # the progress bar's total, once counted
+                return max(counted.result()[0] - len(done), 0) if counted.done() else None
+
+            written = _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address, per_row)
+            rows, duplicates = counted.result()
+            inp = replace(inp, rows=rows, duplicates=duplicates)
+    else:
+        if inp.table is not None:  # a list file or small folder is in memory: drop finished ids here, exactly
+            inp = replace(inp, table=sink.drop_ids(inp.table, done))
+            todo = len(inp.table)
+        else:  # for the progress bar only: the output may hold ids that are not in this manifest
+            todo = None if inp.rows is None else max(inp.rows - len(done), 1)
+        written = None
+        if todo:
+            written = _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address, per_row)
     if written:
         sink.settle(out, before.files, written.file_names)
     return StageSummary(
