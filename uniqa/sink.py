@@ -144,6 +144,11 @@ def id_array(ids: set[str] | pa.Array) -> pa.Array:
     return ids if isinstance(ids, pa.Array) else pa.array(sorted(ids), type=pa.string())
 
 
+def count_done(ids: pa.Array | pa.ChunkedArray, done: pa.Array) -> int:
+    """How many of ``ids`` are in ``done`` (an :attr:`OutputState.ids`)."""
+    return int(pc.sum(pc.is_in(ids, value_set=done)).as_py() or 0) if len(done) else 0
+
+
 def drop_ids(batch: pa.Table, ids: set[str] | pa.Array, id_column: str = "image_id") -> pa.Table:
     """The rows of ``batch`` whose id is not in ``ids`` (for ``map_batches(batch_format="pyarrow")``).
     Pass an :func:`id_array` when there are many ids, so the value set is not rebuilt per batch."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from uniqa import sink, storage
@@ -47,11 +46,6 @@ def manifest_ids(files: list[str], tasks: tuple[str, ...], where: str = "manifes
     return ids
 
 
-def count_done(ids: pa.ChunkedArray, done: pa.Array) -> int:
-    """How many of ``ids`` are in ``done`` (the ids already under the output)."""
-    return int(pc.sum(pc.is_in(ids, value_set=done)).as_py() or 0) if len(done) else 0
-
-
 def preflight(manifest: str, out: str, cfg: CaptionConfig) -> Plan:
     """Every check before Ray, failing with one :class:`UniqaError`: the backend (name, its own needs), the prompt
     file and version, the manifest (files, columns, unique ids), ``out`` (a folder, same run identity); then the
@@ -69,7 +63,7 @@ def preflight(manifest: str, out: str, cfg: CaptionConfig) -> Plan:
     sink.clean_temporaries(out)
     captioner.prepare_output(out)  # e.g. rows whose server was down: captioned again by this run
     state = sink.output_state(out)
-    done = count_done(ids, state.ids)
+    done = sink.count_done(ids, state.ids)
     todo = len(ids) - done
     return Plan(captioner, prompts, files, state, len(ids), done, min(todo, cfg.limit) if cfg.limit else todo)
 

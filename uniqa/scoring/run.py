@@ -22,7 +22,7 @@ from uniqa.scoring import inputs
 from uniqa.scoring.config import ScoreConfig, fingerprint, preflight
 from uniqa.scoring.inputs import ID_SCHEMA, ScoreInput, resolve_input
 from uniqa.stage import StageSummary, config_fingerprint
-from uniqa.tables import ray_read
+from uniqa.tables import ray_read, read_columns
 
 LISTING_PAGE = 10_000  # names per block of a folder's listing (one block: one drop-finished-ids filter)
 
@@ -142,8 +142,9 @@ def run_score(
         if inp.table is not None:  # a list file or small folder is in memory: drop finished ids here, exactly
             inp = replace(inp, table=sink.drop_ids(inp.table, done))
             todo = len(inp.table)
-        else:  # for the progress bar only: the output may hold ids that are not in this manifest
-            todo = None if inp.rows is None else max(inp.rows - len(done), 1)
+        else:  # a manifest: on a resume, its id column tells exactly what is left (nothing: no Ray job)
+            ids = read_columns(list(inp.files), ["image_id"])["image_id"] if len(done) else []
+            todo = inp.rows - sink.count_done(ids, done)
         written = None
         if todo:
             written = _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address, per_row)
