@@ -4,6 +4,7 @@ manifest, on S3), kept/ readable as a manifest by ``uniqa score``, and bad input
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -280,8 +281,21 @@ def test_top_fraction_per_folder_thresholds_and_partition(ray_session, tmp_path)
     assert open(os.path.join(out, "histograms.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     inp = resolve_input(os.path.join(out, "kept"))  # what `uniqa score --input OUT/kept` starts from
     assert inp.kind == "manifest" and inp.rows == len(kept)
-    # a rerun replaces the output instead of adding to it
-    run_filter(src, None, out, FilterConfig(top_fraction=FRACTION, by="quality", group_by="folder"), progress=False)
+    # a rerun of the finished run does nothing (issue 24: rerun-when-done); another rule, or an output missing a
+    # file, replaces the output instead of adding to it
+    again = run_filter(src, None, out, FilterConfig(top_fraction=FRACTION, by="quality", group_by="folder"),
+                       progress=False)
+    assert (again.rows_written, again.already_done, again.rows_out, again.complete) == (0, len(scores), len(scores),
+                                                                                         True)
+    assert read_summary(out)["details"]["thresholds"] == details["thresholds"]
+    os.remove(sorted(glob.glob(os.path.join(out, "kept", "part-*.parquet")))[0])
+    redone = run_filter(src, None, out, FilterConfig(top_fraction=FRACTION, by="quality", group_by="folder"),
+                        progress=False)
+    assert redone.rows_written == len(scores)
+    check_partition(out, scores)
+    other = run_filter(src, None, out, FilterConfig(top_fraction=0.5, by="quality", group_by="folder"),
+                       progress=False)
+    assert other.rows_written == len(scores) and other.details["kept"] != details["kept"]
     check_partition(out, scores)
 
 

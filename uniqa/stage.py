@@ -94,6 +94,21 @@ def read_summary(out: str) -> dict[str, Any]:
     return json.loads(storage.read_bytes(storage.join(out, SUMMARY_FILE)))
 
 
+def finished_summary(out: str, stage: str, identity: dict[str, Any]) -> StageSummary | None:
+    """For a stage that recomputes its output whole: the summary of a complete earlier run of ``stage`` into ``out``
+    whose ``details["identity"]`` equals ``identity``, as this run's (nothing written, all already done); None
+    when there is none or it differs, and the stage runs."""
+    if not storage.exists(storage.join(out, SUMMARY_FILE)):
+        return None
+    record = read_summary(out)
+    if record.get("stage") != stage or not record.get("complete") or record["details"].get("identity") != identity:
+        return None
+    names = {f.name for f in dataclasses.fields(StageSummary)}
+    summary = StageSummary(**{k: v for k, v in record.items() if k in names})
+    return dataclasses.replace(summary, rows_written=0, rows_with_errors=0, already_done=summary.rows_out,
+                               seconds=0.0)
+
+
 class Timer:
     """``with Timer() as t: ...; t.seconds``"""
 

@@ -5,12 +5,16 @@ Steps: pre-flight (columns, rule, groups; before any Ray work) -> [with a manife
 image_id] -> pass 1: per-block KLL sketches merged on the driver (score ranges; per-group thresholds for
 ``top_fraction``) -> pass 2: decide and write every block, summing counts and binned histograms -> figure and
 summary. The driver holds sketches, thresholds and bin counts only: nothing grows with the row count.
-A filter run is recomputed from scratch (it is cheap next to scoring): old part files are removed first.
+A filter run is recomputed whole (it is cheap next to scoring): old part files are removed first; a rerun with the
+same config, the same input files (names and row counts) and its output intact is recognised as done and does
+nothing (:func:`uniqa.stage.finished_summary`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import posixpath
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -23,7 +27,7 @@ from uniqa.curation.decide import Plan
 from uniqa.curation.expression import check_columns, number_text
 from uniqa.errors import UniqaError
 from uniqa.schema import TableSchema, score_columns
-from uniqa.stage import StageSummary, Timer, config_fingerprint
+from uniqa.stage import StageSummary, Timer, config_fingerprint, finished_summary
 from uniqa.tables import count_rows, dataset_schema, parquet_files, remove_parts
 
 KEPT_DIR, REJECTED_DIR, WORK_DIR, FIGURE = "kept", "rejected", "_work", "histograms.png"
@@ -156,6 +160,10 @@ def run_filter(scores: str, manifest: str | None, out: str, cfg: FilterConfig, *
     docstring); returns the summary, also written to ``out/_summary.json``."""
     inp = preflight(scores, manifest, cfg, out)
     kept_out, rejected_out, work = (storage.join(out, d) for d in (KEPT_DIR, REJECTED_DIR, WORK_DIR))
+    identity = run_identity(inp, cfg)
+    done = finished_summary(out, "filter", identity)
+    if done is not None and _rows_in(kept_out) + _rows_in(rejected_out) == done.rows_out:
+        return done.write()
     schemas = output_schemas(inp)
     plan = Plan(score_columns=tuple(inp.heads), where=cfg.where, by=cfg.by, fraction=cfg.top_fraction,
                 group_by=cfg.group_by, sketch_k=cfg.sketch_k, kept_columns=tuple(schemas[0].columns),
@@ -175,7 +183,20 @@ def run_filter(scores: str, manifest: str | None, out: str, cfg: FilterConfig, *
     storage.write_bytes(storage.join(out, FIGURE),
                         _figure(plan, totals, _lines(plan, cfg), title))
     _clear(work)
-    return _summary(scores, manifest, out, cfg, inp, plan, totals, sketches, join, timer.seconds).write()
+    summary = _summary(scores, manifest, out, cfg, inp, plan, totals, sketches, join, timer.seconds)
+    summary.details["identity"] = identity
+    return summary.write()
+
+
+def run_identity(inp: Inputs, cfg: FilterConfig) -> dict:
+    """What a rerun must share with a finished run to count as done: the config and the input files (names, rows)."""
+    files = sorted(posixpath.basename(f) for f in inp.scores_files + (inp.manifest_files or []))
+    digest = hashlib.sha1("\n".join(files).encode()).hexdigest()[:16]
+    return {"config": config_fingerprint(cfg), "files": digest, "rows": inp.rows, "manifest_rows": inp.manifest_rows}
+
+
+def _rows_in(folder: str) -> int:
+    return count_rows(folder) if storage.exists(folder) and any(storage.iter_files(folder, (".parquet",))) else 0
 
 
 def _figure(plan: Plan, totals: dict, lines: dict, title: str) -> bytes:
