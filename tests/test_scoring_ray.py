@@ -274,6 +274,10 @@ def test_a_large_folder_is_listed_by_ray_and_resumes(ray_session, tiny_model, tm
     again = run_score(str(tmp_path / "tree"), out, cfg, progress=False)
     assert (again.already_done, again.rows_written, again.rows_out) == (14 - lost_rows, lost_rows, 14)
     assert_same_scores(read_scores(out), first, heads=("quality",))
+    with monkeypatch.context() as m:  # a rerun of the finished folder counts first and starts no Ray job
+        m.setattr(score_run, "_score_rows", lambda *a: pytest.fail("a Ray job for a finished folder"))
+        done = run_score(str(tmp_path / "tree"), out, cfg, progress=False)
+    assert (done.rows_in, done.already_done, done.rows_written, done.complete) == (14, 14, 0, True)
 
     listing = tmp_path / "tree" / "images.txt"  # a long list, read by Ray too: relative paths, 3 repeats, a comment
     listing.write_text("# the tree\n" + "\n".join(os.path.relpath(u, listing.parent) for u in tree + tree[:3]))
@@ -281,3 +285,5 @@ def test_a_large_folder_is_listed_by_ray_and_resumes(ray_session, tiny_model, tm
     from_list = run_score(str(listing), str(tmp_path / "from-list"), cfg, progress=False)
     assert (from_list.rows_in, from_list.rows_out, from_list.details["duplicates_in_input"]) == (14, 14, 3)
     assert_same_scores(read_scores(str(tmp_path / "from-list")), first, heads=("quality",))
+    again = run_score(str(listing), str(tmp_path / "from-list"), cfg, progress=False)  # repeats: runs, finds nothing
+    assert (again.rows_in, again.already_done, again.rows_written, again.complete) == (14, 14, 0, True)

@@ -140,6 +140,15 @@ def torch_threads(threads: int | None = None, **kwargs) -> Iterator[int]:
             torch.set_num_threads(before)
 
 
+MAX_BLOCKS = 2000  # Ray Data keeps ~8 KB of stats per block in the driver, for the whole run: 2,000 blocks ~ 16 MB
+
+
+def block_rows(rows_per_block: int, total: int | None) -> int:
+    """``rows_per_block``, raised so that ``total`` rows make at most :data:`MAX_BLOCKS` blocks: the driver's
+    memory stays flat from a thousand rows to tens of millions (measured: +13 MB for 1,600 blocks)."""
+    return max(rows_per_block, -(-total // MAX_BLOCKS)) if total else rows_per_block
+
+
 def quiet_ray_data(quiet: bool = False) -> None:
     """No Ray Data progress bars (our own bar, :func:`uniqa.sink.drain`, counts rows); ``quiet`` also drops Ray
     Data's INFO log lines (execution plan, "execution finished")."""

@@ -14,6 +14,7 @@ from uniqa import sink
 from uniqa.captioning.backends import Captioner, LLMStep, MapStep, Step
 from uniqa.captioning.config import CaptionConfig
 from uniqa.captioning.instructions import TaskPrompts
+from uniqa.runtime import block_rows
 from uniqa.schema import CAPTIONS
 from uniqa.tables import ray_read
 
@@ -45,9 +46,10 @@ def apply_step(ds, step: Step):
 
 
 def caption_job(files: list[str], out: str, done: pa.Array, captioner: Captioner, prompts: TaskPrompts,
-                cfg: CaptionConfig):
+                cfg: CaptionConfig, todo: int | None = None):
     """The whole job as a lazy Ray dataset yielding one count row per committed file
-    (see :func:`uniqa.sink.write_batch`; drain it with :func:`uniqa.sink.drain`)."""
+    (see :func:`uniqa.sink.write_batch`; drain it with :func:`uniqa.sink.drain`); ``todo``: the rows to caption,
+    which bounds the number of blocks (:func:`uniqa.runtime.block_rows`)."""
     ds = ray_read(files, columns=COLUMNS)
     ds = ds.map_batches(pending_rows, fn_kwargs={"tasks": cfg.tasks, "done": done},
                         batch_format="pyarrow", batch_size=None)
@@ -55,7 +57,7 @@ def caption_job(files: list[str], out: str, done: pa.Array, captioner: Captioner
         ds = ds.limit(cfg.limit)
     # Small blocks: captioning runs as many tasks side by side, and files are committed as blocks finish (a read
     # block holds a whole manifest file: without this, nothing would be written before all of it was captioned).
-    ds = ds.repartition(target_num_rows_per_block=cfg.rows_per_block)
+    ds = ds.repartition(target_num_rows_per_block=block_rows(cfg.rows_per_block, todo))
     for step in captioner.steps(prompts):
         ds = apply_step(ds, step)
     # Writing is light I/O: with no CPU reserved it is never starved by captioning tasks holding every CPU.

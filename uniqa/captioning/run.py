@@ -81,7 +81,7 @@ def run_caption(manifest: str, out: str, cfg: CaptionConfig, *, progress: bool =
 
         init_ray(address)
         quiet_ray_data(quiet=not progress)
-        job = caption_job(plan.files, out, plan.state.ids, plan.captioner, plan.prompts, cfg)
+        job = caption_job(plan.files, out, plan.state.ids, plan.captioner, plan.prompts, cfg, plan.todo)
         written = drain_user_errors(sink.drain, job, total=plan.todo, desc=f"captions ({plan.captioner.name})",
                                     progress=progress)
         sink.settle(out, plan.state.files, written.file_names)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from uniqa import storage
@@ -186,15 +187,37 @@ def pages(inp: ScoreInput, page_size: int) -> Iterator[pa.Table]:
         yield rows.filter(pa.array(keep, pa.bool_()))
 
 
-def count(inp: ScoreInput, page_size: int) -> tuple[int, int]:
-    """(distinct images, repeated entries) of a streamed input, by a listing of its own: page by page, holding
-    8 bytes an entry (a 64-bit hash, this process's ``hash``; a collision can only miscount, never lose a row)."""
-    if inp.kind == "images":
-        return sum(len(page) for page in storage.iter_files(inp.uri, IMAGE_SUFFIXES, page_size)), 0
-    hashes = [np.fromiter((hash(u) for u in page), np.int64, len(page)) for page in list_pages(inp.uri, page_size)]
-    entries = sum(len(h) for h in hashes)
-    distinct = len(np.unique(np.concatenate(hashes))) if hashes else 0
-    return distinct, entries - distinct
+@dataclass(frozen=True)
+class Count:
+    """What a listing of a streamed input found (:func:`count`)."""
+
+    rows: int  # distinct images
+    duplicates: int = 0  # repeated entries of a list
+    done: int = 0  # entries whose image is already in the output
+
+    def todo(self) -> int:
+        """Images still to score: exact, or (a list with repeats that are also done) at least 1, never less than
+        the truth, so a resume that has work left never skips it."""
+        left = self.rows - self.done
+        return left if not self.duplicates else max(left, 1)
+
+
+def count(inp: ScoreInput, page_size: int, done: pa.Array | None = None) -> Count:
+    """Count a streamed input by a listing of its own, page by page, holding 8 bytes an entry (a 64-bit hash, this
+    process's ``hash``; a collision could only miscount, never lose a row); with ``done`` (finished ids), also how
+    many entries are finished."""
+    entries = found = 0
+    hashes = []  # a list's, to count its repeats (a folder has none)
+    listing = storage.iter_files(inp.uri, IMAGE_SUFFIXES, page_size) if inp.kind == "images" else list_pages(
+        inp.uri, page_size)
+    for page in listing:
+        entries += len(page)
+        if inp.kind != "images":
+            hashes.append(np.fromiter((hash(u) for u in page), np.int64, len(page)))
+        if done is not None and len(done):
+            found += int(pc.sum(pc.is_in(image_rows(page)["image_id"], value_set=done)).as_py() or 0)
+    rows = len(np.unique(np.concatenate(hashes))) if hashes else entries
+    return Count(rows, entries - rows, found)
 
 
 def _normalised(uri: str) -> str:

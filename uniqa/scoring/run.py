@@ -128,24 +128,26 @@ def run_score(
     before = sink.output_state(out)
     done = before.ids
     per_row = any(size is not None for size in row_sizes)
-    if inp.kind != "manifest" and inp.table is None:  # listed by Ray while it scores; counted here meanwhile
+    written = None
+    if inp.kind != "manifest" and inp.table is None and not len(done):  # listed by Ray, counted here meanwhile
         with ThreadPoolExecutor(1) as pool:
             counted = pool.submit(inputs.count, inp, LISTING_PAGE)
 
             def todo() -> int | None:  # the progress bar's total, once counted
-                return max(counted.result()[0] - len(done), 0) if counted.done() else None
+                return counted.result().rows if counted.done() else None
 
             written = _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address, per_row)
-            rows, duplicates = counted.result()
-            inp = replace(inp, rows=rows, duplicates=duplicates)
+            inp = replace(inp, rows=counted.result().rows, duplicates=counted.result().duplicates)
     else:
         if inp.table is not None:  # a list file or small folder is in memory: drop finished ids here, exactly
             inp = replace(inp, table=sink.drop_ids(inp.table, done))
             todo = len(inp.table)
+        elif inp.kind != "manifest":  # a resume of a large folder / list: counted first (nothing left: no Ray job)
+            counted = inputs.count(inp, LISTING_PAGE, done)
+            inp, todo = replace(inp, rows=counted.rows, duplicates=counted.duplicates), counted.todo()
         else:  # a manifest: on a resume, its id column tells exactly what is left (nothing: no Ray job)
             ids = read_columns(list(inp.files), ["image_id"])["image_id"] if len(done) else []
             todo = inp.rows - sink.count_done(ids, done)
-        written = None
         if todo:
             written = _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address, per_row)
     if written:
