@@ -10,8 +10,10 @@ same backend, model and prompt version.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 
@@ -22,7 +24,7 @@ from uniqa.captioning.instructions import Prompt, task_prompts
 from uniqa.errors import UniqaError
 from uniqa.schema import MANIFEST, check_unique
 from uniqa.stage import StageSummary, config_fingerprint
-from uniqa.tables import dataset_schema, parquet_files, read_columns
+from uniqa.tables import dataset, dataset_schema, parquet_files
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,23 @@ class Plan:
     todo: int  # rows this run captions (at most ``limit``)
 
 
-def manifest_ids(files: list[str], tasks: tuple[str, ...], where: str = "manifest") -> pa.ChunkedArray:
-    """The ids of the manifest rows of ``tasks`` (only the id and task columns are read); an id listed twice fails
-    (captions are keyed by ``image_id``)."""
-    ids = read_columns(files, ["image_id"], filter=pads.field("task").isin(list(tasks)))["image_id"]
-    check_unique(ids, f"{where} (captions are keyed by image_id)")
-    return ids
+def task_ids(files: list[str], tasks: tuple[str, ...]) -> Iterator[pa.Array]:
+    """The ids of the manifest rows of ``tasks``, batch by batch (only the id and task columns are read)."""
+    for batch in dataset(files).to_batches(columns=["image_id"], filter=pads.field("task").isin(list(tasks)),
+                                           batch_size=1 << 16):
+        yield batch.column(0)
+
+
+def manifest_rows(files: list[str], tasks: tuple[str, ...], where: str = "manifest") -> int:
+    """The manifest rows of ``tasks``; an id listed twice fails (captions are keyed by ``image_id``). Holds 8 bytes
+    an id (its 64-bit hash); ids whose hashes repeat are read again, and a real duplicate is named."""
+    hashes = [np.fromiter((hash(i) for i in ids.to_pylist()), np.int64, len(ids)) for ids in task_ids(files, tasks)]
+    values, counts = np.unique(np.concatenate(hashes) if hashes else np.empty(0, np.int64), return_counts=True)
+    if (counts > 1).any():
+        repeated = set(values[counts > 1].tolist())
+        twice = [i for ids in task_ids(files, tasks) for i in ids.to_pylist() if hash(i) in repeated]
+        check_unique(pa.array(twice, pa.string()), f"{where} (captions are keyed by image_id)")
+    return int(counts.sum())
 
 
 def preflight(manifest: str, out: str, cfg: CaptionConfig) -> Plan:
@@ -55,7 +68,7 @@ def preflight(manifest: str, out: str, cfg: CaptionConfig) -> Plan:
     prompts = task_prompts(cfg.prompt_version, cfg.tasks, cfg.prompts_file)
     files = parquet_files(manifest)
     MANIFEST.check_columns(dataset_schema(files), manifest)
-    ids = manifest_ids(files, cfg.tasks, f"manifest {manifest}")
+    rows = manifest_rows(files, cfg.tasks, f"manifest {manifest}")
     if storage.exists(out) and not storage.is_dir(out):
         raise UniqaError(f"--out {out} is a file; captions are written as a folder of Parquet files")
     sink.check_run_identity(out, {"backend": captioner.name, "model": captioner.model,
@@ -63,9 +76,9 @@ def preflight(manifest: str, out: str, cfg: CaptionConfig) -> Plan:
     sink.clean_temporaries(out)
     captioner.prepare_output(out)  # e.g. rows whose server was down: captioned again by this run
     state = sink.output_state(out)
-    done = sink.count_done(ids, state.ids)
-    todo = len(ids) - done
-    return Plan(captioner, prompts, files, state, len(ids), done, min(todo, cfg.limit) if cfg.limit else todo)
+    done = sum(sink.count_done(ids, state.ids) for ids in task_ids(files, cfg.tasks)) if len(state.ids) else 0
+    todo = rows - done
+    return Plan(captioner, prompts, files, state, rows, done, min(todo, cfg.limit) if cfg.limit else todo)
 
 
 def run_caption(manifest: str, out: str, cfg: CaptionConfig, *, progress: bool = True,
