@@ -22,7 +22,7 @@ from uniqa.scoring import inputs
 from uniqa.scoring.config import ScoreConfig, fingerprint, preflight
 from uniqa.scoring.inputs import ID_SCHEMA, ScoreInput, resolve_input
 from uniqa.stage import StageSummary, config_fingerprint
-from uniqa.tables import ray_read, read_columns
+from uniqa.tables import dataset, ray_read
 
 LISTING_PAGE = 10_000  # names per block of a folder's listing (one block: one drop-finished-ids filter)
 
@@ -146,8 +146,8 @@ def run_score(
             counted = inputs.count(inp, LISTING_PAGE, done)
             inp, todo = replace(inp, rows=counted.rows, duplicates=counted.duplicates), counted.todo()
         else:  # a manifest: on a resume, its id column tells exactly what is left (nothing: no Ray job)
-            ids = read_columns(list(inp.files), ["image_id"])["image_id"] if len(done) else []
-            todo = inp.rows - sink.count_done(ids, done)
+            ids = dataset(list(inp.files)).to_batches(columns=["image_id"], batch_size=1 << 16) if len(done) else []
+            todo = inp.rows - sum(sink.count_done(batch.column(0), done) for batch in ids)  # batch by batch
         if todo:
             written = _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address, per_row)
     if written:
