@@ -2,10 +2,11 @@
 decodes, cuts the K training views + the test views of each image and encodes them, vs (c) ``uniqa features``'
 run function on Ray Data (decode tasks, encoder actors, Parquet part files).
 
-    python benchmarks/features.py [--images 5000] [--model uniqa-tiny] [--train-views 4] [--test-views crops10]
+    python benchmarks/features.py [--images 10000] [--model uniqa-tiny] [--train-views 4] [--test-views crops10]
                                   [--workers 0,1,2] [--work DIR] [--busy 1]
 
-Prints images/s of each, end to end (model loading included) and steady (loading excluded), and the ratio c/b
+Prints images/s of each, end to end (model loading included) and steady (the loop without model loading; (c):
+its marginal rate, timed once more on the first half of the images: see score.py's timed_stage), and the ratio c/b
 (goal >= 0.95 steady). Without a GPU, (c) runs one actor per core at 0.5 CPU each (the thread policy gives
 each 1 torch thread) and (b) gets as many torch threads as (c)'s actors have in all. ``--busy N`` measures both
 again beside N CPU-burning processes and prints the two side by side. Shares the image maker, the bare loop and
@@ -62,7 +63,7 @@ def bare(cfg, uris: list[str], ids: list[str], workers: int, threads: int) -> tu
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=5000)
+    ap.add_argument("--images", type=int, default=10000)
     ap.add_argument("--model", default="uniqa-tiny")
     ap.add_argument("--pretrained", default=None)
     ap.add_argument("--train-views", type=int, default=4)
@@ -95,8 +96,8 @@ def main(argv: list[str] | None = None) -> dict:
         timings = {"b_dataloader": timing(len(uris), *bare(cfg, uris, ids, best, threads))}
         init_ray(num_cpus=cores)
         out = work / "out_c"
-        total, steady, steady_n = timed_stage(lambda: run_features(str(manifest), str(out), cfg, progress=False),
-                                              out, rows_per_image=views)
+        total, steady, steady_n = timed_stage(lambda m, o: run_features(str(m), str(o), cfg, progress=False),
+                                              manifest, out)
         timings["c_uniqa_features"] = timing(len(uris), total, steady, steady_n)
         return {**report(timings), "b_num_workers": best}
 

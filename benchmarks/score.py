@@ -6,7 +6,8 @@ driver's peak memory of (c) at two collection sizes (goal: flat).
                                [--views crops10] [--batch-size 64] [--workers 0,1,2] [--a-images N] [--work DIR]
                                [--busy 1]
 
-Prints images/s of each (end to end, model loading included; and steady state, loading excluded), the
+Prints images/s of each (end to end, model loading included; and steady state: the loops without model loading,
+(c) its marginal rate, timed once more on the first half of the images: see timed_stage), the
 ratios c/b (goal >= 0.95 steady) and c/a (goal >= 5), and the driver's peak RSS growth at each memory count.
 (a) and (b) run with as many torch threads as (c)'s actors have in all (the thread policy gives each actor its
 reserved CPUs, at least 1), so the loops and the pipeline use the same cores. ``--busy N`` measures (a)-(c)
@@ -138,28 +139,47 @@ def probe_workers(run, uris: list[str], choices: str, cores: int) -> int:
     return max(tried, key=tried.get)
 
 
-def ray_run(cfg, manifest: Path, out: Path) -> tuple[float, float, int]:
-    """(c) ``run_score`` into a fresh ``out`` -> (end-to-end s, steady-state s, rows after the first file)."""
+def ray_run(cfg, manifest: Path, out: Path, steady: bool = True) -> tuple[float, float, int]:
+    """(c) ``run_score`` into a fresh ``out`` -> (end-to-end s, steady-state s, its images: see timed_stage)."""
     from uniqa.scoring.run import run_score
 
-    return timed_stage(lambda: run_score(str(manifest), str(out), cfg, progress=False), out)
+    return timed_stage(lambda m, o: run_score(str(m), str(o), cfg, progress=False), manifest, out, steady)
 
 
-def timed_stage(run, out: Path, rows_per_image: int = 1) -> tuple[float, float, int]:
-    """``run()`` (a stage's run function writing part files into ``out``, emptied first) -> (end-to-end s,
-    steady-state s = first to last part file, images written after the first file)."""
+def first_half(manifest: Path) -> Path:
+    """A manifest of the first half of ``manifest``'s rows, written beside it once."""
+    half = manifest.with_name(f"{manifest.stem}-half.parquet")
+    if not half.exists():
+        table = pq.read_table(manifest)
+        pq.write_table(table.slice(0, len(table) // 2), half)
+    return half
+
+
+def timed_stage(run, manifest: Path, out: Path, steady: bool = True) -> tuple[float, float, int]:
+    """``run(manifest, out)`` (a stage's run function writing part files into ``out``, emptied first) ->
+    (end-to-end s, steady-state s, images in it). Steady state is the marginal rate: ``run`` once more on the
+    first half of the manifest, then the second half's images over the extra time the whole took. Both runs pay
+    the same start (Ray Data, the actors' start and model load) and get the same head start from decode tasks
+    that run ahead while the actors start (blocks of views wait in the object store), so the difference is the
+    pipeline's steady rate, which the first files' times are not. ``steady`` False: (end-to-end s, 0, 0)."""
     import shutil
 
-    shutil.rmtree(out, ignore_errors=True)
-    wall_start, start = time.time(), time.perf_counter()
-    summary = run()
-    total = time.perf_counter() - start
-    assert summary.complete and summary.rows_written == summary.rows_in, summary.line()
-    parts = sorted((p.stat().st_mtime, pq.read_metadata(p).num_rows // rows_per_image)
-                   for p in out.glob("part-*.parquet"))
-    print(f"first output file after {parts[0][0] - wall_start:.1f} s (Ray Data start, actor start, model load)")
-    steady = parts[-1][0] - parts[0][0]
-    return total, steady, summary.rows_written - parts[0][1]
+    def timed(m: Path) -> tuple[float, int]:
+        shutil.rmtree(out, ignore_errors=True)
+        wall_start, start = time.time(), time.perf_counter()
+        summary = run(m, out)
+        took = time.perf_counter() - start
+        assert summary.complete and summary.rows_written == summary.rows_in, summary.line()
+        first = min(p.stat().st_mtime for p in out.glob("part-*.parquet"))
+        print(f"{summary.rows_written} images in {took:.1f} s, first output file after {first - wall_start:.1f} s "
+              "(Ray Data start, actor start, model load)")
+        return took, summary.rows_written
+
+    total, n = timed(manifest)
+    if not steady:
+        return total, 0.0, 0
+    half, n_half = timed(first_half(manifest))
+    return total, total - half, n - n_half
 
 
 class PeakRSS:
@@ -275,7 +295,7 @@ def memory(cfg, work: Path, counts: list[int], views: str, result: dict) -> None
     for n in counts:
         manifest = make_images(work / f"n{n}", n, size=48)
         with PeakRSS() as rss:
-            took = ray_run(mem_cfg, manifest, work / f"out_mem{n}")[0]
+            took = ray_run(mem_cfg, manifest, work / f"out_mem{n}", steady=False)[0]
         growth = (rss.peak - rss.base) / 2**20
         result[f"memory_{n}"] = {"driver_rss_growth_mb": growth, "driver_peak_rss_mb": rss.peak / 2**20,
                                  "seconds": took}

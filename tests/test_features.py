@@ -37,6 +37,20 @@ def test_view_layout_and_protocol_name():
         FeaturesConfig(model="m", train_views=-1)
 
 
+def test_decode_tasks_fill_a_byte_budget_of_views():
+    """Like scoring (uniqa.runtime.views_block_rows): K + T views of 64 px, 64 MiB a block, two blocks an actor on
+    small inputs; 16-row blocks made ~300 tiny tasks of 5,000 images and halved the stage's throughput."""
+    cfg = FeaturesConfig(model="uniqa-tiny", train_views=20, test_views="crops10", num_actors=2)
+    assert cfg.block_rows(64) == 64 * 2**20 // (30 * 64 * 64 * 3) == 182
+    assert cfg.block_rows(64, total=100_000) == 182
+    assert cfg.block_rows(64, total=300) == 75  # 4 blocks for 2 actors
+    assert cfg.block_rows(64, total=20) == 16  # never below 16 rows
+    assert cfg.block_rows(1024) == 16
+    assert FeaturesConfig(model="uniqa-tiny", rows_per_block=7).block_rows(64, total=10**6) == 7  # given: as given
+    with pytest.raises(UniqaError, match="rows_per_block must be a positive integer or null, got 0"):
+        FeaturesConfig(model="uniqa-tiny", rows_per_block=0)
+
+
 def test_views_batch_is_seeded_per_image_and_errors_stay_rows():
     data = png(90, 120, 0)
     batch = {"image_id": np.array(["a", "b", "bad"], dtype=object),

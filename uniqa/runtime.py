@@ -149,6 +149,32 @@ def block_rows(rows_per_block: int, total: int | None) -> int:
     return max(rows_per_block, -(-total // MAX_BLOCKS)) if total else rows_per_block
 
 
+VIEWS_BLOCK_BYTES = 64 * 2**20  # uint8 views per decode task of a model stage (see views_block_rows)
+VIEWS_BLOCK_ROWS = (16, 1024)  # ... and the bounds of its row count
+
+
+def views_block_rows(image_bytes: int, total: int | None = None, actors: int = 1) -> int:
+    """Images per decode task of a model stage (scoring, features): as many as fill :data:`VIEWS_BLOCK_BYTES` with
+    their uint8 views (``image_bytes`` an image), within :data:`VIEWS_BLOCK_ROWS`. Big blocks amortise Ray's
+    per-task cost (it dominates for small models); the byte cap keeps the views of large models from flooding the
+    object store. With ``total`` rows to do, blocks are also small enough to give each of ``actors`` two."""
+    low, high = VIEWS_BLOCK_ROWS
+    rows = VIEWS_BLOCK_BYTES // max(image_bytes, 1)
+    if total:
+        rows = min(rows, -(-total // (2 * actors)))
+    return max(low, min(high, rows))
+
+
+def gpus_per_actor(num_gpus: float | None) -> float:
+    """GPUs for each model actor: ``num_gpus`` as configured, or 1 when the cluster has GPUs and 0 when it has
+    none."""
+    import ray
+
+    if num_gpus is not None:
+        return float(num_gpus)
+    return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
 def quiet_ray_data(quiet: bool = False) -> None:
     """No Ray Data progress bars (our own bar, :func:`uniqa.sink.drain`, counts rows); ``quiet`` also drops Ray
     Data's INFO log lines (execution plan, "execution finished")."""

@@ -28,7 +28,7 @@ class FeaturesConfig:
     num_cpus: float = 1.0  # CPUs per model actor
     decode_cpus: float = 1.0  # CPUs per decode + views task
     threads: int | None = None  # torch threads of a CPU model actor (None: the thread policy, its num_cpus)
-    rows_per_block: int = 16  # images per decode + views task
+    rows_per_block: int | None = None  # images per decode + views task; None: as many as fill 64 MiB of views
     rows_per_file: int = 256  # images per output Parquet file (the unit of resume; an image never spans two)
     allow_leak: bool = False  # go on when test-side images are in the model's pre-training corpus (recorded)
     leak_splits: tuple[str, ...] = ()  # split columns whose test side is checked for a leak (empty: every one)
@@ -42,13 +42,12 @@ class FeaturesConfig:
             raise UniqaError(f"test_views must be one of {list(VIEW_PROTOCOLS)}, got {self.test_views!r}")
         if self.precision not in PRECISIONS:
             raise UniqaError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
-        for field in ("train_views", "batch_size", "views_per_pass", "num_actors", "rows_per_block", "rows_per_file",
-                      "max_pixels"):
+        for field in ("train_views", "batch_size", "views_per_pass", "num_actors", "rows_per_file", "max_pixels"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if field == "train_views" else 1):
                 raise UniqaError(f"{field} must be a {'non-negative' if field == 'train_views' else 'positive'} "
                                  f"integer, got {value!r}")
-        for field in ("decode_size", "threads"):
+        for field in ("decode_size", "threads", "rows_per_block"):
             value = getattr(self, field)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise UniqaError(f"{field} must be a positive integer or null, got {value!r}")
@@ -85,6 +84,17 @@ class FeaturesConfig:
         from uniqa.data.images import decode_key
 
         return decode_key(self.decode_size, row_sizes)
+
+    def block_rows(self, image_size: int, total: int | None = None) -> int:
+        """Images per decode + views task: ``rows_per_block``, or as many as fill 64 MiB with their K + T uint8
+        views (:func:`uniqa.runtime.views_block_rows`; with ``total`` images, every model actor gets two blocks)."""
+        if self.rows_per_block is not None:
+            return self.rows_per_block
+        from uniqa.data.views import VIEW_COUNTS
+        from uniqa.runtime import views_block_rows
+
+        views = self.train_views + VIEW_COUNTS[self.test_views]
+        return views_block_rows(views * image_size * image_size * 3, total, self.num_actors)
 
     def decode_config(self):
         from uniqa.data.images import DecodeConfig

@@ -12,7 +12,7 @@ from uniqa.errors import UniqaError
 from uniqa.features.batches import feature_views_batch, row_errors, write_features
 from uniqa.features.config import FeaturesConfig
 from uniqa.models.encoder import FrozenModel
-from uniqa.runtime import use_policy_threads
+from uniqa.runtime import gpus_per_actor, use_policy_threads
 
 
 class FeatureStage:
@@ -43,14 +43,6 @@ class FeatureStage:
         return {"image_id": batch["image_id"], "features": features, "error": batch["error"]}
 
 
-def gpus_per_actor(cfg: FeaturesConfig) -> float:
-    import ray
-
-    if cfg.num_gpus is not None:
-        return float(cfg.num_gpus)
-    return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-
-
 def add_feature_stages(ds, cfg: FeaturesConfig, frozen: FrozenModel, out: str, protocol: str):
     """``image_id, image_uri`` [, ``decode_size``] rows -> decode + views tasks -> encoder actors -> part files under
     ``out``, every row keyed by ``protocol`` (:meth:`FeaturesConfig.protocol`)."""
@@ -62,7 +54,7 @@ def add_feature_stages(ds, cfg: FeaturesConfig, frozen: FrozenModel, out: str, p
                    "test_protocol": cfg.test_views, "seed": cfg.seed},
         batch_format="numpy", batch_size=None, num_cpus=cfg.decode_cpus,
     )
-    num_gpus = gpus_per_actor(cfg)
+    num_gpus = gpus_per_actor(cfg.num_gpus)
     if num_gpus == 0 and cfg.precision == "fp16":
         raise UniqaError("precision fp16 needs GPUs, and the model actors get none; use fp32 or bf16")
     ds = ds.map_batches(

@@ -127,6 +127,6 @@ def _encode(prep: Prepared, before, cfg, protocol, out, todo, progress, address)
     if len(before.ids):
         ds = ds.map_batches(sink.drop_ids, fn_kwargs={"ids": before.ids}, batch_format="pyarrow",
                             batch_size=None)
-    ds = ds.repartition(target_num_rows_per_block=cfg.rows_per_block)
+    ds = ds.repartition(target_num_rows_per_block=cfg.block_rows(prep.frozen.image_size, todo))
     ds = add_feature_stages(ds, cfg, prep.frozen, out, protocol)
     return drain_user_errors(sink.drain, ds, todo, desc="features", progress=progress)

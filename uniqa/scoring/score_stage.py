@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from uniqa.errors import UniqaError
-from uniqa.runtime import use_policy_threads
+from uniqa.runtime import gpus_per_actor, use_policy_threads
 from uniqa.scoring.batches import classic_table, views_batch
 from uniqa.scoring.config import ScoreConfig
 
@@ -32,15 +32,6 @@ class ScoreStage:
         return self.scorer.score_views(batch)
 
 
-def gpus_per_actor(cfg: ScoreConfig) -> float:
-    """``cfg.num_gpus``, or 1 when the cluster has GPUs and 0 when it has none."""
-    import ray
-
-    if cfg.num_gpus is not None:
-        return float(cfg.num_gpus)
-    return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-
-
 def add_score_stages(ds, cfg: ScoreConfig, checksum: str):
     """``image_id, image_uri`` rows -> decode + views (+ classic metrics) tasks -> model actor pool -> score rows.
     With classic heads only, the decode tasks make the score rows and no model actor starts."""
@@ -59,7 +50,7 @@ def add_score_stages(ds, cfg: ScoreConfig, checksum: str):
     if not cfg.model_heads:
         return ds.map_batches(classic_table, fn_kwargs={"heads": classic, "checksum": checksum},
                               batch_format="numpy", batch_size=None, num_cpus=cfg.decode_cpus)
-    num_gpus = gpus_per_actor(cfg)
+    num_gpus = gpus_per_actor(cfg.num_gpus)
     if num_gpus == 0 and cfg.precision == "fp16":
         raise UniqaError("precision fp16 needs GPUs, and the model actors get none (num_gpus 0 or a CPU-only "
                          "cluster); use fp32 or bf16")
