@@ -24,7 +24,7 @@ from uniqa.captioning.instructions import Prompt, task_prompts
 from uniqa.errors import UniqaError
 from uniqa.schema import MANIFEST, check_unique
 from uniqa.stage import StageSummary, config_fingerprint
-from uniqa.tables import dataset, dataset_schema, parquet_files
+from uniqa.tables import dataset, dataset_schema, id_hashes, parquet_files
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def task_ids(files: list[str], tasks: tuple[str, ...]) -> Iterator[pa.Array]:
 def manifest_rows(files: list[str], tasks: tuple[str, ...], where: str = "manifest") -> int:
     """The manifest rows of ``tasks``; an id listed twice fails (captions are keyed by ``image_id``). Holds 8 bytes
     an id (its 64-bit hash); ids whose hashes repeat are read again, and a real duplicate is named."""
-    hashes = [np.fromiter((hash(i) for i in ids.to_pylist()), np.int64, len(ids)) for ids in task_ids(files, tasks)]
+    hashes = [id_hashes(ids.to_pylist()) for ids in task_ids(files, tasks)]
     values, counts = np.unique(np.concatenate(hashes) if hashes else np.empty(0, np.int64), return_counts=True)
     if (counts > 1).any():
         repeated = set(values[counts > 1].tolist())

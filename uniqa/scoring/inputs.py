@@ -29,7 +29,7 @@ from uniqa import storage
 from uniqa.data.images import IMAGE_SUFFIXES
 from uniqa.errors import UniqaError
 from uniqa.scoring.config import INPUT_FORMATS
-from uniqa.tables import parquet_files
+from uniqa.tables import id_hashes, parquet_files
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 ID_COLUMNS = ("image_id", "image_uri")
@@ -213,7 +213,7 @@ def count(inp: ScoreInput, page_size: int, done: pa.Array | None = None) -> Coun
     for page in listing:
         entries += len(page)
         if inp.kind != "images":
-            hashes.append(np.fromiter((hash(u) for u in page), np.int64, len(page)))
+            hashes.append(id_hashes(page))
         if done is not None and len(done):
             found += int(pc.sum(pc.is_in(image_rows(page)["image_id"], value_set=done)).as_py() or 0)
     rows = len(np.unique(np.concatenate(hashes))) if hashes else entries
