@@ -1,18 +1,22 @@
-"""Sweep throughput: the same 8-trial adapter sweep at concurrency 1 and 2, one run -> wall-clock ratio and
-trials per minute.
+"""Sweep throughput: the same 8-trial adapter sweep through Ray Tune at concurrency 1 and 2 and as a plain loop in
+one process, in one run -> Tune's overhead over the plain loop, the concurrency speed-up, and trials per minute.
 
     .venv/bin/python benchmarks/tune.py                          # sample corpus, random-init uniqa-tiny
     .venv/bin/python benchmarks/tune.py --manifest M --features F --model MODEL --trials 16 --concurrency 1,4
     .venv/bin/python benchmarks/tune.py --busy 1                 # idle, then beside a CPU-burning process
 
 Both sweeps draw the same configs (same seed) and run every trial to the end (FIFO scheduler, fixed epochs), so
-they do the same work and only the concurrency differs. Trials train on cached features (computed once into
---work when --features is not given; not timed); a 2-trial sweep warms Tune up first (not timed). Ray is started
-once (--cpus, default 2) and shared. Each trial runs torch with the thread policy's count (the CPUs its trial
-reserves, at least 1). ``--busy N`` runs both sweeps again beside N CPU-burning processes and prints both side by
-side; the headline is the wall-clock ratio. Beside N busy processes on C cores, k trials get at most
-C k / (k + N) cores (the kernel shares a core per runnable process): with C = 2 and N = 1, concurrency 2 can be at
-most 1.33x faster than 1, against 2x idle.
+they do the same work and only the concurrency differs; the plain loop then trains the configs of the first sweep's
+table one after the other in this process (``train_adapter``, the call a trial makes, 1 torch thread as a 1-CPU
+trial has), with no Tune, no actors and no reports. Trials train on cached features (computed once into --work when
+--features is not given; not timed); a 2-trial sweep warms Tune up first (not timed). Ray is started once (--cpus,
+default 2) and shared. Each trial runs torch with the thread policy's count (the CPUs its trial reserves, at least 1).
+
+The headline is ``tune_over_plain``: the first concurrency level's wall time over the plain loop's, Tune's cost per
+sweep like the other benchmarks' Ray / bare ratios. ``--busy N`` runs everything again beside N CPU-burning
+processes and prints both side by side. The concurrency speed-up is printed too but is no headline: beside N busy
+processes on C cores, k trials get at most C k / (k + N) cores (the kernel shares a core per runnable process), so
+with C = 2 and N = 1 concurrency 2 can be at most 1.33x faster than 1, against 2x idle.
 """
 
 from __future__ import annotations
@@ -25,6 +29,30 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from neighbours import add_busy_argument, side_by_side  # noqa: E402
+
+
+def plain_loop(manifest: str, features: str, model: str, space: dict):
+    """-> ``run(sweep)``: train the configs of a finished sweep's table one after the other in this process, as
+    its trials did (same data, seeds and threads), and return how many."""
+    import pyarrow.parquet as pq
+    import torch
+
+    from uniqa.tuning.config import TuneConfig
+    from uniqa.tuning.run import _adapter_data, preflight, train_adapter
+
+    cfg = TuneConfig(base={"model": model}, search_space=space, num_samples=1)
+    prep, acfg = preflight(manifest, features, None, cfg)
+    data, _, _ = _adapter_data(manifest, features, None, cfg, prep, acfg, False, None)
+    data.threads = 1  # a 1-CPU trial's count (the thread policy's)
+    val = {"val": (torch.from_numpy(data.val), data.val_mos)}
+
+    def run(sweep: str) -> int:
+        rows = pq.read_table(f"{sweep}/results.parquet").to_pylist()
+        for row in rows:
+            train_adapter({name: row[f"config_{name}"] for name in space}, data, val, lambda _: None)
+        return len(rows)
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
              TuneConfig(base={"model": args.model}, search_space={**space, "epochs": 1}, num_samples=2,
                         max_concurrent=1, scheduler=SchedulerConfig(kind="fifo")), progress=False)
 
+    plain = plain_loop(manifest, features, args.model, space)
+
     def measure() -> dict:
         k, seconds, figures = next(runs), {}, {}
         for level in levels:
@@ -91,10 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         for level in levels[1:]:
             figures[f"ratio_c{levels[0]}_over_c{level}"] = seconds[levels[0]] / seconds[level]
             print(f"wall-clock ratio concurrency {levels[0]} / {level}: {seconds[levels[0]] / seconds[level]:.2f}x")
+        start = time.perf_counter()
+        trials = plain(f"{work}/r{k}-c{levels[0]}")
+        bare = time.perf_counter() - start
+        figures["trials_per_min_plain"] = 60 * trials / bare
+        figures["tune_over_plain"] = seconds[levels[0]] / bare
+        print(f"plain loop: {trials} trials in {bare:.1f} s; Tune at concurrency {levels[0]} / plain: "
+              f"{figures['tune_over_plain']:.2f}x")
         return figures
 
-    side_by_side(measure, args.busy, [f"ratio_c{levels[0]}_over_c{level}" for level in levels[1:]],
-                 seconds=args.busy_seconds)
+    side_by_side(measure, args.busy, ["tune_over_plain"], seconds=args.busy_seconds)
     return 0
 
 

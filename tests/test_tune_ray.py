@@ -127,8 +127,15 @@ def test_asha_sweep_failure_and_best_export(ray_session, cached, capsys):
 def test_sigkill_and_rerun_does_not_redo_finished_trials(ray_session, cached, capsys):
     root, manifest, features = cached
     out = root / "killed"
-    args = ["tune", "--config", _sweep(root, "killed", concurrency=1), "--manifest", manifest, "--features", features,
-            "--out", str(out), "--quiet"]
+    # trials of 200-300 epochs without early stops (2-4 s each with Tune reusing the trial actor): the kill
+    # after 3 finished trials lands well before the sweep's end, however fast this machine runs them
+    sweep = Path(_sweep(root, "killed", concurrency=1))
+    sweep.write_text(sweep.read_text().replace("epochs: {choice: [3, 4]}", "epochs: {choice: [200, 300]}")
+                     .replace("scheduler: {kind: asha, max_t: 4, grace_period: 1, reduction_factor: 2}",
+                              "scheduler: {kind: fifo}"))
+    assert "[200, 300]" in sweep.read_text() and "fifo" in sweep.read_text()
+    args = ["tune", "--config", str(sweep), "--manifest", manifest, "--features", features, "--out", str(out),
+            "--quiet"]
     address = ray_session.get_runtime_context().gcs_address
     started = time.time()  # the job's workers start after this
     proc = subprocess.Popen([sys.executable, "-m", "uniqa.cli", *args, "--ray-address", address],
@@ -168,7 +175,8 @@ def test_sigkill_and_rerun_does_not_redo_finished_trials(ray_session, cached, ca
     assert summary["details"]["finished_before"] == finished
     assert sum(starts.values()) >= 8 and all(s in (1, 2) for s in starts.values())
     print(f"killed with {len(completed)} trials complete ({len(finished)} saved as finished by Tune); starts per "
-          f"trial after the rerun: {[starts[t] for t in sorted(starts)]}")
+          f"trial after the rerun: {[starts[t] for t in sorted(starts)]}; seconds per trial: "
+          f"{sorted(round(r['seconds'], 1) for r in rows)}")
 
 
 @pytest.mark.timeout(600)

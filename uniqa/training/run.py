@@ -174,7 +174,7 @@ class IdleBackoff:
     blocks (in ``ray.wait``, up to 0.1 s) while some task runs; when the stream is ahead of training and every
     operator is backpressured it spins: a whole core per stream on this CPU without a sleep, 0.2 of one with a fixed
     10 ms (its resource bookkeeping runs every step), which a training worker beside a busy neighbour pays for
-    (Ray / plain loop 1.42 beside a CPU burner at 10 ms, 1.16 at 0.1 s; ``benchmarks/pretrain.py --busy 1``).
+    (Ray / plain beside a CPU burner: 1.42 at 10 ms, 1.04 and 1.16 with this; ``benchmarks/pretrain.py --busy 1``).
     Only a fully backpressured stream sleeps, so its queue holds blocks: the consumer waits for the loop only when
     it drains that queue in under ``IDLE_SLEEP_S``. Attached to the pre-training streams only."""
 

