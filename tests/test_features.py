@@ -43,6 +43,7 @@ def test_decode_tasks_fill_a_byte_budget_of_views():
     cfg = FeaturesConfig(model="uniqa-tiny", train_views=20, test_views="crops10", num_actors=2)
     assert cfg.block_rows(64) == 64 * 2**20 // (30 * 64 * 64 * 3) == 182
     assert cfg.block_rows(64, total=100_000) == 182
+    assert cfg.block_rows(64, total=1_000_000) == 500  # at most 2,000 blocks (runtime.MAX_BLOCKS)
     assert cfg.block_rows(64, total=300) == 75  # 4 blocks for 2 actors
     assert cfg.block_rows(64, total=20) == 16  # never below 16 rows
     assert cfg.block_rows(1024) == 16

@@ -157,11 +157,13 @@ def views_block_rows(image_bytes: int, total: int | None = None, actors: int = 1
     """Images per decode task of a model stage (scoring, features): as many as fill :data:`VIEWS_BLOCK_BYTES` with
     their uint8 views (``image_bytes`` an image), within :data:`VIEWS_BLOCK_ROWS`. Big blocks amortise Ray's
     per-task cost (it dominates for small models); the byte cap keeps the views of large models from flooding the
-    object store. With ``total`` rows to do, blocks are also small enough to give each of ``actors`` two."""
+    object store. With ``total`` rows to do, blocks are also small enough to give each of ``actors`` two, and large
+    enough that there are at most :data:`MAX_BLOCKS` (the driver's memory; this bound wins over the byte budget,
+    e.g. a million images of 30 views of 64 px take 500 rows a block, 176 MiB, not 182)."""
     low, high = VIEWS_BLOCK_ROWS
     rows = VIEWS_BLOCK_BYTES // max(image_bytes, 1)
     if total:
-        rows = min(rows, -(-total // (2 * actors)))
+        rows = max(min(rows, -(-total // (2 * actors))), -(-total // MAX_BLOCKS))
     return max(low, min(high, rows))
 
 
