@@ -21,7 +21,7 @@ from uniqa.captioning.attributes import caption_batch, caption_image, describe
 from uniqa.captioning.backends import CAPTIONERS, LLMStep, MapStep, create_captioner
 from uniqa.captioning.backends.vllm import VLLM_MODULES, VLLMCaptioner, check_vllm_installed, vllm_preprocess
 from uniqa.captioning.caption_stage import processor_config
-from uniqa.captioning.config import AttributesConfig, CaptionConfig
+from uniqa.captioning.config import AttributesConfig, CaptionConfig, OpenAIConfig
 from uniqa.captioning.http_session import SessionFactory
 from uniqa.captioning.instructions import get_prompt, load_prompts, task_prompts
 from uniqa.captioning.measures import measure
@@ -474,3 +474,20 @@ def test_waiting_for_a_server_that_never_answers_is_bounded():
         wait_for_model("http://127.0.0.1:9/v1/chat/completions", "m", 3.0, poll_s=1.0, clock=lambda: now[0],
                        sleep=sleep)
     assert sum(waits) == pytest.approx(3.0) and len(waits) == 3
+
+
+def test_block_rows_by_backend():
+    """rows_per_block unset: attributes (CPU, ~3 ms a row) gives each CPU slot two blocks within 64-1,024 rows;
+    an LLM backend keeps 64-row blocks (the unit of parallel requests); a value given is used as given."""
+    attributes = create_captioner(CaptionConfig(backend="attributes"))
+    assert attributes.block_rows(10_000, cpus=2.0) == 1024
+    assert attributes.block_rows(1_000, cpus=2.0) == 250
+    assert attributes.block_rows(1_000, cpus=64.0) == 64
+    assert attributes.block_rows(None, cpus=2.0) == 64
+    half = create_captioner(CaptionConfig(backend="attributes", attributes=AttributesConfig(num_cpus=0.5)))
+    assert half.block_rows(1_000, cpus=2.0) == 125  # 4 slots
+    openai = create_captioner(CaptionConfig(backend="openai", openai=OpenAIConfig(model="m")))
+    assert openai.block_rows(1_000_000, cpus=2.0) == 64
+    assert CaptionConfig(rows_per_block=7).rows_per_block == 7
+    with pytest.raises(UniqaError, match="rows_per_block must be a positive number, got 0"):
+        CaptionConfig(rows_per_block=0)

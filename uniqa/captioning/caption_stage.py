@@ -55,9 +55,13 @@ def caption_job(files: list[str], out: str, done: pa.Array, captioner: Captioner
                         batch_format="pyarrow", batch_size=None)
     if cfg.limit:
         ds = ds.limit(cfg.limit)
-    # Small blocks: captioning runs as many tasks side by side, and files are committed as blocks finish (a read
-    # block holds a whole manifest file: without this, nothing would be written before all of it was captioned).
-    ds = ds.repartition(target_num_rows_per_block=block_rows(cfg.rows_per_block, todo))
+    # Blocks of the backend's size (attributes: two per CPU slot, LLMs: 64 rows): captioning runs as many tasks side
+    # by side, and files are committed as blocks finish (a read block holds a whole manifest file: without this,
+    # nothing would be written before all of it was captioned).
+    import ray
+
+    rows = cfg.rows_per_block or captioner.block_rows(todo, ray.cluster_resources().get("CPU", 1.0))
+    ds = ds.repartition(target_num_rows_per_block=block_rows(rows, todo))
     for step in captioner.steps(prompts):
         ds = apply_step(ds, step)
     # Writing is light I/O: with no CPU reserved it is never starved by captioning tasks holding every CPU.

@@ -130,7 +130,7 @@ class CaptionConfig:
     prompts_file: str | None = None  # another prompt file (local or s3://); None: the packaged prompts.yaml
     tasks: tuple[str, ...] = TASKS  # caption only manifest rows of these tasks
     limit: int | None = None  # caption at most this many not-yet-captioned images in this run (then rerun)
-    rows_per_block: int = 64  # rows per Ray Data block: the unit of parallel work (tasks run side by side)
+    rows_per_block: int | None = None  # rows per Ray Data block, the unit of parallel work (None: the backend's)
     rows_per_file: int = 1000  # rows per output Parquet file: the unit of resume (a killed run loses < one file)
     max_pixels: int = 120_000_000  # decompression-bomb limit per image
     attributes: AttributesConfig = AttributesConfig()

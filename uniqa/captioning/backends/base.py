@@ -45,6 +45,9 @@ class LLMStep:
 Step = MapStep | LLMStep
 
 
+DEFAULT_BLOCK_ROWS = 64
+
+
 class Captioner:
     """Base of every backend: ``name`` is its registry name, ``model`` the name recorded on its caption rows."""
 
@@ -64,6 +67,12 @@ class Captioner:
     def steps(self, prompts: TaskPrompts) -> list[Step]:
         """The steps from pending manifest rows to caption rows, with the run's prompts (task -> Prompt)."""
         raise NotImplementedError
+
+    def block_rows(self, todo: int | None, cpus: float) -> int:
+        """Rows per Ray Data block when ``rows_per_block`` is not set, for ``todo`` rows on a cluster of ``cpus``
+        CPUs. A block is the unit of parallel work: 64 rows by default, so that a small job still spreads over
+        many workers (an LLM's requests per block run concurrently)."""
+        return DEFAULT_BLOCK_ROWS
 
     def prepare_output(self, out: str) -> int:
         """Pre-flight, before the finished ids are read: forget rows under ``out`` that a rerun should caption again
