@@ -22,6 +22,11 @@ from uniqa.errors import UniqaError
 COMMON_FLAGS = ("--out", "--config", "--set", "--quiet", "--ray-address")
 
 
+def comma_list(text: str) -> list[str]:
+    """An argument's comma-separated names (``--heads quality,aesthetics``), blanks dropped."""
+    return [h.strip() for h in text.split(",") if h.strip()]
+
+
 @dataclass(frozen=True)
 class Arg:
     """One flag of a stage: an input of its run function (``key=None``) or a shortcut for a config key."""

@@ -12,7 +12,6 @@ listed in ``{out}/_missing.txt`` and in the summary — never silently.
 
 from __future__ import annotations
 
-import os
 import posixpath
 from collections import Counter
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ class PrepareConfig:
 
 
 def _listing_key(uri: str) -> str:
-    return uri if storage.is_s3(uri) else os.path.normpath(os.path.abspath(uri))
+    return storage.absolute(uri)
 
 
 def missing_files(uris: list[str]) -> list[str]:

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from uniqa.stagecli import Arg, StageCommand
-
-
-def head_list(text: str) -> list[str]:
-    return [h.strip() for h in text.split(",") if h.strip()]
-
+from uniqa.stagecli import Arg, StageCommand, comma_list
 
 COMMAND = StageCommand(
     name="evaluate",
@@ -29,7 +24,7 @@ COMMAND = StageCommand(
             key="split"),
         Arg("--side", "side of the split: test (default), val or train", key="side"),
         Arg("--heads", "comma-separated score columns (default: every score column of --scores)", key="heads",
-            type=head_list),
+            type=comma_list),
         Arg("--allow-leak", "go on when evaluated images are in the pre-training corpus of the model that scored "
             "them (its corpus_ids.parquet record); the overlap is recorded in _summary.json", key="allow_leak",
             store_true=True),

@@ -86,7 +86,7 @@ def build_report(run_dir: str, out: str | None = None) -> str:
     sections = render(run)
     if not sections:
         raise UniqaError(f"run folder {run_dir} holds nothing the report knows; looked for: {', '.join(KNOWN)}")
-    shown = run_dir if storage.is_s3(run_dir) else os.path.abspath(run_dir)
+    shown = storage.absolute(run_dir)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"{esc(kind(run))} · <code>{esc(shown)}</code> · uniqa {esc(__version__)} · {when}"
     out = out or storage.join(run_dir, REPORT_FILE)

@@ -11,7 +11,6 @@ from the summary's ``inputs.scores``) and a ``uniqa pretrain`` run (``metrics.js
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,7 +66,7 @@ def read_parquet(uri: str, columns: list[str] | None = None) -> pd.DataFrame | N
 
 
 def _local(uri: str) -> str:
-    return uri if storage.is_s3(uri) else os.path.abspath(uri)
+    return storage.absolute(uri)
 
 
 class RunFolder:

@@ -152,8 +152,7 @@ class Scorer:
 def _source(item) -> str | bytes:
     """A path / URI (made absolute) or encoded bytes for the decoder."""
     if isinstance(item, (str, os.PathLike)):
-        uri = os.fspath(item)
-        return uri if storage.is_s3(uri) else os.path.abspath(uri)
+        return storage.absolute(item)
     if isinstance(item, (bytes, bytearray)):
         return bytes(item)
     return _encode(item)

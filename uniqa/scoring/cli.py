@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from uniqa.stagecli import Arg, StageCommand
-
-
-def head_list(text: str) -> list[str]:
-    return [h.strip() for h in text.split(",") if h.strip()]
-
+from uniqa.stagecli import Arg, StageCommand, comma_list
 
 COMMAND = StageCommand(
     name="score",
@@ -27,7 +22,7 @@ COMMAND = StageCommand(
             "wrote, or its head.safetensors; a path, so ./quality for a folder in the working directory), or a "
             "classic metric niqe | brisque | piqe (from the decoded image, no model; the column is the negated "
             "value, higher = better, and NAME_raw the published one); default quality,aesthetics", key="heads",
-            type=head_list),
+            type=comma_list),
         Arg("--views", "view protocol: crops10 | five | full", key="views"),
         Arg("--embeddings", "also write the image embeddings (normalised mean over views; not adapter input: "
             "see `uniqa features`)", key="embeddings", store_true=True),
