@@ -37,12 +37,11 @@ def plain_loop(manifest: str, features: str, model: str, space: dict):
     import pyarrow.parquet as pq
     import torch
 
+    from uniqa.tuning.adapter import AdapterSweep, train_adapter
     from uniqa.tuning.config import TuneConfig
-    from uniqa.tuning.run import _adapter_data, preflight, train_adapter
 
     cfg = TuneConfig(base={"model": model}, search_space=space, num_samples=1)
-    prep, acfg = preflight(manifest, features, None, cfg)
-    data, _, _ = _adapter_data(manifest, features, None, cfg, prep, acfg, False, None)
+    data = AdapterSweep.preflight(manifest, features, None, cfg).load(None)
     data.threads = 1  # a 1-CPU trial's count (the thread policy's)
     val = {"val": (torch.from_numpy(data.val), data.val_mos)}
 
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from uniqa.runtime import init_ray
     from uniqa.tuning.config import SchedulerConfig, TuneConfig
-    from uniqa.tuning.run import run_tune
+    from uniqa.tuning.sweep import run_tune
 
     work = args.work or tempfile.mkdtemp(prefix="bench-tune-")
     init_ray(num_cpus=args.cpus)

@@ -3,7 +3,7 @@
     ray job submit --working-dir . -- python pipelines/tune.py --config tuning/adapter-quality.yaml \
         --manifest s3://bucket/manifests/koniq --out s3://bucket/sweeps/koniq-quality [--set num_samples=32]
 
-Steps (uniqa.tuning.run): sweep file (checked before any trial) -> features (cached) -> Tune trials (ASHA on
+Steps (uniqa.tuning.sweep): sweep file (checked before any trial) -> features (cached) -> Tune trials (ASHA on
 validation SRCC) -> results table, best config, best adapter, the best trial's test numbers.
 """
 

@@ -10,7 +10,7 @@ from uniqa.cli import main
 from uniqa.config import load_config
 from uniqa.errors import UniqaError
 from uniqa.tuning.config import ADAPTER_PARAMS, TuneConfig
-from uniqa.tuning.run import pick_best
+from uniqa.tuning.sweep import pick_best
 
 SWEEPS = Path(__file__).parent.parent / "tuning"
 
@@ -60,7 +60,7 @@ def test_storage_checks_come_before_any_trial(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and "none" in err[0]
     assert not (tmp_path / "run").exists()
     with pytest.raises(UniqaError, match="a pretrain sweep needs --corpus"):
-        from uniqa.tuning.run import preflight
+        from uniqa.tuning.sweep import preflight
 
         preflight(None, None, None, load_config(TuneConfig, str(SWEEPS / "pretrain-small.yaml")))
 
@@ -68,14 +68,14 @@ def test_storage_checks_come_before_any_trial(tmp_path, capsys):
 def test_pretrain_sweep_needs_a_held_out_manifest(tmp_path):
     """zero_shot_srcc needs a manifest; a manifest whose test side is in the corpus is refused (before a trial)."""
     from tests.test_pretrain import write_corpus
-    from uniqa.tuning.run import preflight
+    from uniqa.tuning.sweep import preflight
 
     corpus = write_corpus(tmp_path, n_images=8)
     cfg = load_config(TuneConfig, str(SWEEPS / "pretrain-small.yaml"))
     with pytest.raises(UniqaError, match="metric zero_shot_srcc needs --manifest"):
         preflight(None, None, corpus, cfg)
     held_out = write_manifest(tmp_path / "held-out", [f"t{i}" for i in range(8)], corpus)
-    assert preflight(held_out, None, corpus, cfg)[1].model == "uniqa-small"
+    assert preflight(held_out, None, corpus, cfg).base.model == "uniqa-small"
     seen = write_manifest(tmp_path / "seen", [f"im{i}" for i in range(8)], corpus)  # the corpus's own images
     with pytest.raises(UniqaError, match=r"4 of the 4 test-side images of split_0 of manifest .*seen \(e.g. im"):
         preflight(seen, None, corpus, cfg)
@@ -98,6 +98,35 @@ def write_manifest(folder, ids: list[str], corpus: str) -> str:
 
     write_table(pa.Table.from_pylist(rows), str(folder), MANIFEST)
     return str(folder)
+
+
+def test_planned_trials_count_the_grid():
+    assert TuneConfig(search_space={"lr": 0.001}, num_samples=3).planned_trials() == 3
+    space = {"lr": {"grid": [1e-3, 3e-3]}, "epochs": {"grid": [1, 2, 4]}, "batch_size": {"choice": [8, 16]}}
+    assert TuneConfig(search_space=space, num_samples=2).planned_trials() == 12
+
+
+def test_every_kind_has_a_sweep_module():
+    from uniqa.tuning.config import KINDS as NAMES
+    from uniqa.tuning.sweep import KINDS
+
+    assert sorted(KINDS) == sorted(NAMES)
+    for kind in KINDS.values():
+        assert all(callable(getattr(kind, name)) for name in ("preflight", "trainable", "stopped_early", "export",
+                                                               "details"))
+
+
+def test_ledger_says_what_finished_before_this_run():
+    from uniqa.tuning.sweep import finished_before
+
+    before = {"a": {"start": 1, "complete": 1}, "b": {"start": 1, "error": 1}, "c": {"start": 1, "complete": 1},
+              "d": {"start": 1}}
+    after = {"a": {"start": 1, "complete": 1}, "b": {"start": 2, "error": 1, "complete": 1},
+             "c": {"start": 2, "complete": 2}, "d": {"start": 2, "complete": 1}, "e": {"start": 1, "complete": 1}}
+    # a: finished and not run again; b: errored (retried); c: finished but run again (Tune had not saved it);
+    # d: interrupted; e: new
+    assert finished_before(before, after) == ["a"]
+    assert finished_before({}, after) == []
 
 
 def test_best_is_never_an_errored_trial():

@@ -37,7 +37,6 @@ search_space:
 num_samples: 8
 max_concurrent: {concurrency}
 scheduler: {{kind: asha, max_t: 4, grace_period: 1, reduction_factor: 2}}
-fail_trials: {fail}
 """
 COLUMNS = ["trial_id", "trial", "config_lr", "config_epochs", "config_weight_decay", "config_batch_size",
            "config_hidden", "config_prompt_set", "config_train_views", "best_val_srcc", "epochs_run", "stopped_early",
@@ -67,14 +66,17 @@ def cached(small_kadid, tmp_path_factory):
     return root, str(root / "manifest"), features
 
 
-def _sweep(root: Path, name: str, concurrency: int = 2, fail=()) -> str:
+def _sweep(root: Path, name: str, concurrency: int = 2) -> str:
     path = root / f"{name}.yaml"
-    path.write_text(SWEEP.format(concurrency=concurrency, fail=list(fail)))
+    path.write_text(SWEEP.format(concurrency=concurrency))
     return str(path)
 
 
 @pytest.mark.timeout(900)
-def test_asha_sweep_failure_and_best_export(ray_session, cached, capsys):
+def test_asha_sweep_failure_and_best_export(ray_session, cached, capsys, monkeypatch):
+    from sweep_faults import MESSAGE, failing
+
+    import uniqa.tuning.adapter
     from uniqa.adapters.head import load_head
     from uniqa.adapters.training import correlations, predict
     from uniqa.features.read import load_features
@@ -82,20 +84,21 @@ def test_asha_sweep_failure_and_best_export(ray_session, cached, capsys):
 
     root, manifest, features = cached
     out = root / "asha"
+    monkeypatch.setattr(uniqa.tuning.adapter, "adapter_trial", failing(uniqa.tuning.adapter.adapter_trial, {3}))
     start = time.perf_counter()
     # one trial at a time: which trials ASHA stops then does not depend on the order concurrent trials report in
-    code = main(["tune", "--config", _sweep(root, "asha", concurrency=1, fail=[3]), "--manifest", manifest,
-                 "--features", features,
-                 "--out", str(out), "--quiet"])
+    code = main(["tune", "--config", _sweep(root, "asha", concurrency=1), "--manifest", manifest,
+                 "--features", features, "--out", str(out), "--quiet"])
     seconds = time.perf_counter() - start
     printed = capsys.readouterr().out
-    assert code == 0
+    assert code == 1  # an errored trial leaves the sweep incomplete: a rerun retries it
+    assert "INCOMPLETE: 1 missing" in printed
     rows = pq.read_table(out / "results.parquet").to_pylist()
     assert list(rows[0]) == COLUMNS
     assert [r["trial"] for r in rows] == list(range(8)) and all(r["starts"] == 1 for r in rows)
     errored = [r for r in rows if r["error"]]
     assert [r["trial"] for r in errored] == [3]
-    assert "injected failure (fail_trials) in trial 3 at epoch 1" in errored[0]["error"]
+    assert "RuntimeError" in errored[0]["error"] and errored[0]["error"].endswith("): " + MESSAGE.format(3))
     assert errored[0]["epochs_run"] == 0 and np.isnan(errored[0]["best_val_srcc"])
     good = [r for r in rows if not r["error"]]
     stopped = [r for r in good if r["stopped_early"]]
@@ -110,7 +113,8 @@ def test_asha_sweep_failure_and_best_export(ray_session, cached, capsys):
     assert test["trial"] == best["trial"] and test["n_test"] == n_test > 0 and test["split"] == 0
     assert test["val_srcc"] == pytest.approx(best["best_val_srcc"], abs=1e-6)
     summary = json.loads((out / "_summary.json").read_text())
-    assert (summary["rows_in"], summary["rows_out"], summary["rows_with_errors"]) == (8, 8, 1)
+    assert (summary["rows_in"], summary["rows_out"], summary["rows_with_errors"]) == (8, 7, 1)
+    assert summary["rows_missing"] == 1 and summary["rows_written"] == 8 and summary["already_done"] == 0
     # RUN/best is the head `uniqa score --heads quality=RUN/best` loads; on the cached test views it gives test.json
     head = load_head(str(out / "best")).eval()
     assert head.hidden == best["config_hidden"]
@@ -155,24 +159,22 @@ def test_sigkill_and_rerun_does_not_redo_finished_trials(ray_session, cached, ca
         os.kill(proc.pid, signal.SIGKILL)  # the driver only (it joined the test's Ray: no other process of its own)
         proc.wait()
     wait_until_job_ended(proc.pid, started)  # its trials' actors are gone: none writes beside the rerun
-    from uniqa.config import load_config
-    from uniqa.tuning.config import TuneConfig
-    from uniqa.tuning.run import finished_trials
-
     completed = {p.name.split(".")[0] for p in ledger.glob("*.complete.*")}
-    finished = finished_trials(str(out), load_config(TuneConfig, args[2]))  # what Tune saved before the kill
-    assert len(finished) >= 2 and set(finished) <= completed and not (out / "results.parquet").exists()
+    assert len(completed) >= 3 and not (out / "results.parquet").exists()
 
     code = main(args)
     assert code == 0
     rows = pq.read_table(out / "results.parquet").to_pylist()
     assert len(rows) == 8 and len({r["trial_id"] for r in rows}) == 8  # every trial once
     starts = {r["trial_id"]: r["starts"] for r in rows}
-    assert all(starts[t] == 1 for t in finished)  # finished before the kill: not run again
     assert all(not r["error"] for r in rows)
     summary = json.loads((out / "_summary.json").read_text())
+    finished = summary["details"]["finished_before"]  # from the ledger: completed before the kill, not run again
+    # Tune saves its state after every step: only a trial that finished in the moment before the kill reruns
+    assert set(finished) <= completed and len(finished) >= 2
+    assert all(starts[t] == 1 for t in finished) and all(starts[t] == 2 for t in completed - set(finished))
     assert summary["details"]["restored"] is True and summary["already_done"] == len(finished)
-    assert summary["details"]["finished_before"] == finished
+    assert summary["rows_written"] == 8 - len(finished) and summary["complete"]
     assert sum(starts.values()) >= 8 and all(s in (1, 2) for s in starts.values())
     print(f"killed with {len(completed)} trials complete ({len(finished)} saved as finished by Tune); starts per "
           f"trial after the rerun: {[starts[t] for t in sorted(starts)]}; seconds per trial: "
@@ -188,7 +190,7 @@ def test_sweep_on_s3_storage(ray_session, cached, s3_bucket, capsys):
 
     root, manifest, features = cached
     sweep = root / "s3.yaml"
-    sweep.write_text(SWEEP.format(concurrency=2, fail=[]).replace("num_samples: 8", "num_samples: 2"))
+    sweep.write_text(SWEEP.format(concurrency=2).replace("num_samples: 8", "num_samples: 2"))
     out = f"{s3_bucket}/sweeps/q"
     args = ["tune", "--config", str(sweep), "--manifest", manifest, "--features", features, "--out", out, "--quiet"]
     assert main(args) == 0
@@ -204,24 +206,26 @@ def test_sweep_on_s3_storage(ray_session, cached, s3_bucket, capsys):
 
 
 @pytest.mark.timeout(600)
-def test_pretrain_sweep_fits_a_torchtrainer_per_trial(ray_session, tmp_path, capsys):
+def test_pretrain_sweep_fits_a_torchtrainer_per_trial(ray_session, tmp_path, capsys, monkeypatch):
     """Two pretrain trials: one fits its own TorchTrainer (Ray Data + Train outside the trial's placement group)
     and reports its final loss and the zero-shot SRCC of its checkpoint on a held-out manifest (the metric); the
     other is made to fail and is reported, never the best."""
     import yaml
+    from sweep_faults import MESSAGE, failing
 
+    import uniqa.tuning.pretrain
     from tests.test_pretrain import write_corpus
     from tests.test_tune import write_manifest
     from uniqa.tuning.config import SchedulerConfig, TuneConfig
-    from uniqa.tuning.run import run_tune
+    from uniqa.tuning.sweep import run_tune
 
     corpus = write_corpus(tmp_path, n_images=16, broken=0)
     manifest = write_manifest(tmp_path / "manifest", [f"held{i}" for i in range(8)], corpus)  # 4 test images
     cfg = TuneConfig(kind="pretrain", base=dict(model="uniqa-tiny", steps=2, batch_size=8, checkpoint_every=2,
                                                 warmup_steps=1, cpus_per_worker=0.5, decode_cpus=0.5, threads=1),
                      search_space={"lr": {"grid": [1e-3, 3e-3]}}, metric="zero_shot_srcc", mode="max", num_samples=1,
-                     max_concurrent=1, resources={"cpu": 0.1}, scheduler=SchedulerConfig(kind="fifo"),
-                     fail_trials=(1,))
+                     max_concurrent=1, resources={"cpu": 0.1}, scheduler=SchedulerConfig(kind="fifo"))
+    monkeypatch.setattr(uniqa.tuning.pretrain, "pretrain_trial", failing(uniqa.tuning.pretrain.pretrain_trial, {1}))
     out = tmp_path / "run"
     summary = run_tune(manifest, None, corpus, str(out), cfg, progress=False)
     rows = pq.read_table(out / "results.parquet").to_pylist()
@@ -231,8 +235,8 @@ def test_pretrain_sweep_fits_a_torchtrainer_per_trial(ray_session, tmp_path, cap
     ensemble = [r for r in zero_shot if r["prompt_set"] == "quality-ensemble"]
     assert len(ensemble) == 1 and ensemble[0]["n_test"] == 4 and ensemble[0]["leaked"] == 0  # held out: on record
     assert ensemble[0]["srcc"] == pytest.approx(rows[0]["best_zero_shot_srcc"])
-    assert "injected failure (fail_trials) in trial 1" in rows[1]["error"]
+    assert "RuntimeError" in rows[1]["error"] and rows[1]["error"].endswith("): " + MESSAGE.format(1))
     best = yaml.safe_load((out / "best.yaml").read_text())
     assert best["trial"] == 0 and best["config"] == {"lr": 1e-3}
     assert Path(best["checkpoint"]).is_dir() and (Path(best["checkpoint"]).parent / "metrics.jsonl").exists()
-    assert (summary.rows_out, summary.rows_with_errors) == (2, 1)
+    assert (summary.rows_in, summary.rows_out, summary.rows_with_errors, summary.exit_code) == (2, 1, 1, 1)

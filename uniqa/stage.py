@@ -28,6 +28,11 @@ def config_fingerprint(cfg: Any) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def json_value(value: Any) -> Any:
+    """A ``json.dumps`` default: numpy scalars as the Python value they hold, anything else as its text."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
 @dataclass
 class StageSummary:
     """What a stage run did, in one shape for every stage.

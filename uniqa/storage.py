@@ -68,6 +68,13 @@ def resolve(uri: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
 
 
+def ray_storage(uri: str | os.PathLike) -> tuple[pafs.FileSystem | None, str]:
+    """Where Ray Train / Tune keep a run (their ``storage_path`` and ``storage_filesystem``): an ``s3://`` URI as
+    (its pyarrow filesystem, bucket/key), a local path as (None: Ray's own local filesystem, the absolute path)."""
+    uri = os.fspath(uri)
+    return resolve(uri) if is_s3(uri) else (None, absolute(uri))
+
+
 def absolute(uri: str | os.PathLike) -> str:
     """``uri`` with a local path made absolute (``s3://`` unchanged): for paths handed to Ray Train / Tune
     workers, whose working directory is not the caller's."""

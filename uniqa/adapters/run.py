@@ -30,7 +30,7 @@ from uniqa.models.encoder import FrozenModel, frozen_model
 from uniqa.provenance import check_leak, corpus_mask
 from uniqa.runtime import policy_threads
 from uniqa.schema import SPLIT_COLUMNS, check_unique
-from uniqa.stage import StageSummary, Timer, config_fingerprint
+from uniqa.stage import StageSummary, Timer, config_fingerprint, json_value
 from uniqa.tables import dataset_schema, parquet_files, read_columns
 
 RUNS_DIR = "runs"  # OUT/runs/<run>.json: one finished run's rows
@@ -232,14 +232,10 @@ def _record(out: str, plan: RunPlan, output: tuple, templates: dict, cfg: AdaptC
         head = templates[cfg.trained_prompt_set].head(adapter=True)
         head.load_state_dict(state)
         save_head(head, storage.join(out, "adapters", plan.name))
-    text = json.dumps({"rows": rows, "history": history}, default=_plain)
+    text = json.dumps({"rows": rows, "history": history}, default=json_value)
     storage.write_bytes(storage.join(out, RUNS_DIR, f"{plan.name}.json"), text.encode())
     data = json.loads(text)  # exactly what a rerun will read back
     return data["rows"], data["history"]
-
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else str(value)
 
 
 def _features(manifest, features, out, cfg, prep, progress, address):
@@ -253,7 +249,15 @@ def _features(manifest, features, out, cfg, prep, progress, address):
         source = ExactSource(prep.uris, prep.ids, ImageEncoder(model, cfg.views_per_pass), cfg.seed, cfg.views,
                              decode=DecodeConfig(size=cfg.decode_size),
                              row_sizes=manifest_row_sizes(manifest, prep.ids))
-        return source, _exact_test(source, prep), set()
+        return source, _exact_test(source, prep), np.array([], np.int64)
+    return cached_features(manifest, features, out, cfg, prep, progress, address)
+
+
+def cached_features(manifest: str, features: str | None, out: str, cfg: AdaptConfig, prep: Prepared,
+                    progress: bool = True, address: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training data of cached-mode adapters (and of adapter sweeps): the labelled images' (training views
+    [N, K, D], test views [N, T, D], positions whose features failed), in ``prep``'s order. Read from
+    ``features``; when it is None, computed first with ``uniqa features`` into OUT/features (which resumes)."""
     from uniqa.data.views import VIEW_COUNTS
     from uniqa.features.read import load_features
 
@@ -265,7 +269,7 @@ def _features(manifest, features, out, cfg, prep, progress, address):
         if not done.complete:
             raise UniqaError(f"features {features} are incomplete ({done.rows_missing} images missing); rerun")
     cached = load_features(features, prep.ids, prep.train_views, VIEW_COUNTS["crops10"])
-    failed = {i for i, image_id in enumerate(prep.ids) if image_id in cached.failed}
+    failed = np.array([i for i, image_id in enumerate(prep.ids) if image_id in cached.failed], np.int64)
     return cached.train, cached.test, failed
 
 
@@ -278,12 +282,11 @@ def _exact_test(source, prep: Prepared) -> np.ndarray:
     return test
 
 
-def _without(plan: RunPlan, failed: set[int]) -> RunPlan:
-    if not failed:
+def _without(plan: RunPlan, failed: np.ndarray) -> RunPlan:
+    if not len(failed):
         return plan
-    bad = np.array(sorted(failed))
-    return replace(plan, train=np.setdiff1d(plan.train, bad), val=np.setdiff1d(plan.val, bad),
-                   test=np.setdiff1d(plan.test, bad))
+    return replace(plan, train=np.setdiff1d(plan.train, failed), val=np.setdiff1d(plan.val, failed),
+                   test=np.setdiff1d(plan.test, failed))
 
 
 def run_threads(cfg: AdaptConfig) -> int:

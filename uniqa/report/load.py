@@ -25,6 +25,7 @@ from uniqa import storage
 from uniqa.errors import UniqaError
 from uniqa.schema import RAW_SUFFIX, SCORES
 from uniqa.tables import dataset, parquet_files
+from uniqa.training.metrics import METRICS, read_metrics
 
 PHASES = ("classic", "before", "after", "adapted")  # the demo's scoring phases (classic: baselines), in report order
 DEFAULT_SPLIT, DEFAULT_SIDE = "split_0", "test"
@@ -133,7 +134,7 @@ class RunFolder:
     def pretrain_folder(self) -> str | None:
         """The pre-training run: the root itself (a ``uniqa pretrain`` output) or ``pretrain/``."""
         for folder in (self.root, self.path("pretrain")):
-            if storage.exists(storage.join(folder, "metrics.jsonl")):
+            if storage.exists(storage.join(folder, METRICS)):
                 return folder
         return None
 
@@ -142,13 +143,7 @@ class RunFolder:
         """One row per logged optimiser step (step, loss, lr, ...), sorted by step."""
         if self.pretrain_folder is None:
             return None
-        uri = storage.join(self.pretrain_folder, "metrics.jsonl")
-        lines = storage.read_bytes(uri).decode().splitlines()
-        try:
-            records = [json.loads(line) for line in lines if line.strip()]
-        except json.JSONDecodeError as e:
-            raise UniqaError(f"{uri}: a line is not valid JSON ({e})") from None
-        frame = pd.DataFrame.from_records(records)
+        frame = pd.DataFrame.from_records(read_metrics(self.pretrain_folder))
         if frame.empty or not {"step", "loss"} <= set(frame.columns):
             return None
         return frame.sort_values("step").reset_index(drop=True)

@@ -9,7 +9,6 @@ sampler keys (the ``order`` of the last row each rank trained on), RNG; read bac
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -25,10 +24,10 @@ from uniqa.runtime import use_policy_threads
 from uniqa.training.config import PretrainConfig
 from uniqa.training.ingest import write_resume_keys
 from uniqa.training.loss import contrastive_loss
+from uniqa.training.metrics import MetricsLog
 
 WEIGHTS = "model.safetensors"
 STATE = "train_state.pt"
-METRICS = "metrics.jsonl"
 FAULT_MARKER = "_fault_injected"
 FINAL = "final"
 
@@ -161,23 +160,6 @@ def load_state(folder: str, model, optimizer) -> tuple[int, list[int]]:
     torch.set_rng_state(state["rng"])
     keys = state["keys"].tolist() if "keys" in state else [int(state["key"])]  # one key: an older checkpoint
     return int(state["step"]), keys
-
-
-class MetricsLog:
-    """Rank 0's ``RUN/metrics.jsonl`` (one line per step), rewritten on flush so it works on S3 too."""
-
-    def __init__(self, run: str, resumed_step: int):
-        self.uri = storage.join(run, METRICS)
-        self.lines: list[str] = []
-        if storage.exists(self.uri):
-            old = storage.read_bytes(self.uri).decode().splitlines()
-            self.lines = [line for line in old if line and json.loads(line)["step"] <= resumed_step]
-
-    def add(self, record: dict) -> None:
-        self.lines.append(json.dumps(record))
-
-    def flush(self) -> None:
-        storage.write_bytes(self.uri, ("\n".join(self.lines) + "\n").encode())
 
 
 def _maybe_fail(cfg: PretrainConfig, plan: Plan, worker: Worker, step: int) -> None:

@@ -28,7 +28,8 @@ from uniqa.stage import StageSummary, Timer, config_fingerprint
 from uniqa.tables import count_rows, dataset_schema, parquet_files, ray_read
 from uniqa.training.config import PretrainConfig
 from uniqa.training.ingest import check_images, expand_from_run, group_texts, make_views, rank_counts
-from uniqa.training.loop import FINAL, METRICS, Plan, Worker, train
+from uniqa.training.loop import FINAL, Plan, Worker, train
+from uniqa.training.metrics import METRICS, read_metrics
 
 SKIPPED = "_skipped_images.json"
 CORPUS_COLUMNS = ["image_id", "image_uri", "text", "source", "weight"]
@@ -216,43 +217,37 @@ def rank_streams(datasets: list, cfg: PretrainConfig) -> list:
 
 
 def _trainer(streams: list, cfg: PretrainConfig, plan: Plan):
-    import pyarrow.fs as pafs
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     resources = {"CPU": cfg.cpus_per_worker, **({"GPU": cfg.gpus_per_worker} if cfg.use_gpu else {})}
-    fs, path = storage.resolve(plan.run)
-    if not storage.is_s3(plan.run):
-        fs, path = None, os.path.abspath(plan.run)
+    fs, path = storage.ray_storage(plan.run)
 
     return TorchTrainer(
         train_worker,
         train_loop_config={"cfg": cfg, "plan": plan, "streams": streams},
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu, resources_per_worker=resources),
         run_config=RunConfig(
-            name=cfg.name, storage_path=path, storage_filesystem=fs if isinstance(fs, pafs.FileSystem) else None,
+            name=cfg.name, storage_path=path, storage_filesystem=fs,
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
             failure_config=FailureConfig(max_failures=cfg.max_failures)),
     )
 
 
 def _last_step(run: str) -> int:
-    uri = storage.join(run, METRICS)
-    if not storage.exists(uri):
-        return 0
-    lines = [line for line in storage.read_bytes(uri).decode().split("\n") if line.strip()]
-    return json.loads(lines[-1])["step"] if lines else 0
+    records = read_metrics(run)
+    return records[-1]["step"] if records else 0
 
 
 def _progress(run: str, total: int, stop: threading.Event) -> None:
     """Print a progress line from the metrics log while training runs."""
-    uri, last = storage.join(run, METRICS), None
+    last = None
     while not stop.wait(3.0):
         try:
-            lines = storage.read_bytes(uri).decode().split("\n") if storage.exists(uri) else []
-            record = json.loads(next(line for line in reversed(lines) if line.strip())) if lines else None
-        except (OSError, ValueError, StopIteration):
+            records = read_metrics(run)
+        except (OSError, ValueError):  # read while rank 0 rewrites it
             continue
+        record = records[-1] if records else None
         if record and record != last:
             last = record
             print(f"pretrain: step {record['step']}/{total} loss {record['loss']:.4f} lr {record['lr']:.2e} "

@@ -15,12 +15,13 @@ COMMAND = StageCommand(
         "carved from train) every epoch; the test side is used only for the best trial. Pretrain trials each fit\n"
         "their own TorchTrainer and report the zero-shot SRCC of their checkpoint on a held-out split (the\n"
         "manifest's test side, refused if the corpus holds it) and their final loss. Rerunning the same command\n"
-        "resumes (finished trials are not run again).\n"
+        "resumes (finished trials are not run again); a trial that errored leaves the sweep INCOMPLETE (exit 1)\n"
+        "and is retried by the rerun.\n"
         "Writes OUT/results.{parquet,csv} (one row per trial), OUT/best.yaml, OUT/best/ (the best adapter:\n"
         "`uniqa score --heads quality=OUT/best`) and OUT/test.json."
     ),
     config="uniqa.tuning.config:TuneConfig",
-    run="uniqa.tuning.run:run_tune",
+    run="uniqa.tuning.sweep:run_tune",
     inputs=(
         Arg("--manifest", "manifest with mos_norm and split columns: adapter sweeps train on it; pretrain sweeps "
             "score each trial's zero-shot SRCC on its held-out test side (default: `manifest:` of --config)",

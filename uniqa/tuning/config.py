@@ -1,7 +1,7 @@
 """``TuneConfig``: one sweep as data (a ``tuning/<sweep>.yaml`` file): what is trained (``kind``, ``base``), the
 search space, the scheduler, the metric and mode, the number of trials, the concurrency and each trial's
 resources. Types, names and ranges only here; storage (manifest, features, corpus, model) is checked in
-:func:`uniqa.tuning.run.preflight` before any trial starts.
+:func:`uniqa.tuning.sweep.preflight` (each kind's) before any trial starts.
 
 A search-space entry is a fixed value or one of (bounds as numbers; ``1e-4`` is read as a number)::
 
@@ -70,9 +70,6 @@ class TuneConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     seed: int = 0  # the search algorithm's seed: the same file draws the same trials
     name: str = "sweep"  # Tune experiment folder under OUT
-    # TEST AID (fault injection): trials (0-based, in Tune's numbering) that raise at epoch ``fail_at_epoch``
-    fail_trials: tuple[int, ...] = ()
-    fail_at_epoch: int = 1
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -93,7 +90,7 @@ class TuneConfig:
         if self.metric not in REPORTED[self.kind]:
             raise UniqaError(f"metric {self.metric!r} is not reported by {self.kind} trials; they report "
                              f"{list(REPORTED[self.kind])}")
-        for name in ("num_samples", "max_concurrent", "fail_at_epoch"):
+        for name in ("num_samples", "max_concurrent"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UniqaError(f"{name} must be a positive integer, got {value!r}")
@@ -101,9 +98,6 @@ class TuneConfig:
             raise UniqaError(f"zero_shot_head must be quality or aesthetics, got {self.zero_shot_head!r}")
         if not isinstance(self.split, int) or not 0 <= self.split <= 9:
             raise UniqaError(f"split must be 0 .. 9 (split_0 .. split_9), got {self.split!r}")
-        object.__setattr__(self, "fail_trials", tuple(self.fail_trials))
-        if any(not isinstance(t, int) or t < 0 for t in self.fail_trials):
-            raise UniqaError(f"fail_trials must be trial numbers >= 0, got {list(self.fail_trials)}")
         if not isinstance(self.resources, dict) or any(
                 not isinstance(v, (int, float)) or v < 0 for v in self.resources.values()):
             raise UniqaError(f"resources must map a resource to a number >= 0, e.g. {{cpu: 1}}, got "
@@ -120,6 +114,14 @@ class TuneConfig:
         from uniqa.training.config import PretrainConfig
 
         return tuple(f.name for f in dataclasses.fields(PretrainConfig) if f.name not in PRETRAIN_FIXED)
+
+    def planned_trials(self) -> int:
+        """The trials the sweep runs: ``num_samples`` x the size of every grid entry (Tune's count)."""
+        count = self.num_samples
+        for spec in self.search_space.values():
+            if isinstance(spec, dict) and next(iter(spec)) == "grid":
+                count *= len(spec["grid"])
+        return count
 
     def values(self, name: str) -> list:
         """Every value ``name`` can take when it is discrete (fixed, choice, grid); [] for a range."""

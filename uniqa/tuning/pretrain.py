@@ -1,8 +1,9 @@
-"""Pretrain sweeps: each trial fits its own ``TorchTrainer`` (``run_pretrain`` into ``RUN/trials/<trial_id>``)
-and reports its final loss and, given a manifest, the zero-shot SRCC of its checkpoint on the test side of
-``split``: the level-prompt ensemble of ``zero_shot_head`` (METHOD §4), no adapter, measured with ``uniqa adapt
---set protocol=zero-shot --set mode=exact`` into ``RUN/trials/<trial_id>/zero-shot``. The loss carries no quality
-signal (METHOD §2); the held-out SRCC does, so the shipped sweep picks on it.
+"""Pretrain sweeps (``kind: pretrain``): each trial fits its own ``TorchTrainer`` (``run_pretrain`` into
+``RUN/trials/<trial_id>``) and reports its final loss and, given a manifest, the zero-shot SRCC of its checkpoint
+on the test side of ``split``: the level-prompt ensemble of ``zero_shot_head`` (METHOD §4), no adapter, measured
+with ``uniqa adapt --set protocol=zero-shot --set mode=exact`` into ``RUN/trials/<trial_id>/zero-shot``. The loss
+carries no quality signal (METHOD §2); the held-out SRCC does, so the shipped sweep picks on it. The best trial's
+checkpoint is named in ``RUN/best.yaml`` (``checkpoint:``).
 
 The pre-flight refuses a manifest whose test side is in the corpus: a sweep that picks on images pre-training saw
 picks the run that memorised them best (no ``--allow-leak`` here).
@@ -10,35 +11,63 @@ picks the run that memorised them best (no ``--allow-leak`` here).
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 
 import numpy as np
 
 from uniqa import storage
 from uniqa.errors import UniqaError
+from uniqa.runtime import policy_threads
 from uniqa.tuning.config import TuneConfig
 
 ZERO_SHOT = "zero-shot"  # RUN/trials/<trial_id>/zero-shot: the uniqa adapt output of the trial's checkpoint
 
 
-def preflight(manifest: str | None, corpus: str | None, cfg: TuneConfig):
-    """The base PretrainConfig, after every check of the corpus, the search space's values and (given) the
-    manifest: its columns, a labelled test side of ``split``, none of it in the corpus."""
-    from uniqa.config import from_dict
-    from uniqa.training.config import PretrainConfig
-    from uniqa.training.run import preflight as pretrain_preflight
+@dataclass
+class PretrainSweep:
+    """The pretrain kind of :class:`uniqa.tuning.sweep.SweepKind`; made by :meth:`preflight`."""
 
-    if not corpus:
-        raise UniqaError("a pretrain sweep needs --corpus (or `corpus:` in the sweep file)")
-    probe = {**cfg.base, **{k: _probe(v) for k, v in cfg.search_space.items()}}
-    base = from_dict(PretrainConfig, dict(cfg.base), "base")
-    pretrain_preflight(corpus, "", from_dict(PretrainConfig, probe, "search_space"))
-    if cfg.metric == "zero_shot_srcc" and not manifest:
-        raise UniqaError("metric zero_shot_srcc needs --manifest (or `manifest:` in the sweep file): the labelled "
-                         f"images whose split_{cfg.split} test side each trial's checkpoint is scored on")
-    if manifest:
-        check_held_out(manifest, corpus, cfg.split)
-    return base
+    cfg: TuneConfig
+    base: object  # the base PretrainConfig
+    manifest: str | None
+    corpus: str
+
+    @classmethod
+    def preflight(cls, manifest: str | None, features: str | None, corpus: str | None, cfg: TuneConfig):
+        """The base PretrainConfig, after every check of the corpus, the search space's values and (given) the
+        manifest: its columns, a labelled test side of ``split``, none of it in the corpus."""
+        from uniqa.config import from_dict
+        from uniqa.training.config import PretrainConfig
+        from uniqa.training.run import preflight as pretrain_preflight
+
+        if not corpus:
+            raise UniqaError("a pretrain sweep needs --corpus (or `corpus:` in the sweep file)")
+        probe = {**cfg.base, **{k: _probe(v) for k, v in cfg.search_space.items()}}
+        base = from_dict(PretrainConfig, dict(cfg.base), "base")
+        pretrain_preflight(corpus, "", from_dict(PretrainConfig, probe, "search_space"))
+        if cfg.metric == "zero_shot_srcc" and not manifest:
+            raise UniqaError("metric zero_shot_srcc needs --manifest (or `manifest:` in the sweep file): the "
+                             f"labelled images whose split_{cfg.split} test side each trial's checkpoint is scored on")
+        if manifest:
+            check_held_out(manifest, corpus, cfg.split)
+        return cls(cfg, base, manifest, corpus)
+
+    def trainable(self, out: str, progress: bool, address: str | None):
+        from ray import tune
+
+        data = {"base": dict(self.cfg.base), "out": out, "corpus": self.corpus, "manifest": self.manifest,
+                "split": self.cfg.split, "head": self.cfg.zero_shot_head}  # plain data: it travels to the trials
+        return tune.with_parameters(pretrain_trial, data=data)
+
+    def stopped_early(self, config: dict, epochs_run: int) -> bool:
+        return False  # a trial reports once, at its end
+
+    def export(self, best: dict, config: dict, out: str) -> tuple[dict, None]:
+        return {"checkpoint": storage.join(out, "trials", best["trial_id"], "final")}, None
+
+    def details(self) -> dict:
+        """torch threads of a trial's Train workers (the thread policy: their reserved CPUs)."""
+        return {"threads": policy_threads(self.base.threads, cpus=self.base.cpus_per_worker), "leak": None}
 
 
 def test_side(manifest: str, split: int) -> list[str]:
@@ -87,12 +116,6 @@ def _probe(spec):
     return int(arg[0]) if kind == "randint" else float(arg[0])
 
 
-def trial_data(cfg: TuneConfig, out: str, corpus: str, manifest: str | None) -> dict:
-    """What every trial gets (plain data: it travels to Tune's trial actors)."""
-    return {"base": dict(cfg.base), "out": out, "corpus": corpus, "fail_trials": cfg.fail_trials,
-            "manifest": manifest, "split": cfg.split, "head": cfg.zero_shot_head}
-
-
 def pretrain_trial(config: dict, data: dict) -> None:
     """A Tune function trainable: fit a TorchTrainer (``run_pretrain``), report its losses and, given a manifest,
     its held-out zero-shot SRCC."""
@@ -102,12 +125,9 @@ def pretrain_trial(config: dict, data: dict) -> None:
 
     from uniqa.config import from_dict
     from uniqa.training.config import PretrainConfig
-    from uniqa.training.loop import METRICS
+    from uniqa.training.metrics import read_metrics
     from uniqa.training.run import run_pretrain
 
-    number = int(tune.get_context().get_trial_id().rsplit("_", 1)[1])
-    if number in data["fail_trials"]:
-        raise RuntimeError(f"injected failure (fail_trials) in trial {number}")
     cfg = from_dict(PretrainConfig, {**data["base"], **config})
     run = storage.join(data["out"], "trials", tune.get_context().get_trial_id())
     # Tune puts a trial's child tasks into its placement group, where Ray Data's and Train's own tasks and actors
@@ -115,8 +135,7 @@ def pretrain_trial(config: dict, data: dict) -> None:
     escape = PlacementGroupSchedulingStrategy(placement_group=None)
     task = ray.remote(run_pretrain).options(num_cpus=0, scheduling_strategy=escape, max_retries=0)
     summary = ray.get(task.remote(data["corpus"], run, cfg, progress=False))
-    lines = [json.loads(x) for x in storage.read_bytes(storage.join(run, METRICS)).decode().split("\n") if x.strip()]
-    losses = [x["loss"] for x in lines]
+    losses = [record["loss"] for record in read_metrics(run)]
     tail = losses[-max(1, len(losses) // 10):]
     report = {"epoch": 1, "loss": losses[-1], "final_loss": float(np.mean(tail)),
               "images_per_s": summary.details.get("images_per_s", float("nan"))}
