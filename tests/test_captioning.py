@@ -25,12 +25,17 @@ from uniqa.captioning.config import AttributesConfig, CaptionConfig, OpenAIConfi
 from uniqa.captioning.http_session import SessionFactory
 from uniqa.captioning.instructions import get_prompt, load_prompts, task_prompts
 from uniqa.captioning.measures import measure
-from uniqa.config import load_config
+from uniqa.config import config_data, from_dict
 from uniqa.data.images import load_image
 from uniqa.errors import UniqaError
 from uniqa.schema import LEVELS, TASKS
 
 REFS = (1, 2, 3, 5, 7, 10)  # colour-photo tiles of the sample (textures and dark tiles measure as such)
+
+
+def caption_config(overrides: list[str]) -> CaptionConfig:
+    """The CaptionConfig that ``uniqa caption --set ...`` builds (defaults <- overrides)."""
+    return from_dict(CaptionConfig, config_data(None, overrides))
 
 
 def sample_image(root: str, ref: int, distortion: int | None = None, level: int = 0) -> np.ndarray:
@@ -155,19 +160,19 @@ def test_caption_batch_rows_and_errors(tmp_path):
 
 def test_configs_fail_early_with_one_line():
     with pytest.raises(UniqaError, match="unknown captioner 'llava'; known: \\['attributes', 'openai', 'vllm'\\]"):
-        create_captioner(load_config(CaptionConfig, None, ["backend=llava"]))
+        create_captioner(caption_config(["backend=llava"]))
     with pytest.raises(UniqaError, match="^backend 'openai' needs openai.model"):
-        create_captioner(load_config(CaptionConfig, None, ["backend=openai"])).check()
+        create_captioner(caption_config(["backend=openai"])).check()
     with pytest.raises(UniqaError, match="prompt_version must be a non-empty string, got ''"):
         CaptionConfig(prompt_version="")
     with pytest.raises(UniqaError, match="openai.url must be an http"):
-        load_config(CaptionConfig, None, ["openai.url=ftp://x"])
+        caption_config(["openai.url=ftp://x"])
     with pytest.raises(UniqaError, match="tasks has \\['colour'\\]"):
-        load_config(CaptionConfig, None, ["tasks=[colour]"])
+        caption_config(["tasks=[colour]"])
     with pytest.raises(UniqaError, match="vllm.gpu_memory_utilization"):
-        load_config(CaptionConfig, None, ["vllm.gpu_memory_utilization=1.5"])
+        caption_config(["vllm.gpu_memory_utilization=1.5"])
     with pytest.raises(UniqaError, match="unknown config key 'vllm.max_len'"):
-        load_config(CaptionConfig, None, ["vllm.max_len=4"])
+        caption_config(["vllm.max_len=4"])
     assert CAPTIONERS.names() == ["attributes", "openai", "vllm"]
     # __post_init__ reads no prompt file: an unknown version or a missing file fails in the run's pre-flight
     assert CaptionConfig(prompt_version="v9", prompts_file="/nonexistent/p.yaml").prompt_version == "v9"
@@ -183,9 +188,9 @@ def test_each_backend_owns_its_model_name_and_steps():
     assert (attributes.name, attributes.model) == ("attributes", "attributes-v2")
     [step] = attributes.steps(prompts)
     assert step.fn is caption_batch and step.num_cpus == 0.5 and step.kwargs["prompts"] == prompts
-    openai = create_captioner(load_config(CaptionConfig, None, ["backend=openai", "openai.model=qwen-vl",
+    openai = create_captioner(caption_config(["backend=openai", "openai.model=qwen-vl",
                                                                 "openai.batch_size=4", "openai.qps=5"]))
-    vllm = create_captioner(load_config(CaptionConfig, None, ["backend=vllm", "vllm.model_source=/w/qwen"]))
+    vllm = create_captioner(caption_config(["backend=vllm", "vllm.model_source=/w/qwen"]))
     assert (openai.model, vllm.model) == ("qwen-vl", "/w/qwen") and not hasattr(CaptionConfig, "model")
     encode, llm, finish = openai.steps(prompts)
     assert isinstance(encode, MapStep) and encode.fn is chat.encode_batch and encode.batch_size == 4
@@ -216,7 +221,7 @@ def test_vllm_processor_config_field_by_field():
     """The real ray.data.llm vLLMEngineProcessorConfig (constructible without vllm installed)."""
     from ray.data.llm import vLLMEngineProcessorConfig
 
-    cfg = load_config(CaptionConfig, None, [
+    cfg = caption_config([
         "backend=vllm", "vllm.model_source=s3://models/qwen2.5-vl-7b", "vllm.max_model_len=8192",
         "vllm.limit_mm_per_prompt=2", "vllm.min_pixels=3136", "vllm.max_pixels=401408",
         "vllm.gpu_memory_utilization=0.8", "vllm.tensor_parallel_size=2", "vllm.batch_size=8",
@@ -242,7 +247,7 @@ def test_vllm_processor_config_field_by_field():
 
 
 def test_vllm_requests_carry_our_sampling_params_and_a_missing_extra_fails_in_one_line(tmp_path, capsys):
-    cfg = load_config(CaptionConfig, None, ["backend=vllm", "vllm.temperature=0.7", "vllm.top_p=0.8",
+    cfg = caption_config(["backend=vllm", "vllm.temperature=0.7", "vllm.top_p=0.8",
                                             "vllm.max_tokens=77"])
     captioner = VLLMCaptioner(cfg)
     row = {"image_id": "x", "task": "quality", "level": "bad", "image_url": "data:image/jpeg;base64,AA", "error": None}

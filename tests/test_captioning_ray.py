@@ -156,10 +156,10 @@ def part_files(out) -> list[str]:
 def image_digest(uri: str) -> str:
     """The server's key of an image: the SHA-1 of the JPEG our encoder sends for it (default openai settings)."""
     from uniqa.captioning.chat import data_url
-    from uniqa.config import load_config
+    from uniqa.config import from_dict, parse_overrides
     from uniqa.data.images import load_image
 
-    o = load_config(CaptionConfig, None, ["openai.model=m"]).openai
+    o = from_dict(CaptionConfig, parse_overrides(["openai.model=m"])).openai
     return hashlib.sha1(base64.b64decode(data_url(load_image(uri), o.max_pixels, o.jpeg_quality).split(",")[1])
                         ).hexdigest()
 

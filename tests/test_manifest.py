@@ -230,6 +230,8 @@ def test_data_list_shows_every_source(capsys):
     assert names == ["aadb", "agiqa3k", "ava", "csiq", "flive", "folder", "kadid10k", "koniq10k", "live", "livec",
                      "manifest", "spaq", "table", "tid2013"]
     assert "-o comments_file=..." in out and "-o test_list=..." in out
+    assert "-o name_column=...  distorted image name column (default dist_img)" in out  # from read_kadid's keyword
+    assert "-o keep_references=...  keep the reference copies (orgs == 1) (default false)" in out
 
 
 def test_prepare_prints_summary_and_writes_shards(tmp_path, capsys):

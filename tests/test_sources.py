@@ -73,6 +73,12 @@ def test_options_match_reader_signature(name):
     params = list(inspect.signature(source.read).parameters)
     assert params[0] == "root" and sorted(params[1:]) == sorted(source.options)
     assert source.task in ("quality", "aesthetics", None)
+    for option in source.options:  # a default is stated once, in the signature; the help shows it from there
+        default = inspect.signature(source.read).parameters[option].default
+        if default not in (None, ""):
+            assert "default" not in source.options[option].lower(), (option, source.options[option])
+            value = str(default).lower() if isinstance(default, bool) else str(default)
+            assert source.option_help(option).endswith((f"(default {value})", f"(default {value!r})"))
 
 
 def test_koniq(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from uniqa.cli import main
-from uniqa.config import load_config
+from uniqa.config import config_data, from_dict
 from uniqa.errors import UniqaError
 from uniqa.tuning.config import ADAPTER_PARAMS, TuneConfig
 from uniqa.tuning.sweep import pick_best
@@ -15,9 +15,14 @@ from uniqa.tuning.sweep import pick_best
 SWEEPS = Path(__file__).parent.parent / "tuning"
 
 
+def sweep_file(path: str) -> TuneConfig:
+    """The TuneConfig that ``uniqa tune --config PATH`` builds."""
+    return from_dict(TuneConfig, config_data(path))
+
+
 @pytest.mark.parametrize("name", ["adapter-quality", "adapter-aesthetics", "pretrain-small"])
 def test_sweep_files_parse(name):
-    cfg = load_config(TuneConfig, str(SWEEPS / f"{name}.yaml"))
+    cfg = sweep_file(str(SWEEPS / f"{name}.yaml"))
     if name.startswith("adapter"):
         assert set(cfg.search_space) == set(ADAPTER_PARAMS)  # every adapter hyperparameter is swept
         assert cfg.scheduler.kind == "asha" and cfg.metric == "val_srcc" and cfg.mode == "max"
@@ -62,7 +67,7 @@ def test_storage_checks_come_before_any_trial(tmp_path, capsys):
     with pytest.raises(UniqaError, match="a pretrain sweep needs --corpus"):
         from uniqa.tuning.sweep import preflight
 
-        preflight(None, None, None, load_config(TuneConfig, str(SWEEPS / "pretrain-small.yaml")))
+        preflight(None, None, None, sweep_file(str(SWEEPS / "pretrain-small.yaml")))
 
 
 def test_pretrain_sweep_needs_a_held_out_manifest(tmp_path):
@@ -71,7 +76,7 @@ def test_pretrain_sweep_needs_a_held_out_manifest(tmp_path):
     from uniqa.tuning.sweep import preflight
 
     corpus = write_corpus(tmp_path, n_images=8)
-    cfg = load_config(TuneConfig, str(SWEEPS / "pretrain-small.yaml"))
+    cfg = sweep_file(str(SWEEPS / "pretrain-small.yaml"))
     with pytest.raises(UniqaError, match="metric zero_shot_srcc needs --manifest"):
         preflight(None, None, corpus, cfg)
     held_out = write_manifest(tmp_path / "held-out", [f"t{i}" for i in range(8)], corpus)

@@ -126,8 +126,8 @@ def _scalar(hint: type, value: Any, where: str) -> Any:
     raise UniqaError(f"config key {where!r} must be {wanted}, got {value!r}")
 
 
-def load_config(cls: type[T], path: str | None = None, overrides: Sequence[str] = ()) -> T:
-    """Defaults <- config file (YAML/JSON, local or s3://) <- ``--set`` overrides."""
-    data = read_config_file(path) if path else {}
-    data = merge(data, parse_overrides(overrides))
-    return from_dict(cls, data)
+def config_data(path: str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """A config file's values (YAML/JSON, local or s3://; none: {}) with ``--set`` overrides merged over them:
+    what :func:`from_dict` turns into a config over its defaults (:func:`uniqa.stagecli.resolve` first takes the
+    stage's inputs and ``out:`` out of it)."""
+    return merge(read_config_file(path) if path else {}, parse_overrides(overrides))

@@ -95,10 +95,9 @@ def register(sub: argparse._SubParsersAction, command: StageCommand) -> argparse
 def resolve(command: StageCommand, args: argparse.Namespace) -> tuple[list[Any], str, Any]:
     """(the run function's inputs, out, the config) from the flags and the config file; nothing touches
     storage beyond reading the config file."""
-    from uniqa.config import from_dict, merge, parse_overrides, read_config_file
+    from uniqa.config import config_data, from_dict
 
-    data = read_config_file(args.config) if args.config else {}
-    data = merge(data, parse_overrides(args.set))
+    data = config_data(args.config, args.set)
     inputs = []
     for arg in command.inputs:
         value = getattr(args, arg.dest)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -58,29 +59,39 @@ def read_bucket(folder: str, schema: pa.Schema, columns: list[str]) -> pa.Table:
     return pads.dataset(files, schema=schema, format="parquet", filesystem=fs).to_table(columns=columns)
 
 
-def load_bucket(batch: pa.Table, work: str, scores_schema: pa.Schema, manifest_schema: pa.Schema,
-                score_columns: list[str], manifest_columns: list[str]) -> pa.Table:
+@dataclass(frozen=True)
+class Join:
+    """The scores and the manifest, each hash-partitioned by image_id into ``buckets`` folders under ``work``
+    (``work/scores/bNNNNN``, ``work/manifest/bNNNNN``: :func:`partition`)."""
+
+    work: str
+    buckets: int
+    scores_schema: pa.Schema
+    manifest_schema: pa.Schema
+
+
+def load_bucket(batch: pa.Table, join: Join, score_columns: list[str], manifest_columns: list[str]) -> pa.Table:
     """One bucket's scores rows joined with its manifest rows (see :func:`uniqa.curation.decide.left_join`)."""
     tables = []
     for b in batch["bucket"].to_pylist():
-        scores = read_bucket(storage.join(work, "scores", f"b{b:05d}"), scores_schema, score_columns)
-        manifest = read_bucket(storage.join(work, "manifest", f"b{b:05d}"), manifest_schema, manifest_columns)
+        scores = read_bucket(storage.join(join.work, "scores", f"b{b:05d}"), join.scores_schema, score_columns)
+        manifest = read_bucket(storage.join(join.work, "manifest", f"b{b:05d}"), join.manifest_schema,
+                               manifest_columns)
         tables.append(left_join(scores, manifest, manifest_columns))
     return pa.concat_tables(tables)
 
 
-def source(scores_files: list[str], score_columns: list[str], join: dict | None = None):
-    """The scores rows (``score_columns`` of them), joined with ``join["manifest_columns"]`` of the manifest
-    when ``join`` (work, buckets, schemas) is given."""
+def source(scores_files: list[str], score_columns: list[str], join: Join | None = None,
+           manifest_columns: list[str] = ()):
+    """The scores rows (``score_columns`` of them), joined bucket by bucket with ``manifest_columns`` of the
+    manifest when ``join`` is given."""
     import ray
 
     if join is None:
         return ray_read(scores_files, columns=score_columns)
-    return ray.data.from_items([{"bucket": b} for b in range(join["buckets"])]).map_batches(
+    return ray.data.from_items([{"bucket": b} for b in range(join.buckets)]).map_batches(
         load_bucket, batch_size=1, batch_format="pyarrow",
-        fn_kwargs={"work": join["work"], "scores_schema": join["scores_schema"],
-                   "manifest_schema": join["manifest_schema"], "score_columns": score_columns,
-                   "manifest_columns": join["manifest_columns"]})
+        fn_kwargs={"join": join, "score_columns": score_columns, "manifest_columns": list(manifest_columns)})
 
 
 def sketch_pass(ds, plan: Plan, max_groups: int) -> dict:

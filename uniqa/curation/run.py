@@ -176,14 +176,13 @@ def run_filter(scores: str, manifest: str | None, out: str, cfg: FilterConfig, *
     init_ray(address)
     quiet_ray_data(quiet=not progress)
     with Timer() as timer:
-        totals, sketches, join = drain_user_errors(_passes, inp, cfg, plan, out, schemas, progress)
-    plan = replace(plan, thresholds=totals.pop("thresholds"), edges=totals.pop("edges"))
+        passes = drain_user_errors(_passes, inp, cfg, plan, out, schemas, progress)
     title = f"{cfg.where}" if cfg.where else f"top {cfg.top_fraction:g} by {cfg.by}" + (
         f" per {cfg.group_by}" if cfg.group_by else "")
     storage.write_bytes(storage.join(out, FIGURE),
-                        _figure(plan, totals, _lines(plan, cfg), title))
+                        _figure(passes.plan, passes.totals, _lines(passes.plan, cfg), title))
     _clear(work)
-    summary = _summary(scores, manifest, out, cfg, inp, plan, totals, sketches, join, timer.seconds)
+    summary = _summary(scores, manifest, out, cfg, inp, passes, timer.seconds)
     summary.details["identity"] = identity
     return summary.write()
 
@@ -205,35 +204,41 @@ def _figure(plan: Plan, totals: dict, lines: dict, title: str) -> bytes:
     return histogram_png(plan.edges, totals["hist"], lines, title)
 
 
-def _passes(inp: Inputs, cfg: FilterConfig, plan: Plan, out: str, schemas, progress: bool):
-    from uniqa.curation.filter_stage import filter_pass, partition, sketch_pass, source
+@dataclass
+class Passes:
+    """What the two passes found: the summed counts (kept, rejected, errors, by_reason, hist), the merged
+    sketches, the plan with its thresholds and histogram edges decided, and the manifest join's bucket count."""
+
+    totals: dict
+    sketches: dict
+    plan: Plan
+    buckets: int | None  # None: no manifest
+
+
+def _passes(inp: Inputs, cfg: FilterConfig, plan: Plan, out: str, schemas, progress: bool) -> Passes:
+    from uniqa.curation.filter_stage import Join, filter_pass, partition, sketch_pass, source
 
     join = None
     if inp.manifest_files is not None:
-        work = storage.join(out, WORK_DIR)
-        buckets = max(1, math.ceil(max(inp.rows, inp.manifest_rows) / cfg.bucket_rows))
-        partition(inp.scores_files, storage.join(work, "scores"), buckets, inp.scores_schema)
-        partition(inp.manifest_files, storage.join(work, "manifest"), buckets, inp.manifest_schema)
-        join = {"work": work, "buckets": buckets, "scores_schema": inp.scores_schema,
-                "manifest_schema": inp.manifest_schema}
+        join = Join(storage.join(out, WORK_DIR), max(1, math.ceil(max(inp.rows, inp.manifest_rows) / cfg.bucket_rows)),
+                    inp.scores_schema, inp.manifest_schema)
+        partition(inp.scores_files, storage.join(join.work, "scores"), join.buckets, inp.scores_schema)
+        partition(inp.manifest_files, storage.join(join.work, "manifest"), join.buckets, inp.manifest_schema)
 
     def rows(full: bool):
         score_cols, manifest_cols = _columns(inp, plan, full)
-        return source(inp.scores_files, score_cols, None if join is None else {**join,
-                                                                               "manifest_columns": manifest_cols})
+        return source(inp.scores_files, score_cols, join, manifest_cols)
 
     sketches = sketch_pass(rows(False), plan, cfg.max_groups)
     thresholds = _thresholds(sketches, cfg) if cfg.top_fraction is not None else {}
-    edges = _edges(sketches, plan, cfg.bins)
-    decided = replace(plan, thresholds=thresholds, edges=edges)
+    decided = replace(plan, thresholds=thresholds, edges=_edges(sketches, plan, cfg.bins))
     totals = filter_pass(rows(True), decided, storage.join(out, KEPT_DIR), storage.join(out, REJECTED_DIR),
                          schemas, inp.rows, progress)
-    totals.update(thresholds=thresholds, edges=edges)
-    return totals, sketches, None if join is None else {"buckets": join["buckets"]}
+    return Passes(totals, sketches, decided, None if join is None else join.buckets)
 
 
-def _summary(scores, manifest, out, cfg, inp, plan, totals, sketches, join, seconds) -> StageSummary:
-    k = cfg.sketch_k
+def _summary(scores, manifest, out, cfg, inp, passes: Passes, seconds) -> StageSummary:
+    plan, totals, sketches, k = passes.plan, passes.totals, passes.sketches, cfg.sketch_k
     if cfg.where is not None:
         rule = {"where": str(cfg.expression)}
         thresholds = {"*": [[c, op, v] for c, op, v in cfg.expression.thresholds()]}
@@ -254,7 +259,8 @@ def _summary(scores, manifest, out, cfg, inp, plan, totals, sketches, join, seco
                       "rank_error": quantiles.rank_error(k), "confidence": quantiles.CONFIDENCE},
         "scores": {c: quantiles.describe(sketches[(None, c)]) for c in plan.score_columns if (None, c) in sketches},
         "histograms": storage.join(out, FIGURE),
-        "manifest_rows": inp.manifest_rows if manifest else None, "join": join,
+        "manifest_rows": inp.manifest_rows if manifest else None,
+        "join": None if passes.buckets is None else {"buckets": passes.buckets},
     }
     details = {k_: v for k_, v in details.items() if v is not None}
     return StageSummary(

@@ -63,8 +63,8 @@ def _list(args) -> int:
         s = SOURCES.get(name)
         rng = f"{s.mos_range[0]:g}-{s.mos_range[1]:g}" if s.mos_range else "from data"
         print(f"{name:10s} {s.task or 'from data':10s} MOS {rng:9s} {s.description}")
-        for opt, text in s.options.items():
-            print(f"{'':10s}   -o {opt}=...  {text}")
+        for opt in s.options:
+            print(f"{'':10s}   -o {opt}=...  {s.option_help(opt)}")
     return 0
 
 

@@ -56,7 +56,7 @@ class Checkpoint:
 
 
 def _dirname(uri: str) -> str:
-    return posixpath.dirname(uri) if storage.is_s3(uri) else os.path.dirname(os.path.abspath(uri))
+    return posixpath.dirname(storage.absolute(uri))
 
 
 def weights_uri(path: str) -> str:

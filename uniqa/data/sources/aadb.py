@@ -26,10 +26,10 @@ IMAGE_DIRS = ("datasetImages_originalSize", "datasetImages_warp256")  # publishe
     mos_range=(0.0, 1.0),
     description="AADB aesthetics (score 0-1; official train/val/test split; full-size images first)",
     options={
-        "label_dir": "label folder relative to root (default imgListFiles_label)",
-        "train_file": "default imgListTrainRegression_score.txt",
-        "val_file": "default imgListValidationRegression_score.txt",
-        "test_file": "default imgListTestRegression_score.txt",
+        "label_dir": "label folder relative to root",
+        "train_file": "training list (image name, score) in the label folder",
+        "val_file": "validation list (image name, score) in the label folder",
+        "test_file": "test list (image name, score) in the label folder",
         "image_dir": "image folder relative to root (default: datasetImages_originalSize if present, "
                      "else datasetImages_warp256)",
     },

@@ -17,10 +17,10 @@ SCORE_COLUMNS = ("mos_quality", "std_quality", "mos_align", "std_align")
     mos_range=None,
     description="AGIQA-3K AI-generated image quality (mos_quality; -o mos_column=mos_align for alignment)",
     options={
-        "scores_file": "CSV relative to root (default data.csv)",
+        "scores_file": "CSV relative to root",
         "image_dir": "image folder relative to root (default: the root)",
-        "name_column": "default name",
-        "mos_column": "default mos_quality; mos_align for text-image alignment",
+        "name_column": "image name column",
+        "mos_column": "score column (mos_align for text-image alignment)",
     },
 )
 def read_agiqa3k(

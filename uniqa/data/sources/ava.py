@@ -88,14 +88,13 @@ def _raws(item: dict, where: str) -> list[str]:
     mos_range=(1.0, 10.0),
     description="AVA aesthetics (vote-weighted mean 1-10; comments + official split from AVA-Captions JSON)",
     options={
-        "scores_file": "text file relative to root (default AVA.txt)",
-        "image_dir": "image folder relative to root (default images)",
-        "image_ext": "image file extension (default .jpg)",
-        "comments_file": "AVA-Captions JSON relative to root, used when present "
-                         "(default CLEAN_AVA_FULL_AFTER_SUBJECTIVE_CLEANING.json; empty: none)",
+        "scores_file": "text file relative to root",
+        "image_dir": "image folder relative to root",
+        "image_ext": "image file extension",
+        "comments_file": "AVA-Captions JSON relative to root, used when present (empty: none)",
         "test_list": "standard test list relative to root: image ids one a line, or a .csv; it replaces the "
-                     "JSON's split (listed ids test, the rest train). Default auto: aesthetics_image_lists/"
-                     "generic_test.jpgl or generic_test.jpgl when present; none: the JSON's split",
+                     "JSON's split (listed ids test, the rest train). auto: aesthetics_image_lists/generic_test.jpgl "
+                     "or generic_test.jpgl when present; none: the JSON's split",
         "test_list_column": "the id column when test_list is a .csv (default: its first column)",
     },
 )

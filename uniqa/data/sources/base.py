@@ -8,6 +8,7 @@ the command line (``-o key=value``); the ``opt_*`` helpers parse them with error
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import logging
 import math
@@ -75,8 +76,19 @@ class Source:
     mos_range: tuple[float, float] | None
     higher_is_better: bool = True
     description: str = ""
-    options: dict[str, str] = field(default_factory=dict)  # option name -> help (column/path overrides)
+    options: dict[str, str] = field(default_factory=dict)  # option name -> help (column/path overrides); the
+    # default is the read function's keyword default, shown by option_help (a help names a default only where the
+    # keyword's is empty or None and the reader works it out)
     level_range: str = "published"  # published | observed
+
+    def option_help(self, option: str) -> str:
+        """The option's help with its default (the read function's keyword default, when it is a value)."""
+        default = inspect.signature(self.read).parameters[option].default
+        if default in (None, "") or default is inspect.Parameter.empty:
+            return self.options[option]
+        value = str(default).lower() if isinstance(default, bool) else str(default)
+        return f"{self.options[option]} (default {value!r})" if " " in value else \
+            f"{self.options[option]} (default {value})"
 
 
 SOURCES: Registry[Source] = Registry("dataset")

@@ -11,10 +11,10 @@ from uniqa.data.sources.base import Records, csv_records, register_source
     mos_range=(0.0, 100.0),
     description="FLIVE / PaQ-2-PiQ in-the-wild IQA (MOS 0-100)",
     options={
-        "scores_file": "CSV relative to root (default labels_image.csv)",
-        "image_dir": "image folder relative to root (default database)",
-        "name_column": "default name",
-        "mos_column": "default mos",
+        "scores_file": "CSV relative to root",
+        "image_dir": "image folder relative to root",
+        "name_column": "image name column",
+        "mos_column": "MOS column",
     },
 )
 def read_flive(

@@ -26,8 +26,8 @@ def list_images(root: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[t
     mos_range=None,
     description="every image below a folder or s3:// prefix (recursive), no scores",
     options={
-        "task": "quality or aesthetics (default quality)",
-        "dataset": "dataset name written in the manifest and image ids (default folder)",
+        "task": "quality or aesthetics",
+        "dataset": "dataset name written in the manifest and image ids",
         "extensions": "comma-separated image extensions (default " + ",".join(IMAGE_SUFFIXES) + ")",
     },
 )

@@ -24,12 +24,12 @@ from uniqa.errors import UniqaError
     mos_range=(1.0, 5.0),
     description="KADID-10k synthetic distortions IQA (DMOS 1-5, higher is better; grouped by reference)",
     options={
-        "scores_file": "CSV relative to root (default dmos.csv)",
-        "image_dir": "image folder relative to root (default images)",
-        "name_column": "default dist_img",
-        "ref_column": "default ref_img",
-        "mos_column": "default dmos",
-        "var_column": "default var (optional, kept in attrs)",
+        "scores_file": "CSV relative to root",
+        "image_dir": "image folder relative to root",
+        "name_column": "distorted image name column",
+        "ref_column": "reference image name column (the content group)",
+        "mos_column": "DMOS column",
+        "var_column": "score variance column (optional, kept in attrs)",
     },
 )
 def read_kadid(

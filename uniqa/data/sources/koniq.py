@@ -23,10 +23,10 @@ MOS_RANGES = {"MOS_zscore": (0.0, 100.0), "MOS": (1.0, 5.0)}  # published range 
     description="KonIQ-10k in-the-wild IQA (MOS_zscore 0-100, or -o mos_column=MOS 1-5; images 512x384/, else "
                 "1024x768/)",
     options={
-        "scores_file": "CSV relative to root (default koniq10k_scores_and_distributions.csv)",
+        "scores_file": "CSV relative to root",
         "image_dir": "image folder relative to root (default: 512x384 if present, else 1024x768)",
-        "name_column": "default image_name",
-        "mos_column": "default MOS_zscore (0-100, as the official code reads it); MOS for the 1-5 scale",
+        "name_column": "image name column",
+        "mos_column": "score column: MOS_zscore is 0-100, as the official code reads it; MOS for the 1-5 scale",
     },
 )
 def read_koniq(

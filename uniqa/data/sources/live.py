@@ -52,11 +52,11 @@ def read_info(uri: str) -> dict[str, tuple[str, float | None]]:
     description="LIVE IQA release 2, synthetic distortions (DMOS ~0-100, lower is better; reference copies "
                 "dropped; grouped by reference)",
     options={
-        "dmos_file": "default dmos.mat (variables dmos and orgs)",
-        "refnames_file": "default refnames_all.mat (variable refnames_all)",
-        "folders": f"comma-separated distortion folders in dmos.mat order (default {FOLDERS})",
-        "info_file": "per-folder list of images (default info.txt)",
-        "keep_references": "keep the reference copies (orgs == 1); default false",
+        "dmos_file": "DMOS file relative to root (variables dmos and orgs)",
+        "refnames_file": "reference names file relative to root (variable refnames_all)",
+        "folders": "comma-separated distortion folders in dmos.mat order",
+        "info_file": "per-folder list of images",
+        "keep_references": "keep the reference copies (orgs == 1)",
         "mos_min": "lower end of the DMOS range (default 0)",
         "mos_max": "upper end of the DMOS range (default 100)",
     },

@@ -72,11 +72,11 @@ def mat_numbers(value: np.ndarray, uri: str) -> np.ndarray:
     mos_range=(0.0, 100.0),
     description="LIVE Challenge in-the-wild IQA (MOS 0-100; the 7 training examples dropped)",
     options={
-        "images_file": "default Data/AllImages_release.mat (variable AllImages_release)",
-        "mos_file": "default Data/AllMOS_release.mat (variable AllMOS_release)",
-        "std_file": "default Data/AllStdDev_release.mat (variable AllStdDev_release; optional)",
-        "image_dir": "image folder relative to root (default Images)",
-        "skip_first": "leading entries to drop (default 7, the training examples)",
+        "images_file": "image names file relative to root (variable AllImages_release)",
+        "mos_file": "MOS file relative to root (variable AllMOS_release)",
+        "std_file": "MOS standard deviation file relative to root (variable AllStdDev_release; optional)",
+        "image_dir": "image folder relative to root",
+        "skip_first": "leading entries to drop (the 7 training examples)",
     },
 )
 def read_livec(

@@ -21,7 +21,7 @@ SIDES = ("train", "val", "test")
     description="an existing manifest (Parquet file or folder, local or s3://): validated and rewritten",
     options={
         "split": "keep only the rows on one side of this split column (split_0 .. split_9; default: every row)",
-        "side": "the side kept with `split`: train, val or test (default test)",
+        "side": "the side kept with `split`: train, val or test",
     },
 )
 def read_manifest(root: str, split: str | None = None, side: str = "test") -> pa.Table:

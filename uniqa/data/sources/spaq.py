@@ -57,13 +57,13 @@ def read_xlsx_rows(uri: str, required: list[str], sheet: str = "", header_rows: 
     mos_range=(0.0, 100.0),
     description="SPAQ smartphone photos IQA (MOS 0-100, five attribute scores)",
     options={
-        "scores_file": "xlsx relative to root (default 'Annotations/MOS and Image attribute scores.xlsx')",
+        "scores_file": "xlsx relative to root",
         "sheet": "worksheet name (default: the first sheet)",
-        "image_dir": "image folder relative to root (default TestImage)",
-        "name_column": "default 'Image name'",
-        "mos_column": "default MOS",
-        "decode_size": f"shorter side the images are resized to before their views (default {DECODE_SIZE}, the "
-                       "reference's; none: as stored)",
+        "image_dir": "image folder relative to root",
+        "name_column": "image name column",
+        "mos_column": "MOS column",
+        "decode_size": "shorter side the images are resized to before their views (the reference's; none: as "
+                       "stored)",
     },
 )
 def read_spaq(

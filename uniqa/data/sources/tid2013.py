@@ -35,8 +35,8 @@ def reference_of(name: str) -> str:
     description="TID2013 synthetic distortions IQA (MOS 0-9; grouped by reference; levels over observed range)",
     level_range="observed",
     options={
-        "scores_file": "text file relative to root (default mos_with_names.txt)",
-        "image_dir": "image folder relative to root (default distorted_images)",
+        "scores_file": "text file relative to root",
+        "image_dir": "image folder relative to root",
     },
 )
 def read_tid2013(root: str, scores_file: str = "mos_with_names.txt", image_dir: str = "distorted_images") -> Records:
