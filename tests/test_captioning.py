@@ -411,7 +411,7 @@ def test_pipeline_entry_points_share_the_cli_checks(tmp_path, capsys):
 
 
 def test_worker_user_errors_surface_as_one_line(tmp_path):
-    from uniqa.runtime import drain_user_errors, user_error_in
+    from uniqa.runtime import user_error_in, user_errors
     from uniqa.sink import check_run_identity
     from uniqa.tables import remove_parts
 
@@ -428,8 +428,10 @@ def test_worker_user_errors_surface_as_one_line(tmp_path):
     def boom():
         raise ActorDied(text)
 
-    with pytest.raises(UniqaError, match="^no such checkpoint: /w.pt$"):
-        drain_user_errors(boom)
+    with pytest.raises(UniqaError, match="^no such checkpoint: /w.pt$"), user_errors():
+        boom()
+    with pytest.raises(RuntimeError, match="plain bug"), user_errors():
+        raise RuntimeError("plain bug")
     check_run_identity(str(tmp_path), {"backend": "attributes"})
     check_run_identity(str(tmp_path), {"backend": "attributes"})
     with pytest.raises(UniqaError, match="backend='attributes', this run has backend='vllm'"):

@@ -5,7 +5,6 @@ two-node Ray cluster on loopback addresses (head 127.0.0.2 with the dashboard, w
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import re
@@ -23,18 +22,18 @@ ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "cluster"
 RAY_VERSION = "2.60.0"
 
-# cluster/<file>.yaml -> the stage package whose cli.COMMAND reads it (a config file may not name its stage).
+# cluster/<file>.yaml -> the stage (uniqa.stages) that reads it (a config file may not name its stage).
 STAGE_CONFIGS = {
-    "caption-vllm.yaml": "captioning",
-    "purify.yaml": "purification",
+    "caption-vllm.yaml": "caption",
+    "purify.yaml": "purify",
     "corpus.yaml": "corpus",
-    "pretrain.yaml": "training",
-    "pretrain-official.yaml": "training",
+    "pretrain.yaml": "pretrain",
+    "pretrain-official.yaml": "pretrain",
     "features.yaml": "features",
-    "adapt.yaml": "adapters",
-    "score.yaml": "scoring",
-    "filter.yaml": "curation",
-    "evaluate.yaml": "evaluation",
+    "adapt.yaml": "adapt",
+    "score.yaml": "score",
+    "filter.yaml": "filter",
+    "evaluate.yaml": "evaluate",
 }
 MANIFESTS = {"aws-gpu.yaml", "kuberay-raycluster.yaml", "kuberay-rayjob.yaml"}
 
@@ -98,8 +97,9 @@ def test_kuberay_manifests():
 
 def resolve_config(name: str, sets: tuple[str, ...] = ()):
     from uniqa.stagecli import resolve
+    from uniqa.stages import STAGES
 
-    command = importlib.import_module(f"uniqa.{STAGE_CONFIGS[name]}.cli").COMMAND
+    command = STAGES[STAGE_CONFIGS[name]]
     args = argparse.Namespace(config=str(CLUSTER / name), set=list(sets), out=None,
                               **{arg.dest: None for arg in (*command.inputs, *command.options)})
     return command, *resolve(command, args)
@@ -108,7 +108,7 @@ def resolve_config(name: str, sets: tuple[str, ...] = ()):
 @pytest.mark.parametrize("name", sorted(STAGE_CONFIGS))
 def test_stage_config_loads_into_its_stage(name):
     command, inputs, out, cfg = resolve_config(name)
-    assert type(cfg).__name__ == command.config.rpartition(":")[2]
+    assert type(cfg) is command.config
     assert out.startswith("s3://BUCKET/")  # paper-scale runs: outputs and ...
     flat = [v for value in inputs if value for v in (value if isinstance(value, list) else [value])]
     assert flat and all(v.startswith("s3://BUCKET/") for v in flat)  # ... inputs on S3

@@ -16,14 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from uniqa import demo
+from uniqa.cli import main
+from uniqa.demo import results as demo
+from uniqa.demo.recipe import load_recipe
+from uniqa.demo.steps import STATE_FILE, decide, step_key, summary_stamp
+from uniqa.errors import UniqaError
 from uniqa.stage import SUMMARY_FILE, StageSummary
 
 PHASES = ("before", "after", "adapted")
 SCORED = ("classic", *PHASES)  # the classic metrics' baselines are scored and evaluated like a phase
 # Each stage output folder of the demo and the stage that wrote it.
 STAGE_FOLDERS = {
-    "manifests/iqa": "prepare", "manifests/iaa": "prepare", "captions": "caption", "purified": "purify",
+    "sample": "sample", "manifests/iqa": "prepare", "manifests/iaa": "prepare", "captions": "caption",
+    "purified": "purify",
     "manifests/iqa-test": "prepare", "manifests/iaa-test": "prepare",
     "corpus": "corpus", "init": "init", "pretrain": "pretrain", "features/iqa": "features", "features/iaa": "features",
     "tune/quality": "tune", "tune/aesthetics": "tune",
@@ -36,48 +41,111 @@ STAGE_FOLDERS = {
 
 
 def test_resume_decision():
-    assert demo.decide(None, "k1", None) == "fresh"  # never run (or no state): start over
-    assert demo.decide({"key": "k0", "done": "s"}, "k1", "s") == "fresh"  # config or an input changed
-    assert demo.decide({"key": "k1", "done": None}, "k1", None) == "resume"  # interrupted: the stage resumes
-    assert demo.decide({"key": "k1", "done": "s"}, "k1", None) == "resume"  # summary gone or now incomplete
-    assert demo.decide({"key": "k1", "done": "s"}, "k1", "t") == "resume"  # summary rewritten by someone else
-    assert demo.decide({"key": "k1", "done": "s"}, "k1", "s") == "skip"
+    assert decide(None, "k1", None) == "fresh"  # never run (or no state): start over
+    assert decide({"key": "k0", "done": "s"}, "k1", "s") == "fresh"  # config or an input changed
+    assert decide({"key": "k1", "done": None}, "k1", None) == "resume"  # interrupted: the stage resumes
+    assert decide({"key": "k1", "done": "s"}, "k1", None) == "resume"  # summary gone or now incomplete
+    assert decide({"key": "k1", "done": "s"}, "k1", "t") == "resume"  # summary rewritten by someone else
+    assert decide({"key": "k1", "done": "s"}, "k1", "s") == "skip"
 
 
-def test_a_step_key_follows_its_config_and_its_inputs_not_the_folder_name():
-    steps = {s.name: s for s in demo.plan("runs/a", 0, demo.DEMO_PRETRAIN)}
-    state = {name: {"done": f"sha-{name}"} for name in steps}
-    key = demo.step_key(steps["features/iqa"], state, "runs/a")
-    moved = {s.name: s for s in demo.plan("/elsewhere/b", 0, demo.DEMO_PRETRAIN)}
-    assert demo.step_key(moved["features/iqa"], state, "/elsewhere/b") == key
-    assert demo.step_key(steps["features/iqa"], {**state, "pretrain": {"done": "new"}}, "runs/a") != key
-    assert demo.step_key(steps["features/iqa"], {**state, "corpus": {"done": "new"}}, "runs/a") == key  # not read
-    longer = {s.name: s for s in demo.plan("runs/a", 0, {**demo.DEMO_PRETRAIN, "steps": 10})}
-    assert demo.step_key(longer["pretrain"], state, "runs/a") != demo.step_key(steps["pretrain"], state, "runs/a")
+def test_a_step_key_follows_its_config_and_the_steps_it_reads(tmp_path):
+    recipe = load_recipe()
+    state = {s.name: {"done": f"sha-{s.name}"} for s in recipe.steps}
+    key = step_key(recipe.step("features/iqa"), state)
+    assert step_key(recipe.step("features/iqa"), {**state, "pretrain": {"done": "new"}}) != key
+    assert step_key(recipe.step("features/iqa"), {**state, "corpus": {"done": "new"}}) == key  # not read
+    edited = tmp_path / "recipe.yaml"  # the same file, edited by hand: 300 pre-training steps
+    edited.write_text(Path(recipe.source).read_text().replace("steps: 600,", "steps: 300,"))
+    shorter = load_recipe(str(edited))
+    assert shorter.step("pretrain").config["steps"] == 300
+    assert step_key(shorter.step("pretrain"), state) != step_key(recipe.step("pretrain"), state)
+    assert step_key(shorter.step("features/iqa"), state) == key  # until pre-training's result changes
 
 
-def test_the_plan_reads_only_earlier_steps_and_uses_the_pretrained_model_everywhere():
-    steps = demo.plan("OUT", 0, demo.DEMO_PRETRAIN)
-    names = [s.name for s in steps]
-    for i, step in enumerate(steps):
+def test_the_recipe_reads_only_earlier_steps_and_uses_the_pretrained_model_everywhere():
+    recipe = load_recipe()
+    names = [s.name for s in recipe.steps]
+    for i, step in enumerate(recipe.steps):
         assert set(step.needs) <= set(names[:i]), step.name
-    by = dict(zip(names, steps))
-    assert by["corpus"].config["holdout"] == "split_0"
-    assert by["pretrain"].config == demo.DEMO_PRETRAIN and by["pretrain"].config["num_workers"] == 2
-    assert by["scores/before/iqa"].config["model"] == "OUT/init"
+    assert demo.has_results(names) and recipe.ray_cpus == 2
+    by = {s.name: s.config_at("OUT") for s in recipe.steps}
+    assert by["corpus"]["holdout"] == "split_0"
+    assert by["pretrain"]["steps"] == 600 and by["pretrain"]["num_workers"] == 2
+    assert by["scores/before/iqa"]["model"] == "OUT/init" and recipe.step("scores/before/iqa").needs == (
+        "init", "manifests/iqa-test")
     for name in ("scores/after/iqa", "features/iqa", "features/iaa", "scores/adapted/iaa"):
-        assert by[name].config["model"] == "OUT/pretrain/final", name
+        assert by[name]["model"] == "OUT/pretrain/final", name
     for head, part in (("quality", "iqa"), ("aesthetics", "iaa")):
         sweep = by[f"tune/{head}"]
-        assert sweep.config["base"] == {"model": "OUT/pretrain/final", "head": head, "epochs": 8}
-        assert sweep.config["num_samples"] == 4 and sweep.calls[0]["features"] == f"OUT/features/{part}"
-        assert sweep.config["max_concurrent"] == 1 and sweep.config["scheduler"]["kind"] == "asha"
-    assert by["tune/aesthetics"].config["search_space"]["epochs"] == {"choice": [20, 40]}  # 32 training images
-    assert by["tune/quality"].config["search_space"]["epochs"] == {"choice": [4, 8]}  # tuning/adapter-quality.yaml
-    assert by["scores/adapted/iqa"].config["heads"] == ["quality=OUT/tune/quality/best",
-                                                        "aesthetics=OUT/tune/aesthetics/best"]
-    assert by["scores/classic/iqa"].config["heads"] == ["niqe", "brisque"]  # no model: the classic baselines
-    assert "model" not in by["scores/classic/iqa"].config and by["scores/classic/iqa"].needs == ("manifests/iqa-test",)
+        assert sweep["base"] == {"model": "OUT/pretrain/final", "head": head, "epochs": 8}
+        assert sweep["num_samples"] == 4
+        assert recipe.step(f"tune/{head}").calls_at("OUT")[0]["features"] == f"OUT/features/{part}"
+        assert sweep["max_concurrent"] == 1 and sweep["scheduler"]["kind"] == "asha"
+    assert by["tune/aesthetics"]["search_space"]["epochs"] == {"choice": [20, 40]}  # 32 training images
+    assert by["tune/quality"]["search_space"]["epochs"] == {"choice": [4, 8]}  # tuning/adapter-quality.yaml
+    adapted = ["quality=OUT/tune/quality/best", "aesthetics=OUT/tune/aesthetics/best"]
+    assert by["scores/adapted/iqa"]["heads"] == adapted
+    assert set(recipe.step("scores/adapted/iqa").needs) == {"pretrain", "tune/quality", "tune/aesthetics",
+                                                            "manifests/iqa-test"}
+    assert by["scores/classic/iqa"]["heads"] == ["niqe", "brisque"]  # no model: the classic baselines
+    assert "model" not in by["scores/classic/iqa"] and recipe.step("scores/classic/iqa").needs == (
+        "manifests/iqa-test",)
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("stage: corpus", "unknown stage 'nothing'"),
+    ("holdout: split_0", "recipe step 'corpus': unknown config key 'holdot'"),
+    ('captions: ["{out}/captions"]', "recipe step 'corpus' reads {out}/captionz, which no earlier step writes"),
+    ("{name: init, stage: init,", "recipe step 'init': stage init takes the inputs none"),
+])
+def test_a_bad_recipe_fails_before_anything_runs(tmp_path, edit, message, capsys):
+    text = load_recipe().source
+    text = Path(text).read_text()
+    bad = {"stage: corpus": "stage: nothing", "holdout: split_0": "holdot: split_0",
+           'captions: ["{out}/captions"]': 'captions: ["{out}/captionz"]',
+           "{name: init, stage: init,": "{name: init, stage: init, calls: [{corpus: x}],"}[edit]
+    assert edit in text
+    (tmp_path / "bad.yaml").write_text(text.replace(edit, bad, 1))
+    with pytest.raises(UniqaError, match=re.escape(message)):
+        load_recipe(str(tmp_path / "bad.yaml"))
+    assert main(["demo", "--recipe", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_an_edited_recipe_runs_resumes_and_reruns_what_an_edit_changes(sample_corpus, tmp_path, capsys):
+    """A hand-written recipe of local stages: the first run runs each step, a rerun finds each done, and an edit
+    reruns the edited step and the steps that read it, nothing else."""
+    recipe = tmp_path / "recipe.yaml"
+
+    def write(train_fraction: float, seed: int) -> None:
+        recipe.write_text(f"""steps:
+  - {{name: manifests/iqa, stage: prepare, config: {{train_fraction: {train_fraction}}},
+     calls: [{{name: kadid10k, root: "{sample_corpus}/iqa"}}]}}
+  - {{name: manifests/iqa-test, stage: prepare,
+     calls: [{{name: manifest, root: "{{out}}/manifests/iqa", option: [split=split_0, side=test]}}]}}
+  - {{name: init, stage: init, config: {{model: uniqa-tiny, seed: {seed}}}}}
+""")
+
+    def demo_run() -> dict[str, str]:
+        assert main(["demo", "--recipe", str(recipe), "--out", str(tmp_path / "run")]) == 0
+        lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[demo]  ")]
+        return {line.split()[2].rstrip(":"): line.split(": ", 1)[1] for line in lines if " done in " not in line}
+
+    write(0.8, 0)
+    assert demo_run() == {"manifests/iqa": "running ...", "manifests/iqa-test": "running ...", "init": "running ..."}
+    test_side = (tmp_path / "run" / "manifests" / "iqa-test" / SUMMARY_FILE).read_text()
+    assert json.loads(test_side)["rows_out"] == 480
+    assert set(demo_run().values()) == {"already done"}
+    write(0.6, 0)  # more references on the test side: the test-side manifest is made again
+    assert demo_run() == {"manifests/iqa": "running ...", "manifests/iqa-test": "running ...",
+                          "init": "already done"}
+    assert json.loads((tmp_path / "run" / "manifests" / "iqa-test" / SUMMARY_FILE).read_text())["rows_out"] > 480
+    write(0.6, 1)
+    assert demo_run() == {"manifests/iqa": "already done", "manifests/iqa-test": "already done",
+                          "init": "running ..."}
+    state = json.loads((tmp_path / "run" / STATE_FILE).read_text())
+    assert set(state) == {"manifests/iqa", "manifests/iqa-test", "init"} and all(e["done"] for e in state.values())
 
 
 def _row(dataset, head, srcc, split="split_0"):
@@ -127,7 +195,7 @@ def test_metrics_json_is_assembled_from_the_evaluation_summaries_and_the_scores(
     noise = {"classic": 0.6, "before": 2.0, "after": 0.3, "adapted": 0.05}
     _write_part(tmp_path, "iqa", "kadid10k", "quality", refs=8, per=15, noise=noise)
     _write_part(tmp_path, "iaa", "ava", "aesthetics", refs=200, per=1, noise=noise)
-    steps = demo.plan(str(tmp_path), 0, demo.DEMO_PRETRAIN)
+    steps = list(load_recipe().steps)
     metrics = demo.write_results(str(tmp_path), steps, {s.name: {} for s in steps}, 1.0)
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     assert metrics["split"] == "split_0" and metrics["side"] == "test" and len(metrics["results"]) == 16
@@ -217,8 +285,9 @@ def test_printed_metrics_show_intervals_and_decisions(capsys):
 
 
 def test_init_is_the_random_init_pretraining_starts_from(tmp_path):
-    """OUT/init holds exactly the weights the training loop's build_model makes for the demo's config (and that
-    `uniqa score --model uniqa-tiny` inits with seed 0), checked by checksum."""
+    """`uniqa init` (the demo's OUT/init) writes exactly the weights the training loop's build_model makes for
+    the demo's pre-training config (and that `uniqa score --model uniqa-tiny` inits with seed 0), checked by
+    checksum."""
     import hashlib
 
     import torch
@@ -229,10 +298,13 @@ def test_init_is_the_random_init_pretraining_starts_from(tmp_path):
     from uniqa.training.config import PretrainConfig
     from uniqa.training.loop import Plan, build_model
 
-    cfg = {"model": "uniqa-tiny", "seed": 0}
-    summary = demo.build_init(str(tmp_path / "init"), cfg)
-    assert summary.complete and summary.details["sha256"] == file_checksum(str(tmp_path / "init"))
-    model = build_model(from_dict(PretrainConfig, demo.DEMO_PRETRAIN), Plan("x", "uniqa-tiny", None, 1, 1), "cpu")
+    assert main(["init", "--model", "uniqa-tiny", "--seed", "0", "--out", str(tmp_path / "init")]) == 0
+    summary = json.loads((tmp_path / "init" / SUMMARY_FILE).read_text())
+    assert summary["complete"] and summary["details"]["sha256"] == file_checksum(str(tmp_path / "init"))
+    summary = StageSummary(**{k: summary[k] for k in ("stage", "inputs", "output", "rows_in", "rows_out",
+                                                      "details")})
+    pretrain = from_dict(PretrainConfig, load_recipe().step("pretrain").config_at("OUT"))
+    model = build_model(pretrain, Plan("x", "uniqa-tiny", None, 1, 1), "cpu")
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     assert hashlib.sha256(save(state)).hexdigest() == summary.details["sha256"]
     with torch.random.fork_rng(devices=[]):
@@ -309,17 +381,16 @@ def test_the_demo_learns_and_the_report_says_so(demo_run):
             assert abs(ends[key] - value) <= 0.0005 + 1e-9, (key, ends.get(key), value)
 
     if first is None:  # a run made elsewhere (CI's `make demo`): a rerun would find every step done
-        steps = demo.plan(str(out), 0, demo.DEMO_PRETRAIN)
-        state = json.loads((out / demo.STATE_FILE).read_text())
-        decisions = {s.name: demo.decide(state.get(s.name), demo.step_key(s, state, str(out)),
-                                         demo.summary_stamp(str(out), s)) for s in steps}
+        state = json.loads((out / STATE_FILE).read_text())
+        decisions = {s.name: decide(state.get(s.name), step_key(s, state), summary_stamp(str(out), s))
+                     for s in load_recipe().steps}
         assert set(decisions.values()) == {"skip"}, decisions
         return
-    assert "[demo] report: " in first.stdout and first.stdout.count(" running ...") == len(STAGE_FOLDERS) + 1
+    assert "[demo] report: " in first.stdout and first.stdout.count(" running ...") == len(STAGE_FOLDERS)
     again, seconds = _run_demo(out, timeout=600)  # a few seconds idle; generous for a busy machine
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
     # nothing ran again: every step skipped (no time bound: a busy machine may take longer to find that out)
-    assert again.stdout.count("already done") == len(STAGE_FOLDERS) + 1 and "running ..." not in again.stdout
+    assert again.stdout.count("already done") == len(STAGE_FOLDERS) and "running ..." not in again.stdout
     assert json.loads((out / "metrics.json").read_text()) == metrics
 
 

@@ -12,7 +12,8 @@ from zoo import ZooCase, build_zoo, good_images
 
 from uniqa import storage
 from uniqa.data import images as I
-from uniqa.data.images import EMPTY_IMAGE, DecodeConfig, ImageError, decode_batch, load_image, to_jpeg_bytes
+from uniqa.data.batches import decode_batch
+from uniqa.data.images import EMPTY_IMAGE, DecodeConfig, ImageError, load_image, to_jpeg_bytes
 from uniqa.errors import UniqaError
 
 REQUIRED_KINDS = {

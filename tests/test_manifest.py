@@ -212,8 +212,8 @@ def test_prepare_from_a_config_file_quiet_with_ray_address(tmp_path, capsys):
     levels = summary["details"]["levels"]
     assert levels == {"bad": 2, "poor": 2, "fair": 2, "good": 2, "perfect": 2}  # quantile bins from the file
     config.write_text(f"root: {tmp_path / 'kadid'}\nout: {tmp_path / 'm'}\n")
-    assert_one_line_error(*run_cli(capsys, "data", "prepare", "--config", str(config))[::2], "no dataset name",
-                          "NAME")
+    assert_one_line_error(*run_cli(capsys, "data", "prepare", "--config", str(config))[::2], "no name: give NAME",
+                          "`name:`")
     assert_one_line_error(*run_cli(capsys, "data", "prepare", "kadid10k", "--out", str(tmp_path / "m"))[::2],
                           "no root: pass --root")
     assert_one_line_error(*run_cli(capsys, "data", "prepare", "kadid10k", "--root", str(tmp_path / "kadid"))[::2],

@@ -11,7 +11,9 @@ from contextlib import contextmanager
 
 import pytest
 import torch
+from train_faults import failing_at
 
+import uniqa.training.run
 from tests.test_pretrain import write_corpus
 from tests.test_pretrain_ray import config, final_weights, metric_steps
 from uniqa.training.run import run_pretrain
@@ -69,9 +71,10 @@ def test_two_worker_run_is_the_same_on_an_idle_and_a_busy_machine(idle, corpus, 
 
 
 @pytest.mark.timeout(900)
-def test_two_worker_run_stopped_and_resumed_equals_the_uninterrupted_one(idle, corpus, tmp_path):
+def test_two_worker_run_stopped_and_resumed_equals_the_uninterrupted_one(idle, corpus, tmp_path, monkeypatch):
     run = str(tmp_path / "resumed")
-    cfg = two_workers(fail_at_step=25, max_failures=0)
+    cfg = two_workers(max_failures=0)
+    monkeypatch.setattr(uniqa.training.run, "train_worker", failing_at(25))
     with cpu_burner():
         with pytest.raises(Exception, match="injected fault at step 25"):
             run_pretrain(corpus, run, cfg, progress=False)

@@ -8,7 +8,9 @@ import json
 
 import pytest
 import torch
+from train_faults import MARKER, failing_at
 
+import uniqa.training.run
 from tests.test_pretrain import write_corpus
 from uniqa.errors import UniqaError
 from uniqa.training.config import PretrainConfig
@@ -82,31 +84,33 @@ def test_run_completes_skips_broken_images_and_exports(uninterrupted, corpus):
 
 
 @pytest.mark.timeout(900)
-def test_stopped_run_resumes_to_the_same_weights(uninterrupted, corpus, tmp_path):
+def test_stopped_run_resumes_to_the_same_weights(uninterrupted, corpus, tmp_path, monkeypatch):
     run_a, _ = uninterrupted
     run = str(tmp_path / "run_b")
+    monkeypatch.setattr(uniqa.training.run, "train_worker", failing_at(5))
     with pytest.raises(Exception, match="injected fault at step 5"):  # no restarts: the run stops at step 5
-        run_pretrain(corpus, run, config(fail_at_step=5, max_failures=0), progress=False)
+        run_pretrain(corpus, run, config(max_failures=0), progress=False)
     assert metric_steps(run) == [1, 2, 3, 4]  # what the last checkpoint (step 4) had logged
-    summary = run_pretrain(corpus, run, config(fail_at_step=5, max_failures=0), progress=False)
+    summary = run_pretrain(corpus, run, config(max_failures=0), progress=False)
     assert summary.complete and summary.already_done == 4 and summary.rows_written == STEPS - 4
     assert metric_steps(run) == list(range(1, STEPS + 1))
     want, got = final_weights(run_a), final_weights(run)
     assert set(want) == set(got)
     for key in want:
         assert torch.allclose(got[key], want[key], atol=1e-6), key
-    again = run_pretrain(corpus, run, config(fail_at_step=5, max_failures=0), progress=False)
+    again = run_pretrain(corpus, run, config(max_failures=0), progress=False)
     assert again.complete and again.rows_written == 0 and again.already_done == STEPS  # nothing left to do
 
 
 @pytest.mark.timeout(900)
 def test_worker_fault_recovers_from_the_last_checkpoint_two_workers(corpus, ray_session, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative --out (Ray Train workers run elsewhere: they must get it absolute)
-    summary = run_pretrain(corpus, "run_c", config(fail_at_step=3, num_workers=2), progress=False)
+    monkeypatch.setattr(uniqa.training.run, "train_worker", failing_at(3))
+    summary = run_pretrain(corpus, "run_c", config(num_workers=2), progress=False)
     run = str(tmp_path / "run_c")
     assert summary.complete and summary.rows_out == STEPS and summary.output == run
     assert (tmp_path / "run_c" / "final" / "model.safetensors").is_file()
-    with open(f"{run}/_fault_injected") as f:
+    with open(f"{run}/{MARKER}") as f:
         assert f.read() == "3"
     assert metric_steps(run) == list(range(1, STEPS + 1))  # steps 3.. logged once, after the restart from step 2
 

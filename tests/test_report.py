@@ -23,6 +23,7 @@ from uniqa.report.html import interval, metric
 from uniqa.report.samples import quotas, spread
 from uniqa.report.screenshot import BROWSERS, parse_window
 from uniqa.schema import CAPTIONS, MANIFEST, PURIFIED, SPLIT_COLUMNS, scores_schema
+from uniqa.stage import StageSummary
 from uniqa.tables import write_table
 
 HEADS = ("quality", "aesthetics")
@@ -122,7 +123,7 @@ def _evaluation_row(dataset: str, head: str, pred: np.ndarray, mos: np.ndarray, 
 def _metrics(rows: list[dict], scores: dict) -> dict:
     """metrics.json as `uniqa demo` writes it (its own assemble_metrics): results with intervals, paired gains,
     checks decided on the intervals."""
-    from uniqa import demo
+    from uniqa.demo import results as demo
     from uniqa.evaluation.bootstrap import bootstrap_units, unit_name
     from uniqa.evaluation.paired import PartScores
 
@@ -153,7 +154,20 @@ def _write_pretrain(folder: Path, steps: int = 20) -> list[dict]:
     log = [{"step": s, "loss": 4.0 * 0.9 ** s, "lr": 1e-3 * min(1, s / 5), "logit_scale": 14.3 + s / 10,
             "images_per_s": 30.0 + s, "epoch": s / 10, "time": 1.0 + s} for s in range(1, steps + 1)]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    StageSummary(stage="pretrain", inputs={}, output=str(folder), rows_in=steps, rows_out=steps).write()
     return log
+
+
+# The steps of make_demo_run's folder and the stage of each: the demo's root summary (details.steps).
+DEMO_STEPS = {"sample": "sample", **{f"manifests/{p}": "prepare" for p in ("iqa", "iqa-test", "iaa", "iaa-test")},
+              "captions": "caption", "purified": "purify", "pretrain": "pretrain", "tune/quality": "tune",
+              **{f"scores/{phase}/{p}": "score" for phase in ("classic", "before", "after", "adapted")
+                 for p in ("iqa", "iaa")}}
+
+
+def _demo_summary(root: Path, steps: dict[str, str] = DEMO_STEPS) -> None:
+    StageSummary(stage="demo", inputs={}, output=str(root), rows_in=len(steps), rows_out=len(steps), unit="steps",
+                 details={"steps": steps}).write()
 
 
 def _write_text(root: Path, rows: list[dict]) -> None:
@@ -188,6 +202,7 @@ def _write_tune(folder: Path) -> None:
 def make_demo_run(root: Path) -> dict:
     """A demo run folder in the layout of ``uniqa demo``; returns its metrics.json."""
     rows = _manifest_rows(root)
+    _demo_summary(root)
     _write_manifests(root, rows)
     metrics = _metrics(rows, _write_scores(root, rows))
     (root / "metrics.json").write_text(json.dumps(metrics))
@@ -303,6 +318,7 @@ def test_checks_table_shows_point_interval_and_decision(demo_report):
 def test_old_run_without_intervals_still_builds(demo_report, tmp_path):
     root, metrics, _ = demo_report
     old = _legacy_metrics(metrics)
+    _demo_summary(tmp_path)
     (tmp_path / "metrics.json").write_text(json.dumps(old))
     _, page = parse(build_report(str(tmp_path)))
     expected = {}
@@ -445,23 +461,30 @@ def test_without_metrics_each_dataset_pairs_with_its_task_head(tmp_path):
 
 
 def test_unreadable_input_becomes_a_note(tmp_path):
-    _write_pretrain(tmp_path)
+    _demo_summary(tmp_path, {"pretrain": "pretrain"})
+    _write_pretrain(tmp_path / "pretrain")
     (tmp_path / "metrics.json").write_text("{not json")
     text, page = parse(build_report(str(tmp_path)))
     assert page.sections == ["headline", "pretraining"]
     assert "this section could not be built" in text and "metrics.json: not valid JSON" in text
 
 
-@pytest.mark.parametrize("make", ["missing", "empty", "unknown"])
+@pytest.mark.parametrize("make", ["missing", "empty", "unknown", "files without a summary", "prepare"])
 def test_nothing_to_report_is_one_error_line(tmp_path, capsys, make):
     run = tmp_path / "run"
     if make != "missing":
         run.mkdir()
     if make == "unknown":
         (run / "notes.txt").write_text("hello")
+    if make == "files without a summary":  # the folder's kind comes from its _summary.json, not its files
+        _write_pretrain(run)
+        (run / "_summary.json").unlink()
+    if make == "prepare":
+        StageSummary(stage="prepare", inputs={}, output=str(run), rows_in=1, rows_out=1).write()
     assert main(["report", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(run) in err and err.count("\n") == 1
+    assert ("no _summary.json" in err) == (make in ("empty", "unknown", "files without a summary"))
     assert not (run / "report.html").exists()
 
 

@@ -17,6 +17,7 @@ from uniqa.data import distortions as D
 from uniqa.data.sample import COMMENTS_FILE, TEXT_FILES, checksum, contents, held_out_contents
 from uniqa.data.sample_comments import EMOJI, EXCLAMATIONS, OFF_TOPIC, PRAISE, RELEVANT, comment_thread
 from uniqa.data.treatments import TREATMENTS, vote_histogram
+from uniqa.stage import read_summary
 
 # sha256 of dmos.csv + AVA.txt + the comments JSON for seed 0 (text only: image bytes may differ across
 # Pillow/zlib builds). Changing the corpus rules on purpose means updating this literal.
@@ -170,7 +171,8 @@ def test_builds_are_deterministic_and_seed_dependent(sample_corpus, tmp_path, ca
     assert build_iqa(str(tmp_path / "seed0" / "iqa"), seed=0) == 2400
     assert checksum(str(tmp_path / "seed0" / "iqa")) == checksum(str(Path(sample_corpus) / "iqa"))
     assert main(["data", "sample", "--out", str(tmp_path / "seed1"), "--seed", "1"]) == 0
-    printed = json.loads(capsys.readouterr().out.split("\nprepare with")[0])
+    assert capsys.readouterr().out.startswith("sample: 2720 images written")
+    printed = read_summary(str(tmp_path / "seed1"))["details"]
     assert printed["iqa_distorted_images"] == 2400 and printed["iaa_images"] == 320
     assert printed["sha256_all"] == checksum(str(tmp_path / "seed1"))
     assert printed["sha256_all"] != checksum(sample_corpus) and printed["sha256_text"] != GOLDEN_TEXT_SHA256_SEED0

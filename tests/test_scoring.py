@@ -90,7 +90,8 @@ def test_head_specs():
 
 
 def test_a_folder_in_the_cwd_does_not_make_a_prompt_set_a_trained_head(tmp_path, monkeypatch):
-    from uniqa.scoring.config import fingerprint, preflight
+    from uniqa.scoring.config import preflight
+    from uniqa.scoring.fingerprint import fingerprint
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "quality").mkdir()  # a folder (even one holding a head) named like the prompt set
@@ -108,7 +109,8 @@ def test_how_crops_are_placed_is_part_of_the_scores_and_features_keys(monkeypatc
     from uniqa.features.config import FeaturesConfig
     from uniqa.features.run import identity
     from uniqa.models.encoder import frozen_model
-    from uniqa.scoring.config import fingerprint, preflight
+    from uniqa.scoring.config import preflight
+    from uniqa.scoring.fingerprint import fingerprint
 
     cfg = preflight(ScoreConfig(model="uniqa-tiny", heads=("quality",)))
     frozen = frozen_model("uniqa-tiny")
@@ -159,7 +161,8 @@ def test_score_follows_the_positional_embedding_switch_of_its_trained_heads(tiny
     from uniqa.adapters import QUALITY, LevelHead, save_head
     from uniqa.models import create_model
     from uniqa.scoring.api import Scorer
-    from uniqa.scoring.config import fingerprint, preflight
+    from uniqa.scoring.config import preflight
+    from uniqa.scoring.fingerprint import fingerprint
 
     model, _, tokenizer = create_model("uniqa-tiny", tiny_model["ckpt"], pos_embedding=False)
     save_head(LevelHead.from_model(model, tokenizer, QUALITY), str(tmp_path / "off"))
@@ -191,7 +194,7 @@ def test_a_manifest_rows_decode_size_is_used_by_score_and_keyed(tmp_path):
     from uniqa.data.images import DecodeConfig, load_image
     from uniqa.data.views import image_views
     from uniqa.scoring.batches import views_batch
-    from uniqa.scoring.config import fingerprint
+    from uniqa.scoring.fingerprint import fingerprint
 
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(buf, "PNG")

@@ -14,7 +14,8 @@ from uniqa.classic import classic_score
 from uniqa.data.images import DecodeConfig, load_image
 from uniqa.errors import UniqaError
 from uniqa.schema import score_columns
-from uniqa.scoring.config import ScoreConfig, fingerprint, preflight
+from uniqa.scoring.config import ScoreConfig, preflight
+from uniqa.scoring.fingerprint import fingerprint
 
 tiny_model, mixed_images = test_scoring.tiny_model, test_scoring.mixed_images
 CLASSIC = ("niqe", "brisque", "piqe")

@@ -1,37 +1,23 @@
 """``uniqa`` console script: the local front door to every stage's run function.
 
-Each stage's ``cli.py`` declares a ``COMMAND`` (:class:`uniqa.stagecli.StageCommand`: the same common flags,
-config loading, summary line and exit code for every stage); other commands (``data``, ``report``, ``demo``) have
-a ``register(subparsers)`` function. Heavy imports (torch, ray) happen inside the command, so ``uniqa --help``
+Every stage is a :class:`uniqa.stagecli.StageCommand` listed in :data:`uniqa.stages.STAGES` (the same common
+flags, config loading, summary line and exit code for each); ``data list``, ``report`` and ``demo`` have a
+``register(subparsers)`` function. Heavy imports (torch, ray) happen inside the command, so ``uniqa --help``
 is fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from uniqa import __version__
+from uniqa.data.cli import register as register_data
+from uniqa.demo import register as register_demo
 from uniqa.errors import UniqaError
+from uniqa.report.cli import register as register_report
 from uniqa.stagecli import register as register_stage
-
-# Sub-command modules, in data-flow order.
-COMMANDS = (
-    "uniqa.data.cli",
-    "uniqa.captioning.cli",
-    "uniqa.purification.cli",
-    "uniqa.corpus.cli",
-    "uniqa.training.cli",
-    "uniqa.features.cli",
-    "uniqa.adapters.cli",
-    "uniqa.tuning.cli",
-    "uniqa.scoring.cli",
-    "uniqa.curation.cli",
-    "uniqa.evaluation.cli",
-    "uniqa.report.cli",
-    "uniqa.demo",
-)
+from uniqa.stages import STAGES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,12 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"uniqa {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMANDS:
-        mod = importlib.import_module(module)
-        if hasattr(mod, "COMMAND"):  # a stage: the shared stage command line (uniqa.stagecli)
-            register_stage(sub, mod.COMMAND)
-        else:
-            mod.register(sub)
+    register_data(sub, tuple(c for c in STAGES.values() if c.group == "data"))
+    for command in STAGES.values():
+        if command.group is None:
+            register_stage(sub, command)
+    register_report(sub)
+    register_demo(sub)
     return parser
 
 

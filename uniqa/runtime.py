@@ -207,14 +207,26 @@ def user_error_in(exc: BaseException) -> str | None:
     return found[-1].strip() if found else None
 
 
-def drain_user_errors(fn, *args, **kwargs):
-    """Run ``fn`` (which drives a Ray job); a UniqaError raised in a worker comes out as that one-line error."""
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """A :class:`UniqaError` a Ray worker raised in the block (Ray wraps it) comes out as that one-line error."""
     try:
-        return fn(*args, **kwargs)
+        yield
     except UniqaError:
         raise
-    except Exception as e:  # Ray wraps worker exceptions; surface bad input as the one-line error it is
+    except Exception as e:
         message = user_error_in(e)
         if message is None:
             raise
         raise UniqaError(message) from None
+
+
+@contextlib.contextmanager
+def ray_work(address: str | None = None, progress: bool = True) -> Iterator[None]:
+    """The Ray part of a stage, after its pre-flight: join the cluster at ``address`` or start a local Ray
+    (:func:`init_ray`), Ray Data without its own progress bars (and, unless ``progress``, without its INFO lines:
+    :func:`quiet_ray_data`), and a bad-input error raised in a worker out as one line (:func:`user_errors`)."""
+    init_ray(address)
+    quiet_ray_data(quiet=not progress)
+    with user_errors():
+        yield

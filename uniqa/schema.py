@@ -100,23 +100,21 @@ def check_unique(column: pa.ChunkedArray | pa.Array, where: str, name: str = "im
 
 MANIFEST = TableSchema(
     name="manifest",
-    schema=pa.schema(
-        [
-            pa.field("image_id", pa.string(), nullable=False),  # stable, unique
-            pa.field("image_uri", pa.string(), nullable=False),  # local path or s3://
-            pa.field("dataset", pa.string()),
-            pa.field("task", pa.string()),  # quality | aesthetics
-            pa.field("mos", pa.float64()),  # raw score as published
-            pa.field("mos_norm", pa.float64()),  # [0, 1], higher is better
-            pa.field("level", pa.string()),  # bad | poor | fair | good | perfect
-            pa.field("group", pa.string()),  # content group (reference image); splits never cut one
+    schema=pa.schema([
+        pa.field("image_id", pa.string(), nullable=False),  # stable, unique
+        pa.field("image_uri", pa.string(), nullable=False),  # local path or s3://
+        pa.field("dataset", pa.string()),
+        pa.field("task", pa.string()),  # quality | aesthetics
+        pa.field("mos", pa.float64()),  # raw score as published
+        pa.field("mos_norm", pa.float64()),  # [0, 1], higher is better
+        pa.field("level", pa.string()),  # bad | poor | fair | good | perfect
+        pa.field("group", pa.string()),  # content group (reference image); splits never cut one
             *[pa.field(c, pa.string()) for c in SPLIT_COLUMNS],  # train | val | test
-            pa.field("comments", pa.list_(pa.string())),  # human comments (aesthetics datasets)
-            pa.field("attrs", pa.map_(pa.string(), pa.float64())),  # dataset-specific numbers
+        pa.field("comments", pa.list_(pa.string())),  # human comments (aesthetics datasets)
+        pa.field("attrs", pa.map_(pa.string(), pa.float64())),  # dataset-specific numbers
             # shorter side the image is resized to before its views (SPAQ: 448, as the reference); null: as stored
-            pa.field("decode_size", pa.int32()),
-        ]
-    ),
+        pa.field("decode_size", pa.int32()),
+    ]),
     optional=("comments", "attrs", "group", "decode_size"),
     unique="image_id",
 )
@@ -124,62 +122,41 @@ MANIFEST = TableSchema(
 
 def validate_manifest(table: pa.Table, where: str = "") -> pa.Table:
     """Conform + value checks (non-null ids/dataset/task, task, level, labels, mos_norm range, positive
-    decode sizes).
+    decode sizes); the first bad row is named.
 
-    Unlabelled rows (a folder of images) have ``mos``, ``mos_norm`` and ``level`` all null."""
+    Unlabelled rows (a folder of images) have ``mos``, ``mos_norm`` and ``level`` all null; no score is NaN."""
     table = MANIFEST.conform(table, where)
     label = f"manifest{' in ' + where if where else ''}"
+
+    def first(mask) -> int | None:  # the first row where mask holds
+        mask = pc.fill_null(mask, False)
+        return pc.index(mask, True).as_py() if pc.any(mask).as_py() else None
+
+    def at(i: int, col: str):
+        return table[col][i].as_py()
+
     for col in ("image_id", "image_uri", "dataset", "task"):
         if table[col].null_count:
             raise UniqaError(f"{label}: column {col!r} has {table[col].null_count} null values")
-    _check_in(table, "task", TASKS, label)
-    _check_labels(table, label)
-    _check_in(table, "level", LEVELS, label)
-    for col in SPLIT_COLUMNS:
-        _check_in(table, col, SPLIT_VALUES, label)
-    norm = table["mos_norm"]
-    bad = pc.or_(pc.less(norm, 0.0), pc.greater(norm, 1.0))
-    if pc.any(bad).as_py():
-        idx = pc.index(bad, True).as_py()
-        raise UniqaError(
-            f"{label}: mos_norm {norm[idx].as_py()} of image {table['image_id'][idx].as_py()!r} is outside [0, 1]"
-        )
-    _check_decode_sizes(table, label)
-    return table
-
-
-def _check_decode_sizes(table: pa.Table, label: str) -> None:
-    bad = pc.fill_null(pc.less(table["decode_size"], 1), False)
-    if pc.any(bad).as_py():
-        i = pc.index(bad, True).as_py()
-        raise UniqaError(f"{label}: decode_size {table['decode_size'][i].as_py()} of image "
-                         f"{table['image_id'][i].as_py()!r} is not a positive number of pixels (null: as stored)")
-
-
-def _check_labels(table: pa.Table, label: str) -> None:
-    """No NaN scores; ``mos``, ``mos_norm`` and ``level`` are null on exactly the same rows."""
+    for col, allowed in (("task", TASKS), ("level", LEVELS), *((c, SPLIT_VALUES) for c in SPLIT_COLUMNS)):
+        wrong = [v for v in pc.unique(table[col].drop_null()).to_pylist() if v not in allowed]
+        if wrong:
+            raise UniqaError(f"{label}: column {col!r} has value {wrong[0]!r}; valid values are {list(allowed)}")
     for col in ("mos", "mos_norm"):
-        nan = pc.is_nan(table[col])
-        if pc.any(nan).as_py():
-            image = table["image_id"][pc.index(nan, True).as_py()].as_py()
-            raise UniqaError(f"{label}: column {col!r} is NaN for image {image!r}; use null for unlabelled rows")
-    is_null = {c: pc.is_null(table[c]) for c in ("mos", "mos_norm", "level")}
+        if (i := first(pc.is_nan(table[col]))) is not None:
+            raise UniqaError(f"{label}: column {col!r} is NaN for image {at(i, 'image_id')!r}; use null for "
+                             "unlabelled rows")
     for col in ("mos_norm", "level"):
-        differ = pc.not_equal(is_null["mos"], is_null[col])
-        if pc.any(differ).as_py():
-            i = pc.index(differ, True).as_py()
-            state = "null" if is_null[col][i].as_py() else "set"
-            raise UniqaError(
-                f"{label}: column {col!r} is {state} for image {table['image_id'][i].as_py()!r} "
-                f"but 'mos' is {'set' if state == 'null' else 'null'}; labelled rows need mos, mos_norm and level"
-            )
-
-
-def _check_in(table: pa.Table, col: str, allowed: tuple[str, ...], label: str) -> None:
-    values = pc.unique(table[col].drop_null()).to_pylist()
-    wrong = [v for v in values if v not in allowed]
-    if wrong:
-        raise UniqaError(f"{label}: column {col!r} has value {wrong[0]!r}; valid values are {list(allowed)}")
+        if (i := first(pc.not_equal(pc.is_null(table["mos"]), pc.is_null(table[col])))) is not None:
+            state = "null" if at(i, col) is None else "set"
+            raise UniqaError(f"{label}: column {col!r} is {state} for image {at(i, 'image_id')!r} but 'mos' is "
+                             f"{'set' if state == 'null' else 'null'}; labelled rows need mos, mos_norm and level")
+    if (i := first(pc.or_(pc.less(table["mos_norm"], 0.0), pc.greater(table["mos_norm"], 1.0)))) is not None:
+        raise UniqaError(f"{label}: mos_norm {at(i, 'mos_norm')} of image {at(i, 'image_id')!r} is outside [0, 1]")
+    if (i := first(pc.less(table["decode_size"], 1))) is not None:
+        raise UniqaError(f"{label}: decode_size {at(i, 'decode_size')} of image {at(i, 'image_id')!r} is not a "
+                         "positive number of pixels (null: as stored)")
+    return table
 
 
 # ----------------------------------------------------------------------------- cached features
@@ -188,18 +165,16 @@ VIEW_KINDS = ("train", "test")
 
 FEATURES = TableSchema(
     name="features",
-    schema=pa.schema(
-        [
-            pa.field("image_id", pa.string(), nullable=False),  # every view of an image sits in one file
-            pa.field("view_kind", pa.string()),  # train (flip + random crop) | test (the test crops); null on error
-            pa.field("view_index", pa.int32()),  # 0..K-1 per kind; null on error
-            pa.field("feature", pa.list_(pa.float32())),  # un-normalised encode_image output; null on error
-            pa.field("model_checksum", pa.string()),  # the frozen model's weights (see uniqa.features.config)
-            pa.field("protocol", pa.string()),  # the view protocol, e.g. train20-flipcrop64+crops10-64
-            pa.field("seed", pa.int64()),  # run seed (combined with image_id per image)
-            pa.field("error", pa.string()),  # null when encoded; else why (one row for the image)
-        ]
-    ),
+    schema=pa.schema([
+        pa.field("image_id", pa.string(), nullable=False),  # every view of an image sits in one file
+        pa.field("view_kind", pa.string()),  # train (flip + random crop) | test (the test crops); null on error
+        pa.field("view_index", pa.int32()),  # 0..K-1 per kind; null on error
+        pa.field("feature", pa.list_(pa.float32())),  # un-normalised encode_image output; null on error
+        pa.field("model_checksum", pa.string()),  # the frozen model's weights (see uniqa.features.config)
+        pa.field("protocol", pa.string()),  # the view protocol, e.g. train20-flipcrop64+crops10-64
+        pa.field("seed", pa.int64()),  # run seed (combined with image_id per image)
+        pa.field("error", pa.string()),  # null when encoded; else why (one row for the image)
+    ]),
 )
 
 
@@ -210,15 +185,13 @@ FEATURES = TableSchema(
 RAW_SUFFIX = "_raw"
 SCORES = TableSchema(
     name="scores",
-    schema=pa.schema(
-        [
-            pa.field("image_id", pa.string(), nullable=False),
-            pa.field("image_uri", pa.string()),
-            pa.field("embedding", pa.list_(pa.float32())),  # image embedding (only with --embeddings)
-            pa.field("error", pa.string()),  # null when scored; else why (and every head score is null)
-            pa.field("model_checksum", pa.string()),  # fingerprint of everything that determines the scores
-        ]
-    ),
+    schema=pa.schema([
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("image_uri", pa.string()),
+        pa.field("embedding", pa.list_(pa.float32())),  # image embedding (only with --embeddings)
+        pa.field("error", pa.string()),  # null when scored; else why (and every head score is null)
+        pa.field("model_checksum", pa.string()),  # fingerprint of everything that determines the scores
+    ]),
     optional=("embedding",),
     unique="image_id",
 )
@@ -265,18 +238,16 @@ def score_columns(schema: pa.Schema, where: str = "") -> list[str]:
 
 CAPTIONS = TableSchema(
     name="captions",
-    schema=pa.schema(
-        [
-            pa.field("image_id", pa.string(), nullable=False),
-            pa.field("task", pa.string()),  # quality | aesthetics (the prompt used)
-            pa.field("caption", pa.string()),  # null when error is set
-            pa.field("backend", pa.string()),  # attributes | openai | vllm
-            pa.field("model", pa.string()),  # MLLM name / path, or the attributes rule version
-            pa.field("prompt_version", pa.string()),  # version in the prompt file (uniqa/captioning/prompts.yaml)
-            pa.field("error", pa.string()),  # null when captioned; else why
-            pa.field("measures", pa.map_(pa.string(), pa.float64())),  # attributes backend: measured values
-        ]
-    ),
+    schema=pa.schema([
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("task", pa.string()),  # quality | aesthetics (the prompt used)
+        pa.field("caption", pa.string()),  # null when error is set
+        pa.field("backend", pa.string()),  # attributes | openai | vllm
+        pa.field("model", pa.string()),  # MLLM name / path, or the attributes rule version
+        pa.field("prompt_version", pa.string()),  # version in the prompt file (uniqa/captioning/prompts.yaml)
+        pa.field("error", pa.string()),  # null when captioned; else why
+        pa.field("measures", pa.map_(pa.string(), pa.float64())),  # attributes backend: measured values
+    ]),
     optional=("measures",),
     unique="image_id",
 )
@@ -291,37 +262,31 @@ _RANKS = [
 
 PURIFIED = TableSchema(
     name="purified",
-    schema=pa.schema(
-        [
-            pa.field("image_id", pa.string(), nullable=False),
-            pa.field("comment", pa.string(), nullable=False),
-            pa.field("rank", pa.int64()),  # 1..K: position among the kept comments of the image
+    schema=pa.schema([
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("comment", pa.string(), nullable=False),
+        pa.field("rank", pa.int64()),  # 1..K: position among the kept comments of the image
             *_RANKS,
-        ]
-    ),
+    ]),
 )
 
 REJECTED = TableSchema(
     name="rejected",
-    schema=pa.schema(
-        [
-            pa.field("image_id", pa.string(), nullable=False),
-            pa.field("comment", pa.string()),
-            pa.field("reason", pa.string(), nullable=False),  # empty | duplicate | non_linguistic | no_caption | ...
+    schema=pa.schema([
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("comment", pa.string()),
+        pa.field("reason", pa.string(), nullable=False),  # empty | duplicate | non_linguistic | no_caption | ...
             *_RANKS,  # null for comments dropped before ranking
-        ]
-    ),
+    ]),
 )
 
 CORPUS = TableSchema(
     name="corpus",
-    schema=pa.schema(
-        [
-            pa.field("image_id", pa.string(), nullable=False),
-            pa.field("image_uri", pa.string(), nullable=False),
-            pa.field("text", pa.string(), nullable=False),
-            pa.field("source", pa.string()),  # quality_caption | aesthetics_caption | comment
-            pa.field("weight", pa.float64()),  # sampling weight of this text among the image's texts
-        ]
-    ),
+    schema=pa.schema([
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("image_uri", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("source", pa.string()),  # quality_caption | aesthetics_caption | comment
+        pa.field("weight", pa.float64()),  # sampling weight of this text among the image's texts
+    ]),
 )

@@ -1,5 +1,6 @@
 """One command line for every stage: a :class:`StageCommand` declares a stage's inputs and flags; this module
-turns it into the ``uniqa <stage>`` sub-command (and so into ``pipelines/<stage>.py``, which forwards to it).
+turns it into the ``uniqa <stage>`` sub-command (``uniqa data <stage>`` for the data group; and, for a stage that
+runs on Ray, into ``pipelines/<stage>.py``, which forwards to it). Every stage is listed in :mod:`uniqa.stages`.
 
 Every stage gets the same common flags: ``--out``, ``--config FILE``, ``--set key=value``, ``--quiet`` and
 ``--ray-address``. The config is built as defaults <- ``--config`` file <- ``--set`` overrides <- the
@@ -12,7 +13,6 @@ Then the stage's run function is called, its one-line summary printed, and its e
 from __future__ import annotations
 
 import argparse
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +31,7 @@ def comma_list(text: str) -> list[str]:
 class Arg:
     """One flag of a stage: an input of its run function (``key=None``) or a shortcut for a config key."""
 
-    flag: str  # e.g. "--manifest"
+    flag: str  # e.g. "--manifest"; a positional input is shown as its upper-case name (``NAME``)
     help: str
     key: str | None = None  # config key the flag sets (None: an input passed to the run function)
     multiple: bool = False  # repeatable; the run function gets a list
@@ -39,6 +39,8 @@ class Arg:
     type: Callable[[str], Any] = str
     metavar: str | None = None
     store_true: bool = False  # a switch (config keys only)
+    positional: bool = False  # inputs only: given without the flag (optional on the command line: the config
+    short: str | None = None  # a one-letter alias, e.g. "-o"  file may name it)
 
     @property
     def dest(self) -> str:
@@ -49,44 +51,60 @@ class Arg:
 class StageCommand:
     name: str  # sub-command, e.g. "score"
     help: str  # one line for ``uniqa --help``
-    config: str  # "module:Class" of the stage's frozen config
-    run: str  # "module:function", called as run(*inputs, out, cfg, progress=..., address=...)
+    # () -> (the stage's frozen config class, its run function, called as run(*inputs, out, cfg, progress=...,
+    # address=...) -> StageSummary); it imports them when called, so that ``uniqa --help`` stays light
+    load: Callable[[], tuple[type, Callable[..., Any]]]
     inputs: tuple[Arg, ...] = ()
     options: tuple[Arg, ...] = ()
     description: str | None = None  # longer --help text (default: help)
+    group: str | None = None  # the parent command: "data" for ``uniqa data prepare``
+    ray: bool = True  # the work runs on Ray: pipelines/<name>.py submits it, the demo starts Ray before it
 
-    def load(self, ref: str) -> Any:
-        module, _, name = ref.partition(":")
-        return getattr(importlib.import_module(module), name)
+    @property
+    def config(self) -> type:
+        return self.load()[0]
+
+    @property
+    def run(self) -> Callable[..., Any]:
+        return self.load()[1]
+
+    @property
+    def prog(self) -> str:
+        return f"uniqa {self.group} {self.name}" if self.group else f"uniqa {self.name}"
 
 
-def add_common_arguments(p: argparse.ArgumentParser, config_name: str) -> None:
+def add_common_arguments(p: argparse.ArgumentParser, stage: str) -> None:
     """The flags every stage takes (see the module docstring)."""
     group = p.add_argument_group("common to every stage")
     group.add_argument("--out", help="output folder, local or s3:// (default: `out:` of --config)")
-    group.add_argument("--config", help=f"YAML/JSON {config_name} file, local or s3:// (may also hold the inputs "
-                                        "and `out:`)")
+    group.add_argument("--config", help=f"YAML/JSON file of the {stage} config, local or s3:// (may also hold the "
+                                        "inputs and `out:`)")
     group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help=f"{config_name} override (repeatable), e.g. --set a.b=1")
+                       help=f"{stage} config override (repeatable), e.g. --set a.b=1")
     group.add_argument("--quiet", action="store_true", help="no progress bar and no Ray Data INFO lines")
     group.add_argument("--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
 
 
 def add_arguments(p: argparse.ArgumentParser, command: StageCommand) -> None:
     for arg in command.inputs:
-        p.add_argument(arg.flag, action="append" if arg.multiple else "store", type=arg.type, metavar=arg.metavar,
-                       help=arg.help + (" (repeatable)" if arg.multiple else ""))
+        help = arg.help + (" (repeatable)" if arg.multiple else "")
+        if arg.positional:
+            p.add_argument(arg.dest, nargs="?", type=arg.type, metavar=arg.dest.upper(), help=help)
+            continue
+        flags = (arg.short, arg.flag) if arg.short else (arg.flag,)
+        p.add_argument(*flags, dest=arg.dest, action="append" if arg.multiple else "store", type=arg.type,
+                       metavar=arg.metavar, help=help)
     for arg in command.options:
         if arg.store_true:
             p.add_argument(arg.flag, action="store_true", default=None, help=arg.help)
         else:
             p.add_argument(arg.flag, type=arg.type, metavar=arg.metavar, help=arg.help)
-    add_common_arguments(p, command.config.rpartition(":")[2])
+    add_common_arguments(p, command.name)
 
 
 def register(sub: argparse._SubParsersAction, command: StageCommand) -> argparse.ArgumentParser:
     p = sub.add_parser(command.name, help=command.help, description=command.description or command.help,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter, prog=command.prog)
     add_arguments(p, command)
     p.set_defaults(func=lambda args: run_command(command, args))
     return p
@@ -106,7 +124,8 @@ def resolve(command: StageCommand, args: argparse.Namespace) -> tuple[list[Any],
         if arg.multiple:
             value = [] if value is None else [value] if isinstance(value, str) else [str(v) for v in value]
         if arg.required and not value:
-            raise UniqaError(f"no {arg.dest}: pass {arg.flag} or set `{arg.dest}:` in the --config file")
+            given = f"give {arg.dest.upper()}" if arg.positional else f"pass {arg.flag}"
+            raise UniqaError(f"no {arg.dest}: {given} or set `{arg.dest}:` in the --config file")
         inputs.append(str(value) if isinstance(value, (str, int, float)) else value)
     out = args.out or data.pop("out", None)
     data.pop("out", None)
@@ -119,11 +138,30 @@ def resolve(command: StageCommand, args: argparse.Namespace) -> tuple[list[Any],
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    return inputs, str(out), from_dict(command.load(command.config), data)
+    return inputs, str(out), from_dict(command.config, data)
 
 
 def run_command(command: StageCommand, args: argparse.Namespace) -> int:
     inputs, out, cfg = resolve(command, args)
-    summary = command.load(command.run)(*inputs, out, cfg, progress=not args.quiet, address=args.ray_address)
+    summary = command.run(*inputs, out, cfg, progress=not args.quiet, address=args.ray_address)
     print(summary.line())
     return summary.exit_code
+
+
+def run_with(command: StageCommand, out: str, config: dict[str, Any], inputs: dict[str, Any], *,
+             progress: bool = False, address: str | None = None) -> Any:
+    """Run ``command``'s stage as ``uniqa <stage>`` would, from data instead of flags: ``inputs`` by flag name
+    (``input`` for ``--input``; a missing optional input is None, or [] when repeatable), ``config`` as a --config
+    file's contents -> its :class:`~uniqa.stage.StageSummary`. An input the stage does not take is refused."""
+    from uniqa.config import from_dict
+
+    known = {arg.dest for arg in command.inputs}
+    unknown = sorted(set(inputs) - known)
+    if unknown:
+        raise UniqaError(f"stage {command.name} takes no input {', '.join(unknown)}; its inputs: "
+                         f"{', '.join(sorted(known)) or 'none'}")
+    missing = [arg.dest for arg in command.inputs if arg.required and arg.dest not in inputs]
+    if missing:
+        raise UniqaError(f"stage {command.name} needs the input {', '.join(missing)}")
+    values = [inputs.get(arg.dest, [] if arg.multiple else None) for arg in command.inputs]
+    return command.run(*values, out, from_dict(command.config, config), progress=progress, address=address)

@@ -1,10 +1,13 @@
 """Results of the protocols: one row per run and selection, their aggregate (median, mean +- std), a printed
 table, and the files (Parquet + CSV) they are written to. ``leaked``: a run's test images that are in the model's
-pre-training corpus (:mod:`uniqa.provenance`; the summary: the most of any run; null: provenance unknown)."""
+pre-training corpus (:mod:`uniqa.provenance`; the summary: the most of any run; null: provenance unknown). A run's
+rows are also saved as ``OUT/runs/<run>.json`` when it finishes (:func:`record_run`), so a rerun skips it."""
 
 from __future__ import annotations
 
 import io
+import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +15,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from uniqa import storage
+from uniqa.stage import json_value
+
+if TYPE_CHECKING:
+    from uniqa.adapters.config import AdaptConfig
+    from uniqa.adapters.protocols import RunPlan
 
 METRICS = ("srcc", "plcc", "krcc")
 GROUP_KEYS = ("protocol", "labels", "prompt_set", "selection")
@@ -77,3 +85,46 @@ def write_rows(rows: list[dict], out: str, name: str) -> tuple[str, str]:
     pacsv.write_csv(table, buf)
     storage.write_bytes(csv_uri, buf.getvalue())
     return parquet_uri, csv_uri
+
+
+RUNS_DIR = "runs"  # OUT/runs/<run>.json: one finished run's rows
+
+
+def finished_runs(out: str, plans: list[RunPlan]) -> dict[str, tuple[list[dict], list[dict]]]:
+    """run name -> (result rows, history rows) of the runs a previous call finished (a file cut short by a kill
+    does not count: that run runs again)."""
+    found = {}
+    for plan in plans:
+        uri = storage.join(out, RUNS_DIR, f"{plan.name}.json")
+        if storage.exists(uri):
+            try:
+                data = json.loads(storage.read_bytes(uri))
+                found[plan.name] = (data["rows"], data["history"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return found
+
+
+def record_run(out: str, plan: RunPlan, output: tuple, templates: dict, cfg: AdaptConfig) -> tuple[list, list]:
+    """Save a finished run: its adapter first, then its rows (whose file marks the run as done)."""
+    from uniqa.adapters.head import save_head
+
+    rows, history, state = output
+    if cfg.save_adapters and cfg.protocol != "zero-shot":
+        head = templates[cfg.trained_prompt_set].head(adapter=True)
+        head.load_state_dict(state)
+        save_head(head, storage.join(out, "adapters", plan.name))
+    text = json.dumps({"rows": rows, "history": history}, default=json_value)
+    storage.write_bytes(storage.join(out, RUNS_DIR, f"{plan.name}.json"), text.encode())
+    data = json.loads(text)  # exactly what a rerun will read back
+    return data["rows"], data["history"]
+
+
+def write_results(out: str, rows: list[dict], history: list[dict]) -> list[dict]:
+    """OUT/results, OUT/summary (:func:`summarise`) and OUT/history (when there is one) -> the summary rows."""
+    summary = summarise(rows)
+    write_rows(rows, out, "results")
+    write_rows(summary, out, "summary")
+    if history:
+        write_rows(history, out, "history")
+    return summary

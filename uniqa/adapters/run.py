@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from uniqa import sink, storage
 from uniqa.adapters.config import AdaptConfig
 from uniqa.adapters.protocols import RunPlan, plan_runs
+from uniqa.adapters.results import finished_runs, record_run, write_results
 from uniqa.adapters.training import HeadTemplate, Recipe, TrainFeatures, cached_source, correlations, predict
 from uniqa.data.images import decode_key, manifest_decode_sizes
 from uniqa.errors import UniqaError
@@ -30,10 +31,9 @@ from uniqa.models.encoder import FrozenModel, frozen_model
 from uniqa.provenance import check_leak, corpus_mask
 from uniqa.runtime import policy_threads
 from uniqa.schema import SPLIT_COLUMNS, check_unique
-from uniqa.stage import StageSummary, Timer, config_fingerprint, json_value
+from uniqa.stage import StageSummary, Timer, config_fingerprint
 from uniqa.tables import dataset_schema, parquet_files, read_columns
 
-RUNS_DIR = "runs"  # OUT/runs/<run>.json: one finished run's rows
 EXECUTION = ("runner", "cpus_per_run", "threads", "device", "save_adapters", "allow_leak")  # leave results unchanged
 
 
@@ -178,10 +178,10 @@ def run_adapt(manifest: str, features: str | None, out: str, cfg: AdaptConfig, *
             recipe = Recipe(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, val_every=cfg.val_every)
             plans = [_without(plan, failed) for plan in todo]
             for plan, output in _execute_all(plans, train, test, prep.mos, templates, recipe, cfg, address):
-                done[plan.name] = _record(out, plan, output, templates, cfg)
+                done[plan.name] = record_run(out, plan, output, templates, cfg)
     rows = [{**r, "leaked": leaked(prep, plan)} for plan in prep.plans for r in done[plan.name][0]]
     history = [h for plan in prep.plans for h in done[plan.name][1]]
-    summary = _write(out, rows, history)
+    summary = write_results(out, rows, history)
     from uniqa.adapters.results import format_table
 
     print(format_table(summary))  # the result itself (not progress): printed with --quiet too
@@ -206,36 +206,6 @@ def identity(cfg: AdaptConfig, prep: Prepared) -> dict:
     values = {k: v for k, v in asdict(cfg).items() if k not in EXECUTION}
     return json.loads(json.dumps({**values, "model_checksum": prep.frozen.key, "train_views": prep.train_views,
                                   "decode": prep.decode}))
-
-
-def finished_runs(out: str, plans: list[RunPlan]) -> dict[str, tuple[list[dict], list[dict]]]:
-    """run name -> (result rows, history rows) of the runs a previous call finished (a file cut short by a kill
-    does not count: that run runs again)."""
-    found = {}
-    for plan in plans:
-        uri = storage.join(out, RUNS_DIR, f"{plan.name}.json")
-        if storage.exists(uri):
-            try:
-                data = json.loads(storage.read_bytes(uri))
-                found[plan.name] = (data["rows"], data["history"])
-            except (ValueError, KeyError, TypeError):
-                continue
-    return found
-
-
-def _record(out: str, plan: RunPlan, output: tuple, templates: dict, cfg: AdaptConfig) -> tuple[list, list]:
-    """Save a finished run: its adapter first, then its rows (whose file marks the run as done)."""
-    from uniqa.adapters.head import save_head
-
-    rows, history, state = output
-    if cfg.save_adapters and cfg.protocol != "zero-shot":
-        head = templates[cfg.trained_prompt_set].head(adapter=True)
-        head.load_state_dict(state)
-        save_head(head, storage.join(out, "adapters", plan.name))
-    text = json.dumps({"rows": rows, "history": history}, default=json_value)
-    storage.write_bytes(storage.join(out, RUNS_DIR, f"{plan.name}.json"), text.encode())
-    data = json.loads(text)  # exactly what a rerun will read back
-    return data["rows"], data["history"]
 
 
 def _features(manifest, features, out, cfg, prep, progress, address):
@@ -310,7 +280,7 @@ def _execute_all(plans, train, test, mos, templates, recipe, cfg, address):
         return
     import ray
 
-    from uniqa.runtime import drain_user_errors, init_ray
+    from uniqa.runtime import init_ray, user_errors
 
     init_ray(address)
     task = ray.remote(execute).options(num_cpus=cfg.cpus_per_run)
@@ -319,15 +289,8 @@ def _execute_all(plans, train, test, mos, templates, recipe, cfg, address):
                for p in plans}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
-        yield pending.pop(ready[0]), drain_user_errors(ray.get, ready[0])
+        with user_errors():
+            result = ray.get(ready[0])
+        yield pending.pop(ready[0]), result
 
 
-def _write(out, rows, history) -> list[dict]:
-    from uniqa.adapters.results import summarise, write_rows
-
-    summary = summarise(rows)
-    write_rows(rows, out, "results")
-    write_rows(summary, out, "summary")
-    if history:
-        write_rows(history, out, "history")
-    return summary

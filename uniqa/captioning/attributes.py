@@ -16,7 +16,8 @@ from PIL import Image
 
 from uniqa.captioning.instructions import Prompt, TaskPrompts, prompt_for, task_prompts
 from uniqa.captioning.measures import blockiness, luma, measure, pixelation
-from uniqa.data.images import DecodeConfig, decode_batch
+from uniqa.data.batches import decode_batch
+from uniqa.data.images import DecodeConfig
 from uniqa.errors import UniqaError
 
 Rule = tuple[str, str, str, float, str, int, str]

@@ -15,7 +15,8 @@ import pyarrow as pa
 from PIL import Image
 
 from uniqa.captioning.instructions import Prompt, TaskPrompts, prompt_for
-from uniqa.data.images import DecodeConfig, decode_batch, to_jpeg_bytes
+from uniqa.data.batches import decode_batch
+from uniqa.data.images import DecodeConfig, to_jpeg_bytes
 
 ERROR_KEY = "__inference_error__"  # ray.data.llm's per-row error column
 MAX_ERROR_CHARS = 300  # error strings are truncated (a server may echo the whole base64 image)

@@ -90,13 +90,12 @@ def run_caption(manifest: str, out: str, cfg: CaptionConfig, *, progress: bool =
     written = sink.SinkSummary()
     if plan.todo:  # otherwise everything is captioned already: no Ray job
         from uniqa.captioning.caption_stage import caption_job
-        from uniqa.runtime import drain_user_errors, init_ray, quiet_ray_data
+        from uniqa.runtime import ray_work
 
-        init_ray(address)
-        quiet_ray_data(quiet=not progress)
-        job = caption_job(plan.files, out, plan.state.ids, plan.captioner, plan.prompts, cfg, plan.todo)
-        written = drain_user_errors(sink.drain, job, total=plan.todo, desc=f"captions ({plan.captioner.name})",
-                                    progress=progress)
+        with ray_work(address, progress):
+            job = caption_job(plan.files, out, plan.state.ids, plan.captioner, plan.prompts, cfg, plan.todo)
+            written = sink.drain(job, total=plan.todo, desc=f"captions ({plan.captioner.name})",
+                                 progress=progress)
         sink.settle(out, plan.state.files, written.file_names)
     return StageSummary(
         stage="caption", inputs={"manifest": manifest}, output=out, rows_in=plan.rows_in,

@@ -72,17 +72,15 @@ def run_corpus(manifests: list[str], captions: list[str], purified: list[str] | 
     """Build the corpus under ``out`` (previous shards replaced); returns the summary (also out/_summary.json)."""
     from uniqa.corpus.build import merge_stats
     from uniqa.corpus.corpus_stage import corpus_dataset, drain_stats
-    from uniqa.runtime import drain_user_errors, init_ray, quiet_ray_data
+    from uniqa.runtime import ray_work
 
     purified = list(purified or [])
     inputs = preflight(manifests, captions, purified)
     partitions = cfg.num_partitions(inputs.rows)
     remove_parts(out)
-    init_ray(address)
-    quiet_ray_data(quiet=not progress)
-    with Timer() as timer:
+    with ray_work(address, progress), Timer() as timer:
         results = corpus_dataset(inputs.manifests, inputs.captions, inputs.purified, out, cfg, partitions)
-        stats = merge_stats(drain_user_errors(drain_stats, results, partitions, progress))
+        stats = merge_stats(drain_stats(results, partitions, progress))
     dropped = {k: stats.get(k, 0) for k in ("duplicates", "unknown_image", "empty")}
     details = {k: stats[k] for k in ("pairs_per_source", "images", "texts_per_image", "words_per_text")}
     details.update(files=stats.get("files", 0), dropped=dropped, partitions=partitions,

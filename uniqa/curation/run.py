@@ -171,12 +171,10 @@ def run_filter(scores: str, manifest: str | None, out: str, cfg: FilterConfig, *
     for folder in (kept_out, rejected_out):
         remove_parts(folder)
     _clear(work)
-    from uniqa.runtime import drain_user_errors, init_ray, quiet_ray_data
+    from uniqa.runtime import ray_work
 
-    init_ray(address)
-    quiet_ray_data(quiet=not progress)
-    with Timer() as timer:
-        passes = drain_user_errors(_passes, inp, cfg, plan, out, schemas, progress)
+    with ray_work(address, progress), Timer() as timer:
+        passes = _passes(inp, cfg, plan, out, schemas, progress)
     title = f"{cfg.where}" if cfg.where else f"top {cfg.top_fraction:g} by {cfg.by}" + (
         f" per {cfg.group_by}" if cfg.group_by else "")
     storage.write_bytes(storage.join(out, FIGURE),

@@ -1,71 +1,50 @@
-"""``uniqa data list | prepare`` (and, from the sample module, ``sample``).
+"""``uniqa data list | sample | prepare``.
 
-``uniqa data prepare NAME --root PATH --out OUT`` is a stage on the stage contract (:data:`PREPARE`): the
-common flags ``--out --config --set --quiet --ray-address`` of :mod:`uniqa.stagecli`, the config built as
-``PrepareConfig`` defaults <- ``--config`` <- ``--set`` <- ``--allow-missing``, :func:`uniqa.data.prepare.run_prepare`
-called, its summary printed and its exit code returned. The config file may also hold ``name:``, ``root:`` and
-``out:``. Prepare runs in this process and needs no Ray: ``--ray-address`` is accepted for uniformity.
+``sample`` and ``prepare`` are stages on the stage contract (:mod:`uniqa.stagecli`: the common flags ``--out
+--config --set --quiet --ray-address``, the config built as defaults <- ``--config`` <- ``--set`` <- the stage's
+flags, the summary line and exit code). Both run in this process and need no Ray: ``--ray-address`` is accepted
+for uniformity.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from uniqa.stagecli import Arg, StageCommand, add_common_arguments
-
-PREPARE = StageCommand(
-    name="prepare",
-    help="read a dataset's official files and write its manifest (Parquet)",
-    config="uniqa.data.prepare:PrepareConfig",
-    run="uniqa.data.prepare:run_prepare",
-    inputs=(
-        Arg("--name", "dataset source name (see `uniqa data list`)"),  # given as the positional NAME
-        Arg("--root", "dataset root: local folder or s3://bucket/prefix (a file for `table`/`manifest`) "
-            "(default: `root:` of --config)"),
-    ),
-    options=(
-        Arg("--allow-missing", "drop rows whose image file is missing (listed in OUT/_missing.txt) instead of "
-            "failing", key="allow_missing", store_true=True),
-    ),
-    description="Read a dataset's official files and write its manifest (Parquet shards) and OUT/_summary.json.\n"
-                "Prepare runs in this process and needs no Ray; --ray-address is accepted for uniformity.",
-)
+from uniqa.stagecli import Arg, StageCommand
+from uniqa.stagecli import register as register_stage
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="dataset manifests: list sources, prepare a manifest, build the sample")
-    dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+def _sample():
+    from uniqa.data.sample_run import SampleConfig, run_sample
 
-    ls = dsub.add_parser("list", help="list the dataset sources and their options")
-    ls.set_defaults(func=_list)
-
-    pr = dsub.add_parser("prepare", help=PREPARE.help, description=PREPARE.description,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    name, root = PREPARE.inputs
-    pr.add_argument("name", nargs="?", metavar="NAME", help=name.help)
-    pr.add_argument(root.flag, help=root.help)
-    pr.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-                    help="source option, e.g. -o mos_column=MOS (see `uniqa data list`)")
-    for arg in PREPARE.options:
-        pr.add_argument(arg.flag, action="store_true", default=None, help=arg.help)
-    add_common_arguments(pr, "PrepareConfig")
-    pr.set_defaults(func=_prepare)
-
-    from uniqa.data.sample import register_sample  # stdlib-only at import: `uniqa --help` stays fast
-
-    register_sample(dsub)
+    return SampleConfig, run_sample
 
 
-def _list(args) -> int:
-    from uniqa.data.sources import SOURCES
+def _prepare():
+    from uniqa.data.prepare import PrepareConfig
 
-    for name in SOURCES.names():
-        s = SOURCES.get(name)
-        rng = f"{s.mos_range[0]:g}-{s.mos_range[1]:g}" if s.mos_range else "from data"
-        print(f"{name:10s} {s.task or 'from data':10s} MOS {rng:9s} {s.description}")
-        for opt in s.options:
-            print(f"{'':10s}   -o {opt}=...  {s.option_help(opt)}")
-    return 0
+    return PrepareConfig, _run_prepare
+
+
+def _run_prepare(name: str, root: str, option: list[str], out: str, cfg, *, progress: bool = True,
+                 address: str | None = None):
+    """:func:`uniqa.data.prepare.run_prepare` with its source options as ``key=value`` items; prints the
+    manifest's figures unless quiet. Storage failures the sources did not name become one-line errors."""
+    import pyarrow as pa
+
+    from uniqa.data.prepare import format_summary, run_prepare
+    from uniqa.errors import UniqaError
+
+    try:
+        summary = run_prepare(name, root, out, cfg, progress=progress, address=address,
+                              options=parse_options(option))
+    except UniqaError as e:
+        raise UniqaError(" ".join(str(e).split())) from e  # a source's multi-line message: one error line
+    except (OSError, pa.ArrowException) as e:
+        raise UniqaError(" ".join(f"{type(e).__name__}: {e}".split())) from e
+    if progress:
+        print(format_summary(summary.details, out))
+    return summary
 
 
 def parse_options(items: list[str]) -> dict[str, str]:
@@ -81,29 +60,57 @@ def parse_options(items: list[str]) -> dict[str, str]:
     return options
 
 
-def _prepare(args) -> int:
-    import pyarrow as pa
+SAMPLE = StageCommand(
+    name="sample",
+    help="build the embedded sample corpus (KADID-10k and AVA formats, no downloads)",
+    description="Build the embedded sample corpus into OUT/iqa (KADID-10k format) and OUT/iaa (AVA format) and\n"
+                "write OUT/_summary.json. The same seed gives the same files; a rerun finds them done. Prepare\n"
+                "them with: uniqa data prepare kadid10k --root OUT/iqa ... and uniqa data prepare ava --root OUT/iaa.",
+    load=_sample,
+    options=(Arg("--seed", "random seed: same seed, same files", key="seed", type=int),),
+    group="data",
+    ray=False,
+)
 
-    from uniqa.data.prepare import format_summary, run_prepare
-    from uniqa.errors import UniqaError
-    from uniqa.stagecli import resolve
+PREPARE = StageCommand(
+    name="prepare",
+    help="read a dataset's official files and write its manifest (Parquet)",
+    description="Read a dataset's official files and write its manifest (Parquet shards) and OUT/_summary.json.\n"
+                "Prepare runs in this process and needs no Ray; --ray-address is accepted for uniformity.",
+    load=_prepare,
+    inputs=(
+        Arg("--name", "dataset source name (see `uniqa data list`) (default: `name:` of --config)", positional=True),
+        Arg("--root", "dataset root: local folder or s3://bucket/prefix (a file for `table`/`manifest`) "
+            "(default: `root:` of --config)"),
+        Arg("--option", "source option, e.g. -o mos_column=MOS (see `uniqa data list`)", short="-o", multiple=True,
+            required=False, metavar="KEY=VALUE"),
+    ),
+    options=(
+        Arg("--allow-missing", "drop rows whose image file is missing (listed in OUT/_missing.txt) instead of "
+            "failing", key="allow_missing", store_true=True),
+    ),
+    group="data",
+    ray=False,
+)
 
-    try:
-        options = parse_options(args.option)
-        (name, root), out, cfg = resolve(PREPARE, args)
-        summary = run_prepare(name, root, out, cfg, progress=not args.quiet, address=args.ray_address,
-                              options=options)
-    except UniqaError as e:
-        text = str(e)
-        if text.startswith("no name: pass --name"):
-            raise UniqaError("no dataset name: give NAME (see `uniqa data list`) or set `name:` in the --config "
-                             "file") from e
-        if "\n" in text:
-            raise UniqaError(" ".join(text.split())) from e
-        raise
-    except (OSError, pa.ArrowException) as e:  # storage failures the sources did not name themselves
-        raise UniqaError(" ".join(f"{type(e).__name__}: {e}".split())) from e
-    if not args.quiet:
-        print(format_summary(summary.details, out))
-    print(summary.line())
-    return summary.exit_code
+
+def register(sub: argparse._SubParsersAction, stages: tuple[StageCommand, ...]) -> None:
+    """``uniqa data``: ``list`` and the stages of the data group."""
+    p = sub.add_parser("data", help="dataset manifests: list sources, prepare a manifest, build the sample")
+    dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    ls = dsub.add_parser("list", help="list the dataset sources and their options")
+    ls.set_defaults(func=_list)
+    for command in stages:
+        register_stage(dsub, command)
+
+
+def _list(args) -> int:
+    from uniqa.data.sources import SOURCES
+
+    for name in SOURCES.names():
+        s = SOURCES.get(name)
+        rng = f"{s.mos_range[0]:g}-{s.mos_range[1]:g}" if s.mos_range else "from data"
+        print(f"{name:10s} {s.task or 'from data':10s} MOS {rng:9s} {s.description}")
+        for opt in s.options:
+            print(f"{'':10s}   -o {opt}=...  {s.option_help(opt)}")
+    return 0

@@ -4,7 +4,7 @@ Every mode becomes RGB (CMYK, L, LA, P with transparency, RGBA composited on whi
 1-bit, the first frame of animations) with EXIF orientation applied. Large JPEGs are decoded at a
 reduced scale (``Image.draft``) when the target is at most half their size. The decompression-bomb
 limit is checked per call against the header, before any pixel is decoded; Pillow's global
-``Image.MAX_IMAGE_PIXELS`` is never touched. :func:`decode_batch` is shaped for Ray Data
+``Image.MAX_IMAGE_PIXELS`` is never touched. :func:`uniqa.data.batches.decode_batch` is shaped for Ray Data
 ``map_batches`` and turns each bad row into an ``error`` string instead of failing the batch.
 
 Decode size: a run's ``DecodeConfig.size`` resizes every image; without one, a manifest row's ``decode_size``
@@ -43,7 +43,7 @@ _MAGIC = {
     b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"%!PS": "EPS", b"\xc5\xd0\xd3\xc6": "EPS", b"%PDF": "PDF",
 }
 _ORIENTATION = 0x0112  # EXIF tag
-EMPTY_IMAGE = np.zeros((0, 0, 3), np.uint8)  # Ray-safe stand-in for a failed row's image (see decode_batch)
+EMPTY_IMAGE = np.zeros((0, 0, 3), np.uint8)  # Ray-safe stand-in for a failed row's image (see batches.decode_batch)
 _OPEN_ERRORS = (SyntaxError, IndexError, TypeError, ValueError, struct.error, EOFError, OSError)
 DECODE_SIZE_COLUMN = "decode_size"  # manifest column: a row's shorter side before its views (null: as stored)
 
@@ -280,51 +280,3 @@ def to_jpeg_bytes(image: np.ndarray, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-# ---------------------------------------------------------------------------------------- batches
-
-
-def decode_batch(
-    batch: dict[str, np.ndarray],
-    cfg: DecodeConfig = DecodeConfig(),
-    uri_column: str = "image_uri",
-    failed_image: np.ndarray | None = None,
-    size_column: str | None = None,
-) -> dict[str, np.ndarray]:
-    """Ray Data ``map_batches`` UDF (numpy format): keeps every input column, adds ``image`` (object
-    array of HxWx3 uint8 arrays, ``failed_image`` where decoding failed) and ``error`` (None or the
-    message naming the file). ``uri_column`` entries may also be encoded bytes. With ``size_column``
-    present in the batch, each row is decoded at its own size there (:func:`row_decode`).
-
-    Pass ``failed_image=EMPTY_IMAGE`` when the ``image`` column leaves the UDF into Ray blocks: Ray
-    cannot combine a block whose images hold a None (pickled objects) with an all-tensor block. A
-    row that arrives with an ``error`` already set keeps it and is not decoded. Never raises for a
-    bad row; a missing ``uri_column`` is a configuration error and raises :class:`UniqaError`."""
-    if uri_column not in batch:
-        raise UniqaError(f"decode_batch: missing column {uri_column!r}; found columns {sorted(batch)}")
-    sources = batch[uri_column]
-    previous = batch.get("error")
-    sizes = batch.get(size_column) if size_column else None
-    images = np.empty(len(sources), dtype=object)
-    errors = np.empty(len(sources), dtype=object)
-    for i, source in enumerate(sources):
-        if previous is not None and previous[i]:
-            images[i], errors[i] = failed_image, previous[i]
-            continue
-        images[i], errors[i] = _decode_row(source, cfg if sizes is None else row_decode(cfg, sizes[i]))
-        if images[i] is None:
-            images[i] = failed_image
-    return {**batch, "image": images, "error": errors}
-
-
-def decode_columns(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The columns of a batch that decoding reads: ``image_id``, ``image_uri`` and, when present, ``decode_size``."""
-    return {k: batch[k] for k in ("image_id", "image_uri", DECODE_SIZE_COLUMN) if k in batch}
-
-
-def _decode_row(source, cfg: DecodeConfig) -> tuple[np.ndarray | None, str | None]:
-    if source is None or (isinstance(source, str) and not source.strip()):
-        return None, "missing image URI (null or empty)"
-    try:
-        return load_image(source if isinstance(source, bytes) else str(source), cfg), None
-    except ImageError as e:
-        return None, str(e)

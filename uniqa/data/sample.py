@@ -21,7 +21,6 @@ does not depend on build order. Imports are deferred so ``uniqa --help`` stays f
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -277,12 +276,15 @@ def build_sample(out: str, seed: int = 0) -> dict:
 
 
 def checksum(root: str, files: tuple[str, ...] | None = None) -> str:
-    """sha256 over (relative path, bytes) of ``files`` (default: every file under ``root``), in sorted order."""
+    """sha256 over (relative path, bytes) of ``files`` (default: every file under ``root`` but its stage summary),
+    in sorted order."""
     from uniqa import storage
+    from uniqa.stage import SUMMARY_FILE
 
     if files is None:
         prefix = len(storage.resolve(root)[1].rstrip("/")) + 1
         files = tuple(storage.resolve(u)[1][prefix:] for u in storage.list_files(root))
+        files = tuple(f for f in files if f != SUMMARY_FILE)
     digest = hashlib.sha256()
     for rel in sorted(files):
         digest.update(rel.encode() + b"\0")
@@ -290,19 +292,3 @@ def checksum(root: str, files: tuple[str, ...] | None = None) -> str:
     return digest.hexdigest()
 
 
-def register_sample(dsub: argparse._SubParsersAction) -> None:
-    """Add ``uniqa data sample`` to the ``data`` sub-command."""
-    p = dsub.add_parser("sample", help="build the embedded sample corpus (KADID-10k and AVA formats, no downloads)")
-    p.add_argument("--out", required=True, help="output folder (local or s3://); gets iqa/ and iaa/")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same files")
-    p.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from uniqa import storage
-
-    summary = build_sample(args.out, args.seed)
-    print(json.dumps(summary, indent=2))
-    print(f"prepare with: uniqa data prepare kadid10k --root {storage.join(args.out, 'iqa')} --out ...")
-    print(f"              uniqa data prepare ava --root {storage.join(args.out, 'iaa')} --out ...")
-    return 0

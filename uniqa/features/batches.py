@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 
 from uniqa import sink
-from uniqa.data.images import DECODE_SIZE_COLUMN, DecodeConfig, decode_batch, decode_columns
+from uniqa.data.batches import decode_batch, decode_columns
+from uniqa.data.images import DECODE_SIZE_COLUMN, DecodeConfig
 from uniqa.schema import FEATURES
 
 

@@ -116,17 +116,21 @@ def run_features(manifest: str, out: str, cfg: FeaturesConfig, *, progress: bool
 
 
 def _encode(prep: Prepared, before, cfg, protocol, out, todo, progress, address) -> sink.SinkSummary:
+    from uniqa.runtime import ray_work
+
+    with ray_work(address, progress):
+        return sink.drain(_features_job(prep, before, cfg, protocol, out, todo), todo, desc="features",
+                          progress=progress)
+
+
+def _features_job(prep: Prepared, before, cfg, protocol, out, todo):
     from uniqa.features.features_stage import add_feature_stages
-    from uniqa.runtime import drain_user_errors, init_ray, quiet_ray_data
     from uniqa.tables import ray_read
 
-    init_ray(address)
-    quiet_ray_data(quiet=not progress)
     per_row = cfg.decode_size is None and any(s is not None for s in prep.row_sizes)
     ds = ray_read(prep.files, columns=["image_id", "image_uri", *([DECODE_SIZE_COLUMN] if per_row else [])])
     if len(before.ids):
         ds = ds.map_batches(sink.drop_ids, fn_kwargs={"ids": before.ids}, batch_format="pyarrow",
                             batch_size=None)
     ds = ds.repartition(target_num_rows_per_block=cfg.block_rows(prep.frozen.image_size, todo))
-    ds = add_feature_stages(ds, cfg, prep.frozen, out, protocol)
-    return drain_user_errors(sink.drain, ds, todo, desc="features", progress=progress)
+    return add_feature_stages(ds, cfg, prep.frozen, out, protocol)

@@ -87,7 +87,7 @@ def run_purify(manifest: str, captions: str, out: str, cfg: PurifyConfig = Purif
                progress: bool = True, address: str | None = None) -> StageSummary:
     """Purify every aesthetics image's comments; returns the summary (also written to out/_summary.json)."""
     from uniqa.purification.purify_stage import purify_dataset
-    from uniqa.runtime import drain_user_errors, init_ray, quiet_ray_data
+    from uniqa.runtime import ray_work
 
     inputs = check_inputs(manifest, captions)
     check_embedder(cfg.embedder)
@@ -95,11 +95,9 @@ def run_purify(manifest: str, captions: str, out: str, cfg: PurifyConfig = Purif
     for folder in (kept_out, rejected_out):
         remove_parts(folder)
     partitions = cfg.num_partitions(inputs.rows)
-    init_ray(address)
-    quiet_ray_data(quiet=not progress)
-    with Timer() as timer:
+    with ray_work(address, progress), Timer() as timer:
         results = purify_dataset(inputs.manifest_files, inputs.caption_files, out, cfg, partitions)
-        totals = drain_user_errors(drain_counts, results, inputs.aesthetics, progress)
+        totals = drain_counts(results, inputs.aesthetics, progress)
     rejected = sum(totals["rejected_by_reason"].values())
     return StageSummary(
         stage="purify", inputs={"manifest": manifest, "captions": captions}, output=out, rows_in=totals["comments"],

@@ -44,8 +44,10 @@ SECTIONS: tuple[tuple[str, str, Callable[[RunFolder], str | None]], ...] = (
     ("stages", "Stages", run_info.stages),
     ("configs", "Configs", run_info.configs),
 )
-KNOWN = ("metrics.json", "_summary.json of a score, filter or pretrain stage, or of one with a leak check",
-         "metrics.jsonl", "pretrain/", "manifests/", "scores/", "tune/", "demo_summary.json", "configs.json")
+# The stages whose outputs the report shows, and the page header's name for each (another stage's output gets the
+# sections its summary feeds, e.g. an evaluation's leak check).
+KINDS = {"demo": "demo run", "score": "scoring run", "filter": "curation run", "pretrain": "pre-training run",
+         "tune": "sweep"}
 
 
 def render(run: RunFolder) -> list[Section]:
@@ -62,20 +64,8 @@ def render(run: RunFolder) -> list[Section]:
 
 
 def kind(run: RunFolder) -> str:
-    """What the folder is, for the page header (from which files exist: a broken file is its section's note)."""
-    if any(storage.exists(run.path(name)) for name in ("metrics.json", "demo_summary.json")):
-        return "demo run"
-    try:
-        stage = run.stage
-    except UniqaError:
-        return "run"
-    if stage == "score":
-        return "scoring run"
-    if stage == "filter":
-        return "curation run"
-    if run.pretrain_folder == run.root:
-        return "pre-training run"
-    return f"{stage} run" if stage else "run"
+    """What the folder is, for the page header: its ``_summary.json``'s stage."""
+    return KINDS.get(run.stage, f"{run.stage} run")
 
 
 def build_report(run_dir: str, out: str | None = None) -> str:
@@ -83,9 +73,13 @@ def build_report(run_dir: str, out: str | None = None) -> str:
     if not storage.exists(run_dir) or not storage.is_dir(run_dir):
         raise UniqaError(f"run folder {run_dir} does not exist (or is not a folder)")
     run = RunFolder(run_dir)
+    if run.stage is None:  # (a malformed _summary.json is already an error naming it)
+        raise UniqaError(f"run folder {run_dir} has no _summary.json: not a stage's output (the report reads "
+                         f"{', '.join(f'`uniqa {k}`' for k in KINDS)} outputs)")
     sections = render(run)
     if not sections:
-        raise UniqaError(f"run folder {run_dir} holds nothing the report knows; looked for: {', '.join(KNOWN)}")
+        raise UniqaError(f"run folder {run_dir} (stage {run.stage}) holds nothing the report shows; it reads "
+                         f"{', '.join(f'`uniqa {k}`' for k in KINDS)} outputs")
     shown = storage.absolute(run_dir)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"{esc(kind(run))} · <code>{esc(shown)}</code> · uniqa {esc(__version__)} · {when}"

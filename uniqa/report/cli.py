@@ -1,6 +1,6 @@
-"""``uniqa report RUN_DIR [--out FILE] [--screenshot PNG]``: the HTML report of a run folder (a demo run, a
-``uniqa score`` output or a ``uniqa pretrain`` run), optionally rendered to a PNG by headless Chromium.
-Not a stage (no Ray, no ``_summary.json``): it reads outputs and writes one file."""
+"""``uniqa report RUN_DIR [--out FILE] [--screenshot PNG]``: the HTML report of a stage's output folder (a demo
+run, a ``uniqa score``, ``filter``, ``pretrain`` or ``tune`` output: what it is comes from its ``_summary.json``),
+optionally rendered to a PNG by headless Chromium. It reads outputs and writes one file."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report",
-                       help="write a self-contained HTML report of a run folder (demo, score, filter, pretrain)",
+                       help="write a self-contained HTML report of a run folder (demo, score, filter, pretrain, "
+                            "tune)",
                        description="Write a self-contained HTML report (plots and thumbnails embedded, no network) "
-                                   "of a run folder: a `uniqa demo` output, a `uniqa score` output, a `uniqa filter` "
-                                   "output (with the scores it filtered) or a `uniqa pretrain` run. Sections whose "
+                                   "of a stage's output folder, whose _summary.json says what it is: a `uniqa demo` "
+                                   "run, a `uniqa score` output, a `uniqa filter` output (with the scores it "
+                                   "filtered), a `uniqa pretrain` run or a `uniqa tune` sweep. Sections whose "
                                    "inputs are absent are left out.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder, local or s3://")
     p.add_argument("--out", default=None, help="HTML file to write (default RUN_DIR/report.html)")

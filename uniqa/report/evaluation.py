@@ -7,13 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from uniqa.demo.results import BASELINE, SCORED
 from uniqa.evaluation.bootstrap import Interval, bootstrap_units, interval
 from uniqa.evaluation.config import BootstrapConfig
 from uniqa.report import plots
 from uniqa.report.html import esc, fmt, fmt_interval, image, table
-from uniqa.report.load import PHASES, RunFolder, head_columns
-
-BASELINE = "classic"  # the demo's phase of classic metrics (uniqa.demo.BASELINE)
+from uniqa.report.load import RunFolder, head_columns
 
 # KADID-10k's distortion types, in its numbering (Lin, Hosu, Saupe 2019, table 1).
 KADID10K_TYPES = {
@@ -38,7 +37,7 @@ def distortion_names(run: RunFolder, dataset: str) -> dict[int, str]:
 def phases_of(run: RunFolder) -> list[str]:
     """Phases with results or scores, the demo phases first."""
     found = {r["phase"] for r in (run.metrics or {}).get("results", [])} | set(run.phase_scores)
-    return [p for p in PHASES if p in found] + sorted(found - set(PHASES))
+    return [p for p in SCORED if p in found] + sorted(found - set(SCORED))
 
 
 def pairs(run: RunFolder) -> list[tuple[str, str]]:

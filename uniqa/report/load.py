@@ -1,11 +1,12 @@
 """What a run folder holds, read lazily: every accessor returns None (or an empty container) when its input is
 absent, so each report section can ask for what it needs and be left out when it is not there.
 
-Layouts understood (local or ``s3://``): a demo run (``metrics.json``, ``manifests/``, ``captions/``,
-``purified/kept/``, ``pretrain/``, ``scores/<phase>/<part>/``, ``tune/<name>/``, ``configs.json``,
-``demo_summary.json``), a ``uniqa score`` output (``_summary.json`` with stage ``score`` + Parquet parts), a
-``uniqa filter`` output (``_summary.json`` with stage ``filter``, ``histograms.png``; the scores it filtered are read
-from the summary's ``inputs.scores``) and a ``uniqa pretrain`` run (``metrics.jsonl``).
+What a folder is comes from its ``_summary.json``'s ``stage``, never from which files it holds: a ``uniqa demo``
+run (stage ``demo``: its ``details.steps`` names each step's folder and stage, so the manifests are its ``prepare``
+steps, the scores of a phase its ``score`` steps under ``scores/<phase>/``, the sweeps its ``tune`` steps, ...; and
+``metrics.json``, ``configs.json``, ``demo_summary.json``), a ``uniqa score`` output (Parquet parts), a ``uniqa
+filter`` output (``histograms.png``; the scores it filtered are read from the summary's ``inputs.scores``) or a
+``uniqa pretrain`` run (``metrics.jsonl``). Local or ``s3://``.
 """
 
 from __future__ import annotations
@@ -19,18 +20,16 @@ from typing import Any
 
 import pandas as pd
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
 
 from uniqa import storage
+from uniqa.demo.results import SCORED
 from uniqa.errors import UniqaError
 from uniqa.schema import RAW_SUFFIX, SCORES
 from uniqa.tables import dataset, parquet_files
 from uniqa.training.metrics import METRICS, read_metrics
 
-PHASES = ("classic", "before", "after", "adapted")  # the demo's scoring phases (classic: baselines), in report order
 DEFAULT_SPLIT, DEFAULT_SIDE = "split_0", "test"
 MANIFEST_COLUMNS = ["image_id", "image_uri", "dataset", "task", "mos", "mos_norm"]
-SAMPLE = "sample"  # the demo's embedded sample corpus folder
 
 
 @dataclass(frozen=True)
@@ -42,15 +41,6 @@ class Sweep:
     best: dict | None  # best.yaml
     test: dict | None  # test.json (adapter sweeps)
     summary: dict | None  # _summary.json
-
-
-def subfolders(uri: str) -> list[str]:
-    """Names of the folders directly under ``uri``, sorted ([] when ``uri`` is not a folder)."""
-    if not storage.exists(uri) or not storage.is_dir(uri):
-        return []
-    fs, path = storage.resolve(uri)
-    infos = fs.get_file_info(pafs.FileSelector(path, recursive=False))
-    return sorted(posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.Directory)
 
 
 def read_parquet(uri: str, columns: list[str] | None = None) -> pd.DataFrame | None:
@@ -77,7 +67,8 @@ class RunFolder:
         self.root = root
 
     def path(self, *parts: str) -> str:
-        return storage.join(self.root, *parts)
+        """A path under the root ("" parts, e.g. :meth:`folders`' root itself, are left out)."""
+        return storage.join(self.root, *[p for p in parts if p])
 
     def json(self, *parts: str) -> Any:
         """A JSON file of the run, or None when absent; malformed JSON is a :class:`UniqaError` naming the file."""
@@ -111,16 +102,27 @@ class RunFolder:
         return (self.summary or {}).get("stage")
 
     @cached_property
+    def steps(self) -> dict[str, str]:
+        """A demo run's step folders and the stage that wrote each ({} for another folder)."""
+        return dict((self.summary or {}).get("details", {}).get("steps") or {}) if self.stage == "demo" else {}
+
+    def folders(self, stage: str) -> list[str]:
+        """The folders ``stage`` wrote, relative to the root: the root itself ("") for that stage's own output,
+        a demo run's steps of that stage, in recipe order."""
+        return [""] if self.stage == stage else [name for name, s in self.steps.items() if s == stage]
+
+    @cached_property
     def metrics(self) -> dict | None:
-        return self.json("metrics.json")
+        """A demo run's ``metrics.json``."""
+        return self.json("metrics.json") if self.stage == "demo" else None
 
     @cached_property
     def configs(self) -> dict | None:
-        return self.json("configs.json")
+        return self.json("configs.json") if self.stage == "demo" else None
 
     @cached_property
     def demo_summary(self) -> dict | None:
-        return self.json("demo_summary.json")
+        return self.json("demo_summary.json") if self.stage == "demo" else None
 
     @property
     def split(self) -> tuple[str, str]:
@@ -132,10 +134,10 @@ class RunFolder:
 
     @cached_property
     def pretrain_folder(self) -> str | None:
-        """The pre-training run: the root itself (a ``uniqa pretrain`` output) or ``pretrain/``."""
-        for folder in (self.root, self.path("pretrain")):
-            if storage.exists(storage.join(folder, METRICS)):
-                return folder
+        """The pre-training run: the root itself (a ``uniqa pretrain`` output) or a demo's ``pretrain`` step."""
+        for name in self.folders("pretrain"):
+            if storage.exists(self.path(name, METRICS)):
+                return self.path(name)
         return None
 
     @cached_property
@@ -162,14 +164,14 @@ class RunFolder:
         """Every manifest under ``manifests/`` with the evaluated split column and, where the rows carry them,
         ``dist_type`` / ``dist_level`` from ``attrs``, each image once (a demo also keeps its test side's rows in a
         manifest of their own); None when there is none."""
-        parts = subfolders(self.path("manifests"))
+        parts = self.folders("prepare")
         if not parts:
             return None
         split, _ = self.split
         frames = []
         for part in parts:
             try:
-                ds = dataset(self.path("manifests", part))
+                ds = dataset(self.path(part))
             except UniqaError:
                 continue
             names = ds.schema.names
@@ -201,28 +203,32 @@ class RunFolder:
         if m is None:
             return False
         uris = m.loc[m["dataset"] == dataset_name, "image_uri"].dropna()
-        prefix = _local(self.path(SAMPLE)).rstrip("/") + "/"
-        return len(uris) > 0 and all(_local(u).startswith(prefix) for u in uris)
+        prefixes = tuple(_local(self.path(name)).rstrip("/") + "/" for name in self.folders("sample"))
+        return len(uris) > 0 and bool(prefixes) and all(_local(u).startswith(prefixes) for u in uris)
 
     @cached_property
     def captions(self) -> pd.DataFrame | None:
-        return read_parquet(self.path("captions"), ["image_id", "task", "caption", "error"])
+        folders = self.folders("caption")
+        return read_parquet(self.path(folders[0]), ["image_id", "task", "caption", "error"]) if folders else None
 
     @cached_property
     def comments(self) -> pd.DataFrame | None:
         """Purified comments kept per image (image_id, comment, rank)."""
-        return read_parquet(self.path("purified", "kept"), ["image_id", "comment", "rank"])
+        folders = self.folders("purify")
+        return read_parquet(self.path(folders[0], "kept"), ["image_id", "comment", "rank"]) if folders else None
 
     # -------------------------------------------------------------------------------------------- scores
 
     @cached_property
     def phase_scores(self) -> dict[str, pd.DataFrame]:
-        """``scores/<phase>/`` (its parts concatenated) per phase, the demo phases first."""
-        names = subfolders(self.path("scores"))
-        ordered = [p for p in PHASES if p in names] + [p for p in names if p not in PHASES]
+        """A demo's scores per phase (its ``score`` steps under ``scores/<phase>/``, parts concatenated), the demo
+        phases first."""
+        folders = {posixpath.basename(posixpath.dirname(name)): posixpath.dirname(name)
+                   for name in self.folders("score") if posixpath.dirname(name)}
+        ordered = [p for p in SCORED if p in folders] + [p for p in folders if p not in SCORED]
         found = {}
         for phase in ordered:
-            frame = read_parquet(self.path("scores", phase))
+            frame = read_parquet(self.path(folders[phase]))
             if frame is not None:
                 found[phase] = frame
         return found
@@ -268,12 +274,13 @@ class RunFolder:
     @cached_property
     def sweeps(self) -> list[Sweep]:
         out = []
-        for name in subfolders(self.path("tune")):
-            folder = RunFolder(self.path("tune", name))
+        for step in self.folders("tune"):
+            folder = RunFolder(self.path(step))
             results = read_parquet(folder.path("results.parquet"))
             if results is None:
                 continue
-            out.append(Sweep(name, results, folder.yaml("best.yaml"), folder.json("test.json"), folder.summary))
+            out.append(Sweep(posixpath.basename(step) or "sweep", results, folder.yaml("best.yaml"),
+                             folder.json("test.json"), folder.summary))
         return out
 
 

@@ -16,7 +16,8 @@ from uniqa import storage
 from uniqa.errors import UniqaError
 from uniqa.runtime import policy_threads, torch_threads
 from uniqa.scoring.batches import classic_raw, classic_scores, row_errors, scores_table, views_batch
-from uniqa.scoring.config import HeadSpec, ScoreConfig, fingerprint, preflight
+from uniqa.scoring.config import HeadSpec, ScoreConfig, preflight
+from uniqa.scoring.fingerprint import fingerprint
 from uniqa.scoring.inputs import uri_id
 
 
@@ -40,7 +41,7 @@ class Scorer:
     heads (NIQE, BRISQUE, PIQE) come from the decoded images; with only those, no model is loaded."""
 
     def __init__(self, cfg: ScoreConfig, device: str | None = None, checksum: str | None = None):
-        """``checksum``: the pipeline's model actors pass the :func:`~uniqa.scoring.config.fingerprint` that
+        """``checksum``: the pipeline's model actors pass the :func:`~uniqa.scoring.fingerprint.fingerprint` that
         ``run_score`` computed with the config it already pre-flighted, and that config, used as is. Without
         it (in-process use), ``cfg`` is pre-flighted here (:func:`~uniqa.scoring.config.preflight`)."""
         import torch

@@ -12,7 +12,8 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 
-from uniqa.data.images import DECODE_SIZE_COLUMN, DecodeConfig, decode_batch, decode_columns
+from uniqa.data.batches import decode_batch, decode_columns
+from uniqa.data.images import DECODE_SIZE_COLUMN, DecodeConfig
 
 
 @lru_cache(maxsize=16)

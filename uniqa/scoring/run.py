@@ -19,7 +19,8 @@ from uniqa.errors import UniqaError
 from uniqa.runtime import policy_threads
 from uniqa.schema import scores_schema
 from uniqa.scoring import inputs
-from uniqa.scoring.config import ScoreConfig, fingerprint, preflight
+from uniqa.scoring.config import ScoreConfig, preflight
+from uniqa.scoring.fingerprint import fingerprint
 from uniqa.scoring.inputs import ID_SCHEMA, ScoreInput, resolve_input
 from uniqa.stage import StageSummary, config_fingerprint
 from uniqa.tables import dataset, ray_read
@@ -92,11 +93,16 @@ def check_resumable(out: str, checksum: str) -> None:
 def _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address, per_row) -> sink.SinkSummary:
     """Build and drain the Ray Data job (see the module docstring)."""
 
-    from uniqa.runtime import init_ray, quiet_ray_data
+    from uniqa.runtime import ray_work
+
+    with ray_work(address, progress):
+        return sink.drain(_score_job(inp, done, cfg, out, checksum, schema, todo, per_row), todo, desc="scoring",
+                          progress=progress)
+
+
+def _score_job(inp, done, cfg, out, checksum, schema, todo, per_row):
     from uniqa.scoring.score_stage import add_score_stages
 
-    init_ray(address)
-    quiet_ray_data(quiet=not progress)
     ds = read_input(inp, per_row)
     if len(done) and inp.table is None:
         ds = ds.map_batches(sink.drop_ids, fn_kwargs={"ids": done}, batch_format="pyarrow",
@@ -105,9 +111,8 @@ def _score_rows(inp, done, cfg, out, checksum, schema, todo, progress, address, 
     ds = add_score_stages(ds, cfg, checksum)
     # Writing a file of scores is light I/O: with no CPU reserved it is never starved by decode tasks holding every
     # CPU, so files (the unit of resume) land as batches finish instead of all at the end.
-    ds = ds.map_batches(sink.write_batch, fn_kwargs={"out": out, "schema": schema}, batch_format="pyarrow",
-                        batch_size=cfg.rows_per_file, num_cpus=0)
-    return sink.drain(ds, todo, desc="scoring", progress=progress)
+    return ds.map_batches(sink.write_batch, fn_kwargs={"out": out, "schema": schema}, batch_format="pyarrow",
+                          batch_size=cfg.rows_per_file, num_cpus=0)
 
 
 def run_score(

@@ -89,13 +89,12 @@ class PretrainConfig:
     keep_checkpoints: int = 2  # checkpoints kept by Ray Train (the newest)
     max_failures: int = 1  # worker-group restarts from the last checkpoint before the run fails
     log_every: int = 10  # steps between metrics-log flushes (every step is logged)
-    fail_at_step: int | None = None  # TEST AID: rank 0 raises once when it reaches this step (fault injection)
 
     def __post_init__(self):
         for name in ("batch_size", "epochs", "accumulation", "num_workers", "checkpoint_every", "keep_checkpoints",
                      "log_every", "max_pixels"):
             _positive_int(name, getattr(self, name))
-        for name in ("steps", "threads", "fail_at_step"):
+        for name in ("steps", "threads"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "max_failures", "seed"):

@@ -13,7 +13,9 @@ stream, and the rows of its k-th step, depend on the seed and the world size onl
 for data first); a run that resumes from a checkpoint sees exactly the streams an uninterrupted run would have
 seen: each rank drops its rows up to its own ``order`` key in the checkpoint before decoding
 (:func:`read_resume_keys`). :func:`rank_counts` counts every rank's rows without decoding, so that the run
-can make the streams long enough for the unbalanced hashed split.
+can make the streams long enough for the unbalanced hashed split. :func:`rank_streams` gives each rank its stream
+through a coordinator actor of its own, whose scheduling loop backs off while the stream is ahead
+(:class:`IdleBackoff`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
 
 from uniqa import storage
+from uniqa.training.config import PretrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,8 @@ def group_texts(rows: pa.Table) -> pa.Table:
 
 def check_images(batch: pa.Table, max_pixels: int) -> pa.Table:
     """Decode every image once; adds ``error`` (None when the image is usable)."""
-    from uniqa.data.images import DecodeConfig, decode_batch
+    from uniqa.data.batches import decode_batch
+    from uniqa.data.images import DecodeConfig
 
     uris = np.array(batch["image_uri"].to_pylist(), dtype=object)
     done = decode_batch({"image_uri": uris}, DecodeConfig(max_pixels=max_pixels))
@@ -245,3 +250,50 @@ def make_views(batch: dict[str, np.ndarray], *, model: str, size: int, view: str
     empty = np.zeros((0, size, size, 3), np.uint8)
     return {"image": np.stack(images) if images else empty, "tokens": tokens,
             "order": np.asarray(batch["order"])[keep].astype(np.int64)}
+
+
+class IdleBackoff:
+    """A Ray Data execution callback: a scheduling step that found no task running sleeps, 1 ms at first and twice
+    as long each idle step after, up to ``IDLE_SLEEP_S``; a step with a task running resets it. Ray Data's loop only
+    blocks (in ``ray.wait``, up to 0.1 s) while some task runs; when the stream is ahead of training and every
+    operator is backpressured it spins: a whole core per stream on this CPU without a sleep, 0.2 of one with a fixed
+    10 ms (its resource bookkeeping runs every step), which a training worker beside a busy neighbour pays for
+    (Ray / plain beside a CPU burner: 1.42 at 10 ms, 1.04 and 1.16 with this; ``benchmarks/pretrain.py --busy 1``).
+    Only a fully backpressured stream sleeps, so its queue holds blocks: the consumer waits for the loop only when
+    it drains that queue in under ``IDLE_SLEEP_S``. Attached to the pre-training streams only."""
+
+    IDLE_SLEEP_S = 0.1
+
+    @staticmethod
+    def make():
+        from ray.data._internal.execution.execution_callback import ExecutionCallback
+
+        class _IdleBackoff(ExecutionCallback):
+            idle = 0.0  # the current sleep: doubles while the loop stays idle, from 1 ms up to IDLE_SLEEP_S
+
+            def on_execution_step(self, executor) -> None:
+                if any(op.num_active_tasks() for op in executor._topology):
+                    self.idle = 0.0
+                    return
+                self.idle = min(max(2 * self.idle, 0.001), IdleBackoff.IDLE_SLEEP_S)
+                time.sleep(self.idle)
+
+        return _IdleBackoff
+
+
+def rank_streams(datasets: list, cfg: PretrainConfig) -> list:
+    """One iterator per rank over its own dataset, each executed by a coordinator actor of its own
+    (``streaming_split(1)``): Ray Data's scheduling loop then runs beside the training workers, not in their
+    processes, where it held the GIL against the training step (measured: ~75 vs ~120 img/s on 2 CPUs). Ray Data
+    is told what the workers hold (``exclude_resources``), as Ray Train's own ``DataConfig`` would."""
+    from ray.data import ExecutionOptions, ExecutionResources
+
+    held = ExecutionResources(cpu=cfg.num_workers * cfg.cpus_per_worker,
+                              gpu=cfg.num_workers * cfg.gpus_per_worker if cfg.use_gpu else 0)
+    streams = []
+    for ds in datasets:
+        ds.context.execution_options = ExecutionOptions(preserve_order=True, exclude_resources=held)
+        callbacks = ds.context.custom_execution_callback_classes
+        ds.context.custom_execution_callback_classes = [*callbacks, IdleBackoff.make()]
+        streams.append(ds.streaming_split(1)[0])
+    return streams

@@ -28,7 +28,6 @@ from uniqa.training.metrics import MetricsLog
 
 WEIGHTS = "model.safetensors"
 STATE = "train_state.pt"
-FAULT_MARKER = "_fault_injected"
 FINAL = "final"
 
 
@@ -162,16 +161,6 @@ def load_state(folder: str, model, optimizer) -> tuple[int, list[int]]:
     return int(state["step"]), keys
 
 
-def _maybe_fail(cfg: PretrainConfig, plan: Plan, worker: Worker, step: int) -> None:
-    """The fault-injection test aid: rank 0 raises once (a marker file in the run remembers it did)."""
-    if cfg.fail_at_step != step or worker.rank != 0:
-        return
-    marker = storage.join(plan.run, FAULT_MARKER)
-    if not storage.exists(marker):
-        storage.write_bytes(marker, str(step).encode())
-        raise RuntimeError(f"injected fault at step {step} (fail_at_step, a test aid)")
-
-
 def _mean(value: torch.Tensor, worker: Worker) -> torch.Tensor:
     if worker.world_size == 1:
         return value
@@ -217,7 +206,6 @@ def train(cfg: PretrainConfig, plan: Plan, worker: Worker, batches: Callable[[],
     stream = iter(batches()) if step < plan.total_steps else iter(())
     metrics: dict = {"step": step}
     while step < plan.total_steps:
-        _maybe_fail(cfg, plan, worker, step)
         start = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg, plan.total_steps)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 
 from uniqa import storage
 from uniqa.errors import UniqaError
@@ -27,7 +26,7 @@ from uniqa.schema import CORPUS
 from uniqa.stage import StageSummary, Timer, config_fingerprint
 from uniqa.tables import count_rows, dataset_schema, parquet_files, ray_read
 from uniqa.training.config import PretrainConfig
-from uniqa.training.ingest import check_images, expand_from_run, group_texts, make_views, rank_counts
+from uniqa.training.ingest import check_images, expand_from_run, group_texts, make_views, rank_counts, rank_streams
 from uniqa.training.loop import FINAL, Plan, Worker, train
 from uniqa.training.metrics import METRICS, read_metrics
 
@@ -169,53 +168,6 @@ def train_worker(config: dict) -> None:
             run(folder)
 
 
-class IdleBackoff:
-    """A Ray Data execution callback: a scheduling step that found no task running sleeps, 1 ms at first and twice
-    as long each idle step after, up to ``IDLE_SLEEP_S``; a step with a task running resets it. Ray Data's loop only
-    blocks (in ``ray.wait``, up to 0.1 s) while some task runs; when the stream is ahead of training and every
-    operator is backpressured it spins: a whole core per stream on this CPU without a sleep, 0.2 of one with a fixed
-    10 ms (its resource bookkeeping runs every step), which a training worker beside a busy neighbour pays for
-    (Ray / plain beside a CPU burner: 1.42 at 10 ms, 1.04 and 1.16 with this; ``benchmarks/pretrain.py --busy 1``).
-    Only a fully backpressured stream sleeps, so its queue holds blocks: the consumer waits for the loop only when
-    it drains that queue in under ``IDLE_SLEEP_S``. Attached to the pre-training streams only."""
-
-    IDLE_SLEEP_S = 0.1
-
-    @staticmethod
-    def make():
-        from ray.data._internal.execution.execution_callback import ExecutionCallback
-
-        class _IdleBackoff(ExecutionCallback):
-            idle = 0.0  # the current sleep: doubles while the loop stays idle, from 1 ms up to IDLE_SLEEP_S
-
-            def on_execution_step(self, executor) -> None:
-                if any(op.num_active_tasks() for op in executor._topology):
-                    self.idle = 0.0
-                    return
-                self.idle = min(max(2 * self.idle, 0.001), IdleBackoff.IDLE_SLEEP_S)
-                time.sleep(self.idle)
-
-        return _IdleBackoff
-
-
-def rank_streams(datasets: list, cfg: PretrainConfig) -> list:
-    """One iterator per rank over its own dataset, each executed by a coordinator actor of its own
-    (``streaming_split(1)``): Ray Data's scheduling loop then runs beside the training workers, not in their
-    processes, where it held the GIL against the training step (measured: ~75 vs ~120 img/s on 2 CPUs). Ray Data
-    is told what the workers hold (``exclude_resources``), as Ray Train's own ``DataConfig`` would."""
-    from ray.data import ExecutionOptions, ExecutionResources
-
-    held = ExecutionResources(cpu=cfg.num_workers * cfg.cpus_per_worker,
-                              gpu=cfg.num_workers * cfg.gpus_per_worker if cfg.use_gpu else 0)
-    streams = []
-    for ds in datasets:
-        ds.context.execution_options = ExecutionOptions(preserve_order=True, exclude_resources=held)
-        callbacks = ds.context.custom_execution_callback_classes
-        ds.context.custom_execution_callback_classes = [*callbacks, IdleBackoff.make()]
-        streams.append(ds.streaming_split(1)[0])
-    return streams
-
-
 def _trainer(streams: list, cfg: PretrainConfig, plan: Plan):
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -270,7 +222,7 @@ def write_corpus_record(index, out: str, corpus: str, cfg: PretrainConfig, pretr
 def run_pretrain(corpus: str, out: str, cfg: PretrainConfig, *, progress: bool = True,
                  address: str | None = None) -> StageSummary:
     """Pre-train on ``corpus`` into ``out``; a rerun resumes from the newest checkpoint. Unit: optimiser steps."""
-    from uniqa.runtime import drain_user_errors, init_ray, quiet_ray_data
+    from uniqa.runtime import ray_work
 
     # Ray Train runs the workers in a directory of its own: every local path they see must be absolute
     corpus, out = storage.absolute(corpus), storage.absolute(out)
@@ -278,9 +230,8 @@ def run_pretrain(corpus: str, out: str, cfg: PretrainConfig, *, progress: bool =
     if pretrained and storage.looks_like_path(pretrained):
         pretrained = storage.absolute(pretrained)
     size = image_size(name)
-    init_ray(address)
-    quiet_ray_data(quiet=not progress)
-    index, skipped, n_skipped = drain_user_errors(build_index, files, cfg, rows)
+    with ray_work(address, progress):
+        index, skipped, n_skipped = build_index(files, cfg, rows)
     images = index.count()
     if images == 0:
         raise UniqaError(f"corpus {corpus} has no usable images ({n_skipped} could not be decoded, e.g. "

@@ -5,6 +5,14 @@ from __future__ import annotations
 
 from uniqa.stagecli import Arg, StageCommand
 
+
+def _load():
+    from uniqa.tuning.config import TuneConfig
+    from uniqa.tuning.sweep import run_tune
+
+    return TuneConfig, run_tune
+
+
 COMMAND = StageCommand(
     name="tune",
     help="Ray Tune sweep over adapter / pre-training hyperparameters (ASHA on validation SRCC, resumable)",
@@ -20,8 +28,7 @@ COMMAND = StageCommand(
         "Writes OUT/results.{parquet,csv} (one row per trial), OUT/best.yaml, OUT/best/ (the best adapter:\n"
         "`uniqa score --heads quality=OUT/best`) and OUT/test.json."
     ),
-    config="uniqa.tuning.config:TuneConfig",
-    run="uniqa.tuning.sweep:run_tune",
+    load=_load,
     inputs=(
         Arg("--manifest", "manifest with mos_norm and split columns: adapter sweeps train on it; pretrain sweeps "
             "score each trial's zero-shot SRCC on its held-out test side (default: `manifest:` of --config)",

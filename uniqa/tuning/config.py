@@ -30,7 +30,7 @@ REPORTED = {
     "adapter": ("val_srcc", "val_plcc", "val_krcc", "loss"),
     "pretrain": ("loss", "final_loss", "images_per_s", "zero_shot_srcc"),  # the last: given a manifest
 }
-PRETRAIN_FIXED = ("name", "num_workers", "use_gpu", "cpus_per_worker", "gpus_per_worker", "fail_at_step")
+PRETRAIN_FIXED = ("name", "num_workers", "use_gpu", "cpus_per_worker", "gpus_per_worker")
 
 
 @dataclass(frozen=True)

@@ -263,12 +263,10 @@ def run_tune(manifest: str | None, features: str | None, corpus: str | None, out
     from ray import tune
 
     from uniqa.adapters.results import write_rows
-    from uniqa.runtime import init_ray, quiet_ray_data
+    from uniqa.runtime import ray_work
 
-    init_ray(address)
-    with Timer() as timer:
+    with ray_work(address, progress), Timer() as timer:
         trainable = sweep.trainable(out, progress, address)
-        quiet_ray_data(quiet=not progress)
         before = read_ledger(out)
         tuner, restored = _tuner(tune.with_resources(trainable, dict(cfg.resources)), cfg, out, progress)
         results = tuner.fit()  # does not raise on trial errors: they are in the rows

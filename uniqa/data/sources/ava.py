@@ -24,9 +24,9 @@ from uniqa.data.sources.base import (
     read_csv_rows,
     read_text,
     register_source,
-    split_name,
     to_float,
 )
+from uniqa.data.sources.fields import split_name
 from uniqa.errors import UniqaError
 
 NUM_COLUMNS = 15

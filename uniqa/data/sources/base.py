@@ -13,7 +13,6 @@ import io
 import logging
 import math
 import posixpath
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,7 +20,7 @@ from uniqa import storage
 from uniqa.data.images import IMAGE_SUFFIXES  # noqa: F401  (re-exported for the sources)
 from uniqa.errors import UniqaError
 from uniqa.registry import Registry
-from uniqa.schema import SPLIT_VALUES, TASKS
+from uniqa.schema import TASKS
 
 log = logging.getLogger("uniqa.data")
 LEVEL_RANGES = ("published", "observed")
@@ -295,25 +294,3 @@ def opt_range(mos_min, mos_max) -> tuple[float, float] | None:
     return lo, hi
 
 
-_SPLIT_ALIASES = {"train": "train", "training": "train", "restval": "train", "val": "val", "valid": "val",
-                  "validation": "val", "test": "test", "testing": "test"}
-
-
-def split_name(value, where: str) -> str:
-    """An official split label -> train | val | test; anything else names the value."""
-    out = _SPLIT_ALIASES.get(str(value).strip().lower())
-    if out is None:
-        raise UniqaError(f"{where}: unknown split {value!r}; expected one of {list(SPLIT_VALUES)}")
-    return out
-
-
-_DISTORTION_NAME = re.compile(r"^([A-Za-z]*\d+)_(\d+)_(\d+)(\.[^.]*)?$")
-
-
-def distortion_attrs(name: str) -> tuple[str | None, dict[str, float]]:
-    """Synthetic-distortion file names ``I01_05_03.png`` -> (reference ``I01``, {dist_type: 5, dist_level: 3});
-    (None, {}) when the name does not follow the pattern."""
-    m = _DISTORTION_NAME.match(posixpath.basename(name))
-    if not m:
-        return None, {}
-    return m.group(1), {"dist_type": float(m.group(2)), "dist_level": float(m.group(3))}

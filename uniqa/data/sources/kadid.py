@@ -7,7 +7,6 @@ from __future__ import annotations
 from uniqa import storage
 from uniqa.data.sources.base import (
     Records,
-    distortion_attrs,
     image_id,
     image_uri,
     optional_floats,
@@ -15,6 +14,7 @@ from uniqa.data.sources.base import (
     register_source,
     to_float,
 )
+from uniqa.data.sources.fields import distortion_attrs
 from uniqa.errors import UniqaError
 
 

@@ -19,9 +19,9 @@ from uniqa.data.sources.base import (
     read_csv_rows,
     read_file,
     register_source,
-    split_name,
     to_float,
 )
+from uniqa.data.sources.fields import split_name
 from uniqa.errors import UniqaError
 
 

@@ -13,13 +13,13 @@ import posixpath
 from uniqa import storage
 from uniqa.data.sources.base import (
     Records,
-    distortion_attrs,
     image_id,
     image_uri,
     read_columns,
     register_source,
     to_float,
 )
+from uniqa.data.sources.fields import distortion_attrs
 
 
 def reference_of(name: str) -> str:
