@@ -171,7 +171,7 @@ def test_builds_are_deterministic_and_seed_dependent(sample_corpus, tmp_path, ca
     assert build_iqa(str(tmp_path / "seed0" / "iqa"), seed=0) == 2400
     assert checksum(str(tmp_path / "seed0" / "iqa")) == checksum(str(Path(sample_corpus) / "iqa"))
     assert main(["data", "sample", "--out", str(tmp_path / "seed1"), "--seed", "1"]) == 0
-    assert capsys.readouterr().out.startswith("sample: 2720 images written")
+    assert capsys.readouterr().out.startswith("sample: 2760 images written")  # 2,400 + 40 references + 320
     printed = read_summary(str(tmp_path / "seed1"))["details"]
     assert printed["iqa_distorted_images"] == 2400 and printed["iaa_images"] == 320
     assert printed["sha256_all"] == checksum(str(tmp_path / "seed1"))

@@ -39,8 +39,9 @@ class Arg:
     type: Callable[[str], Any] = str
     metavar: str | None = None
     store_true: bool = False  # a switch (config keys only)
-    positional: bool = False  # inputs only: given without the flag (optional on the command line: the config
-    short: str | None = None  # a one-letter alias, e.g. "-o"  file may name it)
+    # inputs only: given without the flag (optional on the command line: the config file may name it)
+    positional: bool = False
+    short: str | None = None  # a one-letter alias, e.g. "-o"
 
     @property
     def dest(self) -> str:
@@ -49,11 +50,8 @@ class Arg:
 
 @dataclass(frozen=True)
 class StageCommand:
-    name: str  # sub-command, e.g. "score"
+    name: str  # sub-command, e.g. "score"; its config class and run function: uniqa.stages.load(name)
     help: str  # one line for ``uniqa --help``
-    # () -> (the stage's frozen config class, its run function, called as run(*inputs, out, cfg, progress=...,
-    # address=...) -> StageSummary); it imports them when called, so that ``uniqa --help`` stays light
-    load: Callable[[], tuple[type, Callable[..., Any]]]
     inputs: tuple[Arg, ...] = ()
     options: tuple[Arg, ...] = ()
     description: str | None = None  # longer --help text (default: help)
@@ -62,11 +60,17 @@ class StageCommand:
 
     @property
     def config(self) -> type:
-        return self.load()[0]
+        """The stage's frozen config class (imported when asked for: building the parser imports no stage code)."""
+        from uniqa.stages import load
+
+        return load(self.name)[0]
 
     @property
     def run(self) -> Callable[..., Any]:
-        return self.load()[1]
+        """The stage's run function: ``run(*inputs, out, cfg, progress=..., address=...) -> StageSummary``."""
+        from uniqa.stages import load
+
+        return load(self.name)[1]
 
     @property
     def prog(self) -> str:

@@ -5,14 +5,6 @@ from __future__ import annotations
 
 from uniqa.stagecli import Arg, StageCommand
 
-
-def _load():
-    from uniqa.adapters.config import AdaptConfig
-    from uniqa.adapters.run import run_adapt
-
-    return AdaptConfig, run_adapt
-
-
 COMMAND = StageCommand(
     name="adapt",
     help="train and evaluate adapters: full (10 splits), few-label (50/100/200 labels), zero-shot",
@@ -26,7 +18,6 @@ COMMAND = StageCommand(
         "OUT/adapters/<run>/ (for `uniqa score --heads quality=OUT/adapters/split_0`). A rerun skips the runs\n"
         "already finished (OUT/runs/<run>.json)."
     ),
-    load=_load,
     inputs=(
         Arg("--manifest", "manifest with mos_norm and split_0..split_9 (default: `manifest:` of --config)"),
         Arg("--features", "feature cache written by `uniqa features` with the same model and seed (default: "

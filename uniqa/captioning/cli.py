@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from uniqa.stagecli import Arg, StageCommand
 
-
-def _load():
-    from uniqa.captioning.config import CaptionConfig
-    from uniqa.captioning.run import run_caption
-
-    return CaptionConfig, run_caption
-
-
 COMMAND = StageCommand(
     name="caption",
     help="caption images (quality / aesthetics) into Parquet on Ray (exactly-once, resumable)",
     description="Caption a manifest's images into Parquet files under --out, one row per image of the configured "
                 "tasks. Rerun the same command to resume: images already captioned are skipped.",
-    load=_load,
     inputs=(Arg("--manifest", "manifest Parquet file or folder, local or s3:// (default: `manifest:` of --config)"),),
     options=(
         Arg("--backend", "captioner: attributes (offline CPU, default) | openai | vllm", key="backend"),

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from uniqa.stagecli import Arg, StageCommand
 
-
-def _load():
-    from uniqa.corpus.config import CorpusConfig
-    from uniqa.corpus.run import run_corpus
-
-    return CorpusConfig, run_corpus
-
-
 COMMAND = StageCommand(
     name="corpus",
     help="build the unified (image, text) corpus from captions, purified comments and level prompts",
-    load=_load,
     inputs=(
         Arg("--manifest", "manifest Parquet file/folder, local or s3:// (one per dataset)", multiple=True),
         Arg("--captions", "caption folder from `uniqa caption`", multiple=True),

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from uniqa.stagecli import Arg, StageCommand
 
-
-def _load():
-    from uniqa.curation.config import FilterConfig
-    from uniqa.curation.run import run_filter
-
-    return FilterConfig, run_filter
-
-
 COMMAND = StageCommand(
     name="filter",
     help="keep the images whose scores pass a rule (--where EXPR or --top-fraction F --by COL [--group-by G])",
-    load=_load,
     description=(
         "Keep the images whose scores pass a rule; write OUT/kept (a manifest other stages read), OUT/rejected (with\n"
         "the reason), OUT/_summary.json (counts, thresholds per group, quantile error bound) and OUT/histograms.png.\n"

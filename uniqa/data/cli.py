@@ -14,36 +14,24 @@ from uniqa.stagecli import Arg, StageCommand
 from uniqa.stagecli import register as register_stage
 
 
-def _sample():
-    from uniqa.data.sample_run import SampleConfig, run_sample
-
-    return SampleConfig, run_sample
-
-
-def _prepare():
-    from uniqa.data.prepare import PrepareConfig
-
-    return PrepareConfig, _run_prepare
-
-
-def _run_prepare(name: str, root: str, option: list[str], out: str, cfg, *, progress: bool = True,
+def run_prepare(name: str, root: str, option: list[str], out: str, cfg, *, progress: bool = True,
                  address: str | None = None):
     """:func:`uniqa.data.prepare.run_prepare` with its source options as ``key=value`` items; prints the
     manifest's figures unless quiet. Storage failures the sources did not name become one-line errors."""
     import pyarrow as pa
 
-    from uniqa.data.prepare import format_summary, run_prepare
+    from uniqa.data import prepare
     from uniqa.errors import UniqaError
 
     try:
-        summary = run_prepare(name, root, out, cfg, progress=progress, address=address,
+        summary = prepare.run_prepare(name, root, out, cfg, progress=progress, address=address,
                               options=parse_options(option))
     except UniqaError as e:
         raise UniqaError(" ".join(str(e).split())) from e  # a source's multi-line message: one error line
     except (OSError, pa.ArrowException) as e:
         raise UniqaError(" ".join(f"{type(e).__name__}: {e}".split())) from e
     if progress:
-        print(format_summary(summary.details, out))
+        print(prepare.format_summary(summary.details, out))
     return summary
 
 
@@ -66,7 +54,6 @@ SAMPLE = StageCommand(
     description="Build the embedded sample corpus into OUT/iqa (KADID-10k format) and OUT/iaa (AVA format) and\n"
                 "write OUT/_summary.json. The same seed gives the same files; a rerun finds them done. Prepare\n"
                 "them with: uniqa data prepare kadid10k --root OUT/iqa ... and uniqa data prepare ava --root OUT/iaa.",
-    load=_sample,
     options=(Arg("--seed", "random seed: same seed, same files", key="seed", type=int),),
     group="data",
     ray=False,
@@ -77,7 +64,6 @@ PREPARE = StageCommand(
     help="read a dataset's official files and write its manifest (Parquet)",
     description="Read a dataset's official files and write its manifest (Parquet shards) and OUT/_summary.json.\n"
                 "Prepare runs in this process and needs no Ray; --ray-address is accepted for uniformity.",
-    load=_prepare,
     inputs=(
         Arg("--name", "dataset source name (see `uniqa data list`) (default: `name:` of --config)", positional=True),
         Arg("--root", "dataset root: local folder or s3://bucket/prefix (a file for `table`/`manifest`) "

@@ -4,14 +4,6 @@ from __future__ import annotations
 
 from uniqa.stagecli import Arg, StageCommand, comma_list
 
-
-def _load():
-    from uniqa.evaluation.config import EvaluateConfig
-    from uniqa.evaluation.run import run_evaluate
-
-    return EvaluateConfig, run_evaluate
-
-
 COMMAND = StageCommand(
     name="evaluate",
     help="SRCC / PLCC / KRCC of scores against mos_norm per dataset, head and split (Parquet + table)",
@@ -21,7 +13,6 @@ COMMAND = StageCommand(
                 "interval (quality datasets resample whole reference groups, aesthetics datasets single images;\n"
                 "--set bootstrap.resamples=N, bootstrap.seed=S, bootstrap.level=L). Writes OUT/metrics.parquet and\n"
                 "OUT/metrics.csv and prints the table (--quiet: the summary line only).",
-    load=_load,
     inputs=(
         Arg("--scores", "scores Parquet file/folder from `uniqa score` (local or s3://)"),
         Arg("--manifest", "manifest Parquet file/folder with mos_norm and split columns (local or s3://)"),

@@ -4,14 +4,6 @@ from __future__ import annotations
 
 from uniqa.stagecli import Arg, StageCommand
 
-
-def _load():
-    from uniqa.features.config import FeaturesConfig
-    from uniqa.features.run import run_features
-
-    return FeaturesConfig, run_features
-
-
 COMMAND = StageCommand(
     name="features",
     help="cache a frozen model's per-view image features for adapter training (exactly-once, resumable)",
@@ -24,7 +16,6 @@ COMMAND = StageCommand(
         "A manifest row's decode_size (SPAQ: 448) resizes its image first; --set decode_size=N does so for every\n"
         "row. The manifest's test side (split_* = test) is checked against the model's pre-training record."
     ),
-    load=_load,
     inputs=(Arg("--manifest", "manifest (Parquet file/folder; default: `manifest:` of --config)"),),
     options=(
         Arg("--model", "model name (e.g. uniqa-small, ViT-B-16-quickgelu) or checkpoint folder/file", key="model"),

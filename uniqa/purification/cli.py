@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from uniqa.stagecli import Arg, StageCommand
 
-
-def _load():
-    from uniqa.purification.config import PurifyConfig
-    from uniqa.purification.run import run_purify
-
-    return PurifyConfig, run_purify
-
-
 COMMAND = StageCommand(
     name="purify",
     help="purify human comments (AR + IR ranking, keep the best K; rejected ones with a reason)",
-    load=_load,
     inputs=(
         Arg("--manifest", "manifest with a comments column (e.g. AVA), local or s3://"),
         Arg("--captions", "caption folder from `uniqa caption` (the aesthetic captions)"),

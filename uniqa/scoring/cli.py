@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from uniqa.stagecli import Arg, StageCommand, comma_list
 
-
-def _load():
-    from uniqa.scoring.config import ScoreConfig
-    from uniqa.scoring.run import run_score
-
-    return ScoreConfig, run_score
-
-
 COMMAND = StageCommand(
     name="score",
     help="score images for quality and aesthetics on Ray (exactly-once, resumable)",
-    load=_load,
     inputs=(
         Arg("--input", "manifest (Parquet file/folder), image folder, s3:// prefix, or .txt list of image URIs "
             "(default: `input:` of --config)"),

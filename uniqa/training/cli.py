@@ -5,18 +5,9 @@ from __future__ import annotations
 
 from uniqa.stagecli import Arg, StageCommand
 
-
-def _load():
-    from uniqa.training.config import PretrainConfig
-    from uniqa.training.run import run_pretrain
-
-    return PretrainConfig, run_pretrain
-
-
 COMMAND = StageCommand(
     name="pretrain",
     help="pre-train a quality/aesthetics-aware CLIP on a corpus with Ray Train (resumable)",
-    load=_load,
     inputs=(Arg("--corpus", "corpus of (image, text) pairs, the `uniqa corpus` output (default: `corpus:` of "
                 "--config)"),),
     options=(
@@ -31,20 +22,12 @@ COMMAND = StageCommand(
 )
 
 
-def _load_init():
-    from uniqa.training.config import PretrainConfig
-    from uniqa.training.init import run_init
-
-    return PretrainConfig, run_init
-
-
 INIT = StageCommand(
     name="init",
     help="write the random-init weights a pre-training run starts from (a checkpoint folder to score)",
     description="Write the exact weights `uniqa pretrain` with the same config starts from (the training loop's\n"
                 "build_model: the model's seeded random init, or --pretrained) to OUT as a checkpoint folder\n"
                 "(`uniqa score --model OUT`: zero-shot before pre-training). Runs in this process, no Ray.",
-    load=_load_init,
     options=(
         Arg("--model", "architecture (uniqa-small, ViT-B-16-quickgelu, ...) or checkpoint folder", key="model"),
         Arg("--pretrained", "initial weights (checkpoint / OpenAI-format .pt); default random init", key="pretrained"),

@@ -5,14 +5,6 @@ from __future__ import annotations
 
 from uniqa.stagecli import Arg, StageCommand
 
-
-def _load():
-    from uniqa.tuning.config import TuneConfig
-    from uniqa.tuning.sweep import run_tune
-
-    return TuneConfig, run_tune
-
-
 COMMAND = StageCommand(
     name="tune",
     help="Ray Tune sweep over adapter / pre-training hyperparameters (ASHA on validation SRCC, resumable)",
@@ -28,7 +20,6 @@ COMMAND = StageCommand(
         "Writes OUT/results.{parquet,csv} (one row per trial), OUT/best.yaml, OUT/best/ (the best adapter:\n"
         "`uniqa score --heads quality=OUT/best`) and OUT/test.json."
     ),
-    load=_load,
     inputs=(
         Arg("--manifest", "manifest with mos_norm and split columns: adapter sweeps train on it; pretrain sweeps "
             "score each trial's zero-shot SRCC on its held-out test side (default: `manifest:` of --config)",
