@@ -1,10 +1,10 @@
 """The stage contract: every stage ends with one :class:`StageSummary`, written as ``OUT/_summary.json``.
 
-A stage is ``run_<stage>(<inputs>, out, cfg, *, progress=True, address=None) -> StageSummary`` in
-``uniqa/<stage>/run.py`` (sweeps: ``uniqa.tuning.sweep.run_tune``). It runs its storage/model checks (the
-pre-flight) before any Ray work, so bad input fails with one ``error:`` line; then it does the work and returns
-this summary. The CLI prints
-:meth:`StageSummary.line` and exits with :attr:`StageSummary.exit_code` (0 complete, 1 rows missing;
+A stage is ``run_<stage>(<inputs>, out, cfg, *, progress=True, address=None) -> StageSummary``, declared in its
+package's ``cli.py`` and listed in :mod:`uniqa.stages` (whose ``load`` names where each run function and config
+class live). It runs its storage/model checks (the pre-flight) before any Ray work, so bad input fails with one
+``error:`` line; then it does the work (Ray through :func:`uniqa.runtime.ray_work`) and returns this summary. The
+CLI prints :meth:`StageSummary.line` and exits with :attr:`StageSummary.exit_code` (0 complete, 1 rows missing;
 2 is a bad invocation, raised as :class:`~uniqa.errors.UniqaError` before any work).
 """
 
