@@ -152,20 +152,23 @@ def run_command(command: StageCommand, args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def check_inputs(command: StageCommand, given) -> None:
+    """Refuse input names (by flag name: ``input`` for ``--input``) the stage does not take, or that leave out one
+    it needs."""
+    names = {arg.dest for arg in command.inputs}
+    if set(given) - names or {arg.dest for arg in command.inputs if arg.required} - set(given):
+        raise UniqaError(f"stage {command.name} takes the inputs {', '.join(a.dest for a in command.inputs) or 'none'}"
+                         f" (required: {', '.join(a.dest for a in command.inputs if a.required) or 'none'}); got "
+                         f"{sorted(given)}")
+
+
 def run_with(command: StageCommand, out: str, config: dict[str, Any], inputs: dict[str, Any], *,
              progress: bool = False, address: str | None = None) -> Any:
     """Run ``command``'s stage as ``uniqa <stage>`` would, from data instead of flags: ``inputs`` by flag name
     (``input`` for ``--input``; a missing optional input is None, or [] when repeatable), ``config`` as a --config
-    file's contents -> its :class:`~uniqa.stage.StageSummary`. An input the stage does not take is refused."""
+    file's contents -> its :class:`~uniqa.stage.StageSummary`. Inputs are checked by :func:`check_inputs`."""
     from uniqa.config import from_dict
 
-    known = {arg.dest for arg in command.inputs}
-    unknown = sorted(set(inputs) - known)
-    if unknown:
-        raise UniqaError(f"stage {command.name} takes no input {', '.join(unknown)}; its inputs: "
-                         f"{', '.join(sorted(known)) or 'none'}")
-    missing = [arg.dest for arg in command.inputs if arg.required and arg.dest not in inputs]
-    if missing:
-        raise UniqaError(f"stage {command.name} needs the input {', '.join(missing)}")
+    check_inputs(command, inputs)
     values = [inputs.get(arg.dest, [] if arg.multiple else None) for arg in command.inputs]
     return command.run(*values, out, from_dict(command.config, config), progress=progress, address=address)

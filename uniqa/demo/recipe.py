@@ -98,6 +98,7 @@ def load_recipe(path: str | None = None) -> Recipe:
 
     from uniqa import storage
     from uniqa.config import from_dict, merge
+    from uniqa.stagecli import check_inputs
     from uniqa.stages import stage
 
     source = str(path or RECIPE)
@@ -119,13 +120,9 @@ def load_recipe(path: str | None = None) -> Recipe:
         if raw.get("config_file"):
             config = merge(config_file(raw["config_file"]), config)
         calls = tuple(copy.deepcopy(raw.get("calls") or [{}]))
-        for call in calls:
-            unknown = set(call) - {arg.dest for arg in command.inputs}
-            missing = {arg.dest for arg in command.inputs if arg.required} - set(call)
-            if unknown or missing:
-                raise UniqaError(f"recipe step {name!r}: stage {command.name} takes the inputs "
-                                 f"{', '.join(a.dest for a in command.inputs) or 'none'}; got {sorted(call)}")
         try:
+            for call in calls:
+                check_inputs(command, call)
             from_dict(command.config, at(config, "/out"))
         except UniqaError as e:
             raise UniqaError(f"recipe step {name!r}: {e}") from e
