@@ -19,7 +19,9 @@ size: rows/s end to end (process start to exit) and steady (part files' mtimes a
 file excluded), time to the first output file, the driver's peak RSS (psutil, every 0.2 s), the peak of Ray's
 object store use and the bytes spilled during the run (the raylet's store stats), the output files, and the
 rerun's time. Then the ratios and goals: large/small steady throughput >= 0.9, driver peak RSS large/small
-<= 1.10, rerun-when-done / run <= 5% (at each size). Writes the figures to WORK/scale.json; logs to WORK/logs/.
+<= 1.10, rerun-when-done / run <= 5% (at each size). Writes the figures to WORK/scale.json, merged with those an
+earlier invocation at the same --images left there (a 1M table can be made a stage at a time, e.g. ``--stages
+caption``, then ``--stages score/manifest --kill-at 0.5``); logs to WORK/logs/.
 
 ``--kill-at F`` also scores the large size again, SIGKILLs the score driver when F of the rows are written
 (footers of part-*.parquet), reruns the same command, and checks with pyarrow (group_by / joins, no Python set of
@@ -60,6 +62,7 @@ UNIQA = str(Path(sys.executable).with_name("uniqa"))
 ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled",
        "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
 GOALS = {"throughput": 0.9, "rss": 1.10, "rerun": 0.05}
+STAGES = ("caption", "score", "score/manifest", "score/folder", "filter")
 
 
 # ------------------------------------------------------------------------------------------- images
@@ -277,7 +280,7 @@ def measure(work: Path, n: int, sizes: list[int], stages: list[str], address: st
     results: dict = {}
     for size in sizes:
         for name, (cmd, out) in commands(work, n, size, address).items():
-            if name.split("/")[0] not in stages:
+            if name not in stages and name.split("/")[0] not in stages:
                 continue
             if name == "filter" and not complete(Path(cmd[cmd.index("--scores") + 1])):
                 print("filter: scoring the manifest first (not measured)", flush=True)
@@ -374,7 +377,9 @@ def finite(x):
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=100_000, help="N: the large size (the small one is N/10)")
-    ap.add_argument("--stages", default="caption,score,filter", help="comma-separated, of caption,score,filter")
+    ap.add_argument("--stages", default="caption,score,filter",
+                    help="comma-separated, of caption,score,filter (score is score/manifest,score/folder: either "
+                         "alone runs one input)")
     ap.add_argument("--kill-at", type=float, default=0.0, help="also SIGKILL scoring at this fraction (0: no)")
     ap.add_argument("--work", default="runs/bench_scale", help="folder for images, outputs, logs and scale.json")
     ap.add_argument("--seed", type=int, default=0)
@@ -382,29 +387,49 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     os.environ.update(ENV)  # this process joins the head too (the image job, the store stats)
     stages = [s for s in args.stages.split(",") if s]
-    if set(stages) - {"caption", "score", "filter"} or args.images < 10 or not 0 <= args.kill_at < 1:
-        ap.error("--stages takes caption,score,filter; --images >= 10; --kill-at in [0, 1)")
+    if set(stages) - set(STAGES) or args.images < 10 or not 0 <= args.kill_at < 1:
+        ap.error(f"--stages takes {','.join(STAGES)}; --images >= 10; --kill-at in [0, 1)")
     work, sizes = Path(args.work), [args.images // 10, args.images]
     (work / "logs").mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     head, address = start_head(work / "logs" / "ray_head.log")
     print(f"ray head at {address} (pid {head.pid}); {os.cpu_count()} cores", flush=True)
-    result: dict = {"images": args.images, "sizes": sizes, "busy": args.busy, "address": address}
+    result = earlier(work / "scale.json", args.images, args.busy)
+    invocation = {"stages": stages, "kill_at": args.kill_at, "began": time.strftime("%Y-%m-%d %H:%M:%S")}
     try:
         make_images(work, args.images, args.seed, address)
         if args.busy:
             print(f"== the whole measurement runs beside {args.busy} CPU-burning process(es) (not idle)")
         with Neighbours(args.busy, args.busy_seconds):
-            result["runs"] = measure(work, args.images, sizes, stages, address)
-            result["ratios"] = report(result["runs"], sizes)
+            for name, by_size in measure(work, args.images, sizes, stages, address).items():
+                result["runs"].setdefault(name, {}).update({str(k): v for k, v in by_size.items()})
+            runs = {name: {int(k): v for k, v in by_size.items()} for name, by_size in result["runs"].items()}
+            result["ratios"] = report(runs, sizes)
             if args.kill_at:
                 result["kill"] = kill_and_resume(work, args.images, args.kill_at, address)
     finally:
         stop_head(head)
-    result["seconds"] = time.perf_counter() - began
+    invocation["seconds"] = time.perf_counter() - began
+    result["invocations"].append(invocation)
     (work / "scale.json").write_text(json.dumps(finite(result), indent=1, default=str))
-    print(f"\nwall time {result['seconds'] / 60:.1f} min; figures in {work / 'scale.json'}")
+    print(f"\nwall time {invocation['seconds'] / 60:.1f} min; figures in {work / 'scale.json'} (with "
+          f"{len(result['invocations']) - 1} earlier invocation(s) at this size)")
     return result
+
+
+def earlier(path: Path, images: int, busy: int) -> dict:
+    """The figures an earlier invocation at the same ``--images`` and ``--busy`` left in ``path``: a long run can
+    be made a stage at a time (``--stages caption``, then ``--stages score``...) and reported as one table; a
+    stage measured again replaces its earlier figures."""
+    fresh = {"images": images, "sizes": [images // 10, images], "busy": busy, "runs": {}, "invocations": []}
+    if not path.exists():
+        return fresh
+    old = json.loads(path.read_text())
+    if (old.get("images"), old.get("busy")) != (images, busy):
+        return fresh
+    if "invocations" not in old:  # written before invocations were kept: one, of its stages
+        old["invocations"] = [{"stages": sorted(old.get("runs", {})), "seconds": old.pop("seconds", None)}]
+    return {**fresh, **old}
 
 
 if __name__ == "__main__":
