@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, torch_threads(args.threads) as threads:
         manifest = args.manifest or sample_manifest(tmp)
         cfg = AdaptConfig(model=args.model, pretrained=args.pretrained, epochs=args.epochs, runner="local")
-        prep = preflight(manifest, None, cfg)
+        prep = preflight(manifest, None, "", cfg)
         plan = prep.plans[0]
         model, tokenizer = prep.frozen.load()
         template = HeadTemplate.from_model(model, tokenizer, cfg.trained_prompt_set)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,7 @@ def child(paths: dict, out: str, shuffle: str) -> None:
 
     ray.init(**local_ray_options())  # a private Ray on loopback, never a cluster left running on the machine
     rss_ray = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    shutil.rmtree(out, ignore_errors=True)  # measured from scratch (a finished one would be found done)
     start = time.perf_counter()
     summary = run_corpus([paths["manifest"]], [paths["captions"]], [paths["purified"]], out,
                          CorpusConfig(shuffle=shuffle), progress=False)

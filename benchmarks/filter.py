@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,7 @@ def child(scores: str, manifest: str | None, out: str, rule: str, cpus: int) -> 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cfg = (FilterConfig(top_fraction=0.3, by="quality", group_by="folder") if rule == "top"
            else FilterConfig(where="quality >= 0.6 and aesthetics >= 0.5"))
+    shutil.rmtree(out, ignore_errors=True)  # measured from scratch (a finished one would be found done)
     start = time.perf_counter()
     summary = run_filter(scores, manifest, out, cfg, progress=False)
     seconds = time.perf_counter() - start

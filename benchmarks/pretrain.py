@@ -222,8 +222,8 @@ def ingest(index, cfg: PretrainConfig, epochs: int, size: int, run: str) -> dict
     import ray
     import torch
 
+    from uniqa.training.dataset import training_dataset
     from uniqa.training.loop import Plan
-    from uniqa.training.run import training_dataset
 
     plan = Plan(run=run, model_name=cfg.model, pretrained=None, images=len(index), total_steps=1)
     os.makedirs(run, exist_ok=True)

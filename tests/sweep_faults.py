@@ -15,7 +15,7 @@ def failing(trial, numbers: set[int]):
     def failing_trial(config: dict, data) -> None:
         from ray import tune
 
-        from uniqa.tuning.sweep import trial_number
+        from uniqa.tuning.ledger import trial_number
 
         number = trial_number(tune.get_context().get_trial_id())
         if number in numbers:

@@ -13,7 +13,8 @@ from safetensors.torch import load_file as load
 
 from uniqa.adapters.config import AdaptConfig
 from uniqa.adapters.protocols import carve, run_seed
-from uniqa.adapters.run import execute, preflight, run_adapt
+from uniqa.adapters.run import preflight, run_adapt
+from uniqa.adapters.runs import run_one
 from uniqa.adapters.training import HeadTemplate, Recipe
 from uniqa.errors import UniqaError
 from uniqa.tables import read_columns
@@ -65,7 +66,7 @@ def test_validation_holds_whole_groups_and_enough_images():
 def test_runs_are_as_documented(manifest):
     """The runs, sizes and seeds of every protocol on the sample corpus (40 references x 60 images; the manifest's
     split_i puts 32 references in train)."""
-    full = preflight(manifest, None, AdaptConfig(model="uniqa-tiny", protocol="full"))
+    full = preflight(manifest, None, "", AdaptConfig(model="uniqa-tiny", protocol="full"))
     assert [p.name for p in full.plans] == [f"split_{i}" for i in range(10)]
     assert {(len(p.train), len(p.val), len(p.test), p.labels) for p in full.plans} == {(1920, 240, 480, 1920)}
     assert [p.seed for p in full.plans] == [run_seed(0, f"full/split_{i}") for i in range(10)]
@@ -76,7 +77,7 @@ def test_runs_are_as_documented(manifest):
         assert not train_groups & set(groups[plan.test])  # a reference never on both sides
         assert len(val_groups) == 4 and val_groups < train_groups  # the clean run holds out whole groups (10%)
         assert not set(groups[plan.clean_train]) & val_groups
-    few = preflight(manifest, None, AdaptConfig(model="uniqa-tiny", protocol="few-label"))
+    few = preflight(manifest, None, "", AdaptConfig(model="uniqa-tiny", protocol="few-label"))
     assert [(p.name, p.split, p.labels, len(p.train), len(p.test)) for p in few.plans] == [
         (f"n{n}-seed{j}", j, n, n, 480) for n in (50, 100, 200) for j in range(5)]
     for plan in few.plans:
@@ -84,16 +85,16 @@ def test_runs_are_as_documented(manifest):
         assert set(plan.train) <= set(side.train) and np.array_equal(plan.test, side.test)
         assert 0 < len(plan.val) < plan.labels
     assert not np.array_equal(few.plans[0].train, few.plans[1].train)  # seeds draw different images
-    again = preflight(manifest, None, AdaptConfig(model="uniqa-tiny", protocol="few-label"))
+    again = preflight(manifest, None, "", AdaptConfig(model="uniqa-tiny", protocol="few-label"))
     assert all(np.array_equal(a.train, b.train) for a, b in zip(few.plans, again.plans))
-    zero = preflight(manifest, None, AdaptConfig(model="uniqa-tiny", protocol="zero-shot", splits=(0, 3)))
+    zero = preflight(manifest, None, "", AdaptConfig(model="uniqa-tiny", protocol="zero-shot", splits=(0, 3)))
     assert [(p.name, len(p.test)) for p in zero.plans] == [("split_0", 480), ("split_3", 480)]
 
 
 def _cached_features(manifest: str, train_views: int, out: str) -> str:
     """The feature cache of ``manifest`` made in-process by the stage's own pure functions."""
-    from uniqa import sink
     from uniqa.data.images import DecodeConfig
+    from uniqa.executor import check_identity as pin_identity
     from uniqa.features.batches import feature_views_batch, write_features
     from uniqa.features.config import FeaturesConfig
     from uniqa.features.run import identity
@@ -107,7 +108,7 @@ def _cached_features(manifest: str, train_views: int, out: str) -> str:
     batch = {k: np.array(rows[k].to_pylist(), dtype=object) for k in rows.column_names}
     views = feature_views_batch(batch, DecodeConfig(), 64, train_views, "crops10", 0)
     feats = encode_numpy(encoder, views["views"]).numpy()
-    sink.check_run_identity(out, identity(cfg, frozen))
+    pin_identity(out, identity(cfg, frozen))
     write_features({"image_id": views["image_id"], "features": feats, "error": views["error"]}, out, train_views,
                    "crops10", frozen.key, cfg.protocol(64), 0)
     return out
@@ -122,7 +123,7 @@ def test_cached_training_equals_exact_training(small_manifest, tmp_path):
 
     features = _cached_features(small_manifest, 3, str(tmp_path / "features"))
     cfg = AdaptConfig(model="uniqa-tiny", epochs=5, train_views=3, runner="local", val_fraction=0.5)
-    prep = preflight(small_manifest, features, cfg)
+    prep = preflight(small_manifest, features, "", cfg)  # "": no output (out is not read)
     cached = load_features(features, prep.ids, 3, 10)
     model, tokenizer = frozen_model("uniqa-tiny", None, 0).load()
     templates = {"quality": HeadTemplate.from_model(model, tokenizer, "quality")}
@@ -130,8 +131,8 @@ def test_cached_training_equals_exact_training(small_manifest, tmp_path):
     plan = prep.plans[0]
     exact = ExactSource(prep.uris, prep.ids, ImageEncoder(model, cfg.views_per_pass), 0, 3)
     assert torch.allclose(exact.test(np.arange(len(prep.ids))), torch.from_numpy(cached.test), atol=1e-5)
-    rows_c, hist_c, state_c = execute(plan, cached.train, cached.test, prep.mos, templates, recipe, "quality")
-    rows_e, hist_e, state_e = execute(plan, exact, cached.test, prep.mos, templates, recipe, "quality")
+    rows_c, hist_c, state_c = run_one(plan, cached.train, cached.test, prep.mos, templates, recipe, "quality")
+    rows_e, hist_e, state_e = run_one(plan, exact, cached.test, prep.mos, templates, recipe, "quality")
     assert set(state_c) == {"prompt_embeddings", "logit_scale", "down.weight", "up.weight", "levels"}
     for key in state_c:
         assert torch.allclose(state_c[key], state_e[key], atol=1e-5), key
@@ -325,7 +326,7 @@ def test_zero_shot_over_all_images_is_one_run_without_split_columns():
     template, _, _, _ = _synthetic()
     test = torch.randn(24, 10, 16, generator=torch.Generator().manual_seed(2)).numpy()
     mos = np.random.default_rng(4).random(24)
-    rows, history, state = execute(plan, np.zeros((24, 1, 16), np.float32), test, mos, {"quality": template},
+    rows, history, state = run_one(plan, np.zeros((24, 1, 16), np.float32), test, mos, {"quality": template},
                                    Recipe(), "quality")
     assert [(r["run"], r["split"], r["n_test"], r["selection"]) for r in rows] == [("all", -1, 24, "zero-shot")]
     assert (history, state) == ([], {}) and summarise(rows)[0]["runs"] == 1

@@ -411,8 +411,8 @@ def test_pipeline_entry_points_share_the_cli_checks(tmp_path, capsys):
 
 
 def test_worker_user_errors_surface_as_one_line(tmp_path):
+    from uniqa.executor import check_identity as check_run_identity
     from uniqa.runtime import user_error_in, user_errors
-    from uniqa.sink import check_run_identity
     from uniqa.tables import remove_parts
 
     class ActorDied(RuntimeError):

@@ -61,7 +61,9 @@ def test_attributes_captions_resume_equals_one_clean_run(ray_session, mixed_mani
     assert (s["stage"], s["unit"], s["inputs"]) == ("caption", "images", {"manifest": mixed_manifest})
     assert (s["rows_in"], s["rows_out"], s["rows_written"], s["already_done"], s["complete"]) == (18, 18, 18, 0, True)
     assert s["details"] == {"backend": "attributes", "model": "attributes-v2", "prompt_version": "v1",
-                            "tasks": ["quality", "aesthetics"], "files_written": 1}
+                            "tasks": ["quality", "aesthetics"], "files_written": 1,
+                            "identity": {"backend": "attributes", "model": "attributes-v2", "prompt_version": "v1",
+                                         "prompts_file": None}}
 
     assert main(args + ["--out", resumed, "--limit", "7"]) == 1  # stopped half-way: rows missing
     assert "7 images written" in (line := capsys.readouterr().out) and "INCOMPLETE: 11 missing, rerun" in line

@@ -201,7 +201,13 @@ def test_corpus_job_pairs_weights_and_summary(ray_session, inputs, tmp_path, cap
     assert d["images"] == 4 and d["texts_per_image"]["histogram"] == {"1": 2, "2": 1, "4": 1}
     assert d["dropped"] == {"duplicates": 2, "unknown_image": 1, "empty": 1}
     assert d["files"] == len([f for f in os.listdir(out) if f.startswith("part-")]) >= 4  # 2 rows a shard
-    assert main(args) == 0 and len(read_table(out, CORPUS)) == 8  # a rerun replaces the shards
+    assert main(args) == 0 and len(read_table(out, CORPUS)) == 8  # a rerun of the finished run does nothing
+    with open(os.path.join(out, "_summary.json")) as f:
+        again = json.load(f)
+    assert (again["rows_written"], again["already_done"], again["rows_out"]) == (0, 8, 8)
+    assert main([*args, "--set", "partitions=2"]) == 0 and len(read_table(out, CORPUS)) == 8  # another config
+    with open(os.path.join(out, "_summary.json")) as f:  # replaces the shards
+        assert json.load(f)["rows_written"] == 8
     assert main([*args, "--manifest", inputs["iqa"]]) == 2  # q1, q2 on two manifest rows: one error line
     assert "manifests: column 'image_id' has duplicate value 'q" in capsys.readouterr().err
 

@@ -119,6 +119,22 @@ def test_too_few_rows_give_null_metrics_with_the_reason(dmos_manifest, tmp_path)
     assert summary.rows_with_errors == 1 and summary.exit_code == 0
 
 
+def test_a_rerun_of_a_finished_evaluation_does_nothing(dmos_manifest, tmp_path):
+    """The same config and inputs into an output that still holds its metrics: nothing is computed (the summary
+    is the finished run's); a missing metrics file or another config computes the metrics again."""
+    scores = write_scores(dmos_manifest, tmp_path / "scores", {"q": norm})
+    out = str(tmp_path / "eval")
+    first = run_evaluate(scores, dmos_manifest, out, EvaluateConfig(), progress=False)
+    again = run_evaluate(scores, dmos_manifest, out, EvaluateConfig(), progress=False)
+    assert (again.rows_written, again.already_done, again.rows_out) == (0, first.rows_out, first.rows_out)
+    assert again.details["table"] == first.details["table"] and again.complete
+    (tmp_path / "eval" / "metrics.csv").unlink()
+    redone = run_evaluate(scores, dmos_manifest, out, EvaluateConfig(), progress=False)
+    assert redone.rows_written == first.rows_out and (tmp_path / "eval" / "metrics.csv").exists()
+    other = run_evaluate(scores, dmos_manifest, out, EvaluateConfig(side="train"), progress=False)
+    assert other.rows_written == 1 and other.details["side"] == "train"
+
+
 def test_cli_and_pipeline_forwarder(dmos_manifest, tmp_path, capsys):
     from uniqa.cli import main
 

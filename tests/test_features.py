@@ -13,6 +13,7 @@ from uniqa import sink
 from uniqa.data.images import DecodeConfig
 from uniqa.data.views import image_views, train_view
 from uniqa.errors import UniqaError
+from uniqa.executor import check_identity as pin_identity
 from uniqa.features.batches import feature_views_batch, features_table, view_layout, write_features
 from uniqa.features.config import FeaturesConfig
 from uniqa.features.read import check_identity, load_features, missing_ids
@@ -80,7 +81,7 @@ def test_rows_written_and_read_back(tmp_path):
     counts = write_features(batch, out, 2, "crops10", "m@k", "proto", 7)
     assert counts.to_pylist()[0]["rows"] == 3 and counts.to_pylist()[0]["errors"] == 1  # counted in images
     assert sink.output_state(out).id_set() == {"x", "y", "z"}
-    sink.check_run_identity(out, {"model_checksum": "m@k", "seed": 7, "train_views": 2, "test_views": "crops10"})
+    pin_identity(out, {"model_checksum": "m@k", "seed": 7, "train_views": 2, "test_views": "crops10"})
     cached = load_features(out, ["z", "x", "y"], 2, 10)
     assert np.array_equal(cached.train[0], batch["features"][2, :2])
     assert np.array_equal(cached.test[1], batch["features"][0, 2:])

@@ -102,10 +102,10 @@ def test_spaq_features_at_448_and_the_leak_check(ray_session, tmp_path):
     no_splits = tmp_path / "no_splits"
     no_splits.mkdir()
     pq.write_table(pq.read_table(manifest, columns=["image_id", "image_uri"]), no_splits / "part-0.parquet")
-    leak = preflight(str(no_splits), cfg).leak  # no split columns: nothing to check, the provenance still said
+    leak = preflight(str(no_splits), out, cfg).leak  # no split columns: nothing to check, the provenance still said
     assert leak["leaked"] is None and leak["provenance"].endswith("corpus_ids.parquet")
     split_0 = [i for i, side in zip(rows["image_id"], rows["split_0"]) if side == "test"]
-    one = preflight(manifest, replace(cfg, leak_splits=("split_0",), allow_leak=True)).leak  # the split evaluated
+    one = preflight(manifest, out, replace(cfg, leak_splits=("split_0",), allow_leak=True)).leak  # the split evaluated
     assert one["leaked"] == len(split_0) < n and set(one["examples"]) == set(split_0)
 
     summary = run_features(manifest, out, replace(cfg, allow_leak=True), progress=False)

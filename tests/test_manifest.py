@@ -12,7 +12,8 @@ from dataset_fixtures import KADID, make_ava, make_folder, make_kadid, make_koni
 
 from uniqa import storage
 from uniqa.cli import main
-from uniqa.data.prepare import PrepareConfig, missing_files, prepare, read_dataset, run_prepare
+from uniqa.data.prepare import PrepareConfig, missing_files, prepare, read_dataset
+from uniqa.data.prepare_run import run_prepare
 from uniqa.errors import UniqaError
 from uniqa.schema import MANIFEST, SPLIT_COLUMNS, validate_manifest
 from uniqa.stage import StageSummary, config_fingerprint, read_summary

@@ -57,20 +57,20 @@ def test_without_holdout_adapt_refuses_with_the_count(setup, capsys):
     n = len(setup["test"])
     with pytest.raises(UniqaError, match=rf"{n} of the {n} test-side images of manifest .* are in the pre-training "
                                          r"corpus of .*final .*--allow-leak"):
-        preflight(setup["manifest"], None, adapt_config(setup))
+        preflight(setup["manifest"], None, "", adapt_config(setup))
     code = main(["adapt", "--manifest", setup["manifest"], "--model", setup["final"], "--out",
                  str(setup["root"] / "out"), "--set", "splits=[0]", "--runner", "local"])
     err = capsys.readouterr().err.strip()
     assert code != 0 and err.startswith("error:") and len(err.splitlines()) == 1 and f"{n} of the {n}" in err
     assert not (setup["root"] / "out").exists()  # refused before any work
     # --allow-leak: it goes on, and the overlap is recorded (the summary's details.leak)
-    prep = preflight(setup["manifest"], None, adapt_config(setup, allow_leak=True))
+    prep = preflight(setup["manifest"], None, "", adapt_config(setup, allow_leak=True))
     assert prep.leak["leaked"] == n and prep.leak["provenance"].endswith(RECORD_FILE)
     assert set(prep.leak["examples"]) <= set(setup["test"])
     # the OpenAI-format export in the same folder carries the same record
     openai = AdaptConfig(model="uniqa-tiny", pretrained=f"{setup['final']}/openai.pt", splits=(0,), runner="local")
     with pytest.raises(UniqaError, match=rf"{n} of the {n} test-side images"):
-        preflight(setup["manifest"], None, openai)
+        preflight(setup["manifest"], None, "", openai)
 
 
 def test_allow_leak_runs_with_the_leaked_column_and_the_report_red_line(setup, capsys):
@@ -96,7 +96,7 @@ def test_allow_leak_runs_with_the_leaked_column_and_the_report_red_line(setup, c
 def test_with_holdout_no_overlap(setup):
     held_out = [i for i in setup["ids"] if i not in set(setup["test"])]  # corpus built with holdout: split_0
     write_record(setup["final"], id_hashes(held_out), "corpus with holdout split_0")
-    prep = preflight(setup["manifest"], None, adapt_config(setup))
+    prep = preflight(setup["manifest"], None, "", adapt_config(setup))
     assert prep.leak["leaked"] == 0 and prep.leak["examples"] == []
     assert prep.in_corpus is not None and not prep.in_corpus[[prep.ids.index(i) for i in setup["test"]]].any()
 

@@ -161,6 +161,8 @@ def test_purify_job_rejects_the_sample_noise(ray_session, sample_corpus, tmp_pat
     # subject; a tile without it is a "scene"); ranking by length alone gave .16, .94 on the old sample
     ar_first, top_relevant = relevance_quality(kept, rejected)
     assert ar_first >= 0.85 and top_relevant >= 0.95, (ar_first, top_relevant)
+    assert main(args) == 0 and read_summary(out)["rows_written"] == 0  # a rerun of the finished run does nothing
+    assert read_summary(out)["already_done"] == summary["rows_out"]
     assert main([*args, "--set", "partitions=3", "--set", "shuffle=sort"]) == 0  # replaces, never duplicates;
     # the comments-captions join over 3 image_id partitions gives the same result as over one
     order = [("image_id", "ascending"), ("rank", "ascending")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from dataclasses import replace
 
@@ -303,9 +304,12 @@ def test_invalid_run_fails_before_ray(tmp_path, monkeypatch, mixed_images):
 
     with pytest.raises(UniqaError, match="precision fp16 needs a GPU"):
         Scorer(ScoreConfig(model="uniqa-tiny", precision="fp16"), device="cpu")
-    (tmp_path / "out").mkdir()
+    (tmp_path / "out").mkdir()  # scores of another model: the run identity pinned by their run refuses this one
     pq.write_table(pa.table({"image_id": ["x"], "model_checksum": ["0" * 32]}), tmp_path / "out" / "part-1.parquet")
-    with pytest.raises(UniqaError, match="already holds scores with model_checksum 0000"):
+    with pytest.raises(UniqaError, match="holds output made with model_checksum='0000"):  # not pinned: its parts
+        run.run_score(str(listing), str(tmp_path / "out"), ScoreConfig(model="uniqa-tiny"))
+    (tmp_path / "out" / "_run.json").write_text(json.dumps({"model_checksum": "0" * 32}))
+    with pytest.raises(UniqaError, match="holds output made with model_checksum='0000"):
         run.run_score(str(listing), str(tmp_path / "out"), ScoreConfig(model="uniqa-tiny"))
 
 

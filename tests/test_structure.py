@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import uniqa
+from uniqa import stages
 from uniqa.stagecli import COMMON_FLAGS
 from uniqa.stages import STAGES
 
@@ -162,8 +163,9 @@ def test_stages_are_registered():
 
     assert list(STAGES)[:2] == ["sample", "prepare"] and "score" in STAGES
     assert all(isinstance(c, StageCommand) and c.name == name for name, c in STAGES.items())
-    for command in STAGES.values():  # config class and run function, imported when asked for
-        assert dataclasses.is_dataclass(command.config) and callable(command.run), command.name
+    for command in STAGES.values():  # config class and stage module, imported when asked for
+        module = stages.load(command.name)[1]
+        assert dataclasses.is_dataclass(command.config) and callable(module.preflight) and callable(module.work)
 
 
 @pytest.mark.parametrize("name", list(STAGES))

@@ -67,7 +67,7 @@ def test_storage_checks_come_before_any_trial(tmp_path, capsys):
     with pytest.raises(UniqaError, match="a pretrain sweep needs --corpus"):
         from uniqa.tuning.sweep import preflight
 
-        preflight(None, None, None, sweep_file(str(SWEEPS / "pretrain-small.yaml")))
+        preflight(None, None, None, str(tmp_path / "run"), sweep_file(str(SWEEPS / "pretrain-small.yaml")))
 
 
 def test_pretrain_sweep_needs_a_held_out_manifest(tmp_path):
@@ -77,13 +77,14 @@ def test_pretrain_sweep_needs_a_held_out_manifest(tmp_path):
 
     corpus = write_corpus(tmp_path, n_images=8)
     cfg = sweep_file(str(SWEEPS / "pretrain-small.yaml"))
+    out = str(tmp_path / "run")
     with pytest.raises(UniqaError, match="metric zero_shot_srcc needs --manifest"):
-        preflight(None, None, corpus, cfg)
+        preflight(None, None, corpus, out, cfg)
     held_out = write_manifest(tmp_path / "held-out", [f"t{i}" for i in range(8)], corpus)
-    assert preflight(held_out, None, corpus, cfg).base.model == "uniqa-small"
+    assert preflight(held_out, None, corpus, out, cfg).sweep.base.model == "uniqa-small"
     seen = write_manifest(tmp_path / "seen", [f"im{i}" for i in range(8)], corpus)  # the corpus's own images
     with pytest.raises(UniqaError, match=r"4 of the 4 test-side images of split_0 of manifest .*seen \(e.g. im"):
-        preflight(seen, None, corpus, cfg)
+        preflight(seen, None, corpus, out, cfg)
 
 
 def write_manifest(folder, ids: list[str], corpus: str) -> str:
@@ -122,7 +123,7 @@ def test_every_kind_has_a_sweep_module():
 
 
 def test_ledger_says_what_finished_before_this_run():
-    from uniqa.tuning.sweep import finished_before
+    from uniqa.tuning.ledger import finished_before
 
     before = {"a": {"start": 1, "complete": 1}, "b": {"start": 1, "error": 1}, "c": {"start": 1, "complete": 1},
               "d": {"start": 1}}

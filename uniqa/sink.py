@@ -13,7 +13,6 @@ Files starting with ``_`` or ``.`` are never read as output (see :func:`uniqa.ta
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 import uuid
@@ -28,7 +27,6 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from uniqa import storage
-from uniqa.errors import UniqaError
 from uniqa.schema import TableSchema
 
 log = logging.getLogger(__name__)
@@ -225,18 +223,3 @@ def drain(results, total: int | Callable[[], int | None] | None = None, desc: st
             bar.update(n)
     summary.seconds = time.perf_counter() - start
     return summary
-
-
-def check_run_identity(out: str, identity: dict, name: str = "_run.json") -> None:
-    """Refuse to mix outputs of different settings in one folder: ``identity`` is stored under ``out`` on
-    the first run and must match on every rerun (resume)."""
-    uri = storage.join(out, name)
-    if storage.exists(uri):
-        before = json.loads(storage.read_bytes(uri))
-        differ = {k: (before.get(k), v) for k, v in identity.items() if before.get(k) != v}
-        if differ:
-            key, (old, new) = next(iter(differ.items()))
-            raise UniqaError(f"{out} holds output made with {key}={old!r}, this run has {key}={new!r}; "
-                             "resume with the same settings or use another --out")
-        return
-    storage.write_bytes(uri, json.dumps(identity, indent=2).encode())

@@ -1,11 +1,22 @@
-"""The stage contract: every stage ends with one :class:`StageSummary`, written as ``OUT/_summary.json``.
+"""The stage contract: what a stage declares, and the one :class:`StageSummary` every run of it ends with
+(``OUT/_summary.json``).
 
-A stage is ``run_<stage>(<inputs>, out, cfg, *, progress=True, address=None) -> StageSummary``, declared in its
-package's ``cli.py`` and listed in :mod:`uniqa.stages` (whose ``load`` names where each run function and config
-class live). It runs its storage/model checks (the pre-flight) before any Ray work, so bad input fails with one
-``error:`` line; then it does the work (Ray through :func:`uniqa.runtime.ray_work`) and returns this summary. The
-CLI prints :meth:`StageSummary.line` and exits with :attr:`StageSummary.exit_code` (0 complete, 1 rows missing;
-2 is a bad invocation, raised as :class:`~uniqa.errors.UniqaError` before any work).
+A stage is a module with two functions, found through :mod:`uniqa.stages` (``load``):
+
+- ``preflight(*inputs, out, cfg) -> Plan``: every check that needs no Ray (storage, columns, models), failing
+  with one :class:`~uniqa.errors.UniqaError` and changing nothing; it returns a :class:`Plan` (the stage's own
+  subclass, with what its work needs): the inputs as the summary records them, the run's ``identity`` (what a
+  rerun into the same ``out`` must share) and how a rerun resumes (``resume``);
+- ``work(plan, out, cfg, run) -> Outcome``: the work itself (a Ray Data job, a Ray Train trainer, a Ray Tune
+  tuner, or local code) and its counts. It enters ``run.ray()`` (a :class:`Run`) around its Ray part, only when
+  there is work to do: a rerun that finds everything done starts no Ray session;
+
+and may have ``output_rows(out) -> int``, the reader of its output's row count (a finished output is trusted
+only while it still holds them). :func:`uniqa.executor.execute` runs every stage the same way: pre-flight, the
+identity check (and the refusal of a rerun that does not match), the work, a worker's bad-input error out as one
+line, the timing and the summary. The CLI prints :meth:`StageSummary.line` and exits with
+:attr:`StageSummary.exit_code` (0 complete, 1 rows missing; 2 is a bad invocation, raised as
+:class:`~uniqa.errors.UniqaError` before any work).
 """
 
 from __future__ import annotations
@@ -15,11 +26,76 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from uniqa import __version__, storage
 
 SUMMARY_FILE = "_summary.json"
+RUN_FILE = "_run.json"  # a resumable output's identity
+
+
+@dataclass(kw_only=True)
+class Plan:
+    """What a stage's pre-flight found, before any work; a stage subclasses it with the findings its work needs.
+
+    ``resume`` says how a rerun into the same ``out`` continues:
+
+    - ``"parts"``: the output grows until complete (part files keyed by id, Train checkpoints, Tune's trials, an
+      adapter per run); ``identity`` is pinned in ``OUT/_run.json`` by the first run, and a rerun whose identity
+      differs is refused (mixed outputs) before any work;
+    - ``"whole"``: the output is recomputed whole, unless ``out`` holds a complete run of this stage with the same
+      ``identity`` (stored in its summary's ``details``) and still its rows: then nothing runs;
+    - ``"never"``: recomputed every time (cheap, or its inputs cannot be fingerprinted)."""
+
+    inputs: dict[str, Any]  # as the summary records them
+    identity: dict[str, Any] = field(default_factory=dict)  # what a rerun must share with the run it continues
+    resume: Literal["parts", "whole", "never"] = "parts"
+
+
+@dataclass(frozen=True)
+class Run:
+    """How this run's work is done, from the executor: ``progress`` (a bar, Ray Data's INFO lines) and
+    :meth:`ray`, the Ray session of the work."""
+
+    progress: bool = True
+    address: str | None = None  # the Ray cluster to join (None: $RAY_ADDRESS, else a local Ray)
+
+    def ray(self):
+        """The Ray part of the work (:func:`uniqa.runtime.ray_work`): the cluster joined or a local Ray started,
+        Ray Data quiet, a worker's bad-input error out as one line."""
+        from uniqa.runtime import ray_work
+
+        return ray_work(self.address, self.progress)
+
+
+@dataclass
+class Outcome:
+    """What a stage's work did: the counts of a :class:`StageSummary` (see there) without what the executor
+    knows (stage, inputs, output, seconds, config fingerprint, version)."""
+
+    rows_in: int | None
+    rows_out: int
+    rows_written: int = 0
+    rows_with_errors: int = 0
+    rows_dropped: int = 0
+    already_done: int = 0
+    unit: str = "rows"
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Stage(Protocol):
+    """A stage module (see the module docstring); ``output_rows`` is optional."""
+
+    def preflight(self, *args: Any) -> Plan: ...
+
+    def work(self, plan: Any, out: str, cfg: Any, run: Run) -> Outcome: ...
+
+
+def input_identity(files: list[str], rows: int | None = None) -> dict[str, Any]:
+    """An input's part of a run identity: its files' names (part names are content hashes of their ids, or a
+    prepare run's numbered shards) and, when known, its rows (footers)."""
+    names = sorted(f.rsplit("/", 1)[-1] for f in files)
+    return {"files": hashlib.sha1("\n".join(names).encode()).hexdigest()[:16], "rows": rows}
 
 
 def config_fingerprint(cfg: Any) -> str:

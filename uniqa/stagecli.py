@@ -6,7 +6,7 @@ Every stage gets the same common flags: ``--out``, ``--config FILE``, ``--set ke
 ``--ray-address``. The config is built as defaults <- ``--config`` file <- ``--set`` overrides <- the
 stage's own flags. The config file may also name the stage's inputs and output as top-level keys (``out:``,
 ``manifest:``, ...), so one file drives a whole cluster job; flags win over the file.
-Then the stage's run function is called, its one-line summary printed, and its exit code returned
+Then the stage runs (:func:`uniqa.executor.execute`), its one-line summary is printed, and its exit code returned
 (0 complete, 1 rows missing; bad input raises :class:`UniqaError`, which ``uniqa.cli`` turns into exit 2).
 """
 
@@ -50,7 +50,7 @@ class Arg:
 
 @dataclass(frozen=True)
 class StageCommand:
-    name: str  # sub-command, e.g. "score"; its config class and run function: uniqa.stages.load(name)
+    name: str  # sub-command, e.g. "score"; its config class and module: uniqa.stages.load(name)
     help: str  # one line for ``uniqa --help``
     inputs: tuple[Arg, ...] = ()
     options: tuple[Arg, ...] = ()
@@ -64,13 +64,6 @@ class StageCommand:
         from uniqa.stages import load
 
         return load(self.name)[0]
-
-    @property
-    def run(self) -> Callable[..., Any]:
-        """The stage's run function: ``run(*inputs, out, cfg, progress=..., address=...) -> StageSummary``."""
-        from uniqa.stages import load
-
-        return load(self.name)[1]
 
     @property
     def prog(self) -> str:
@@ -146,8 +139,10 @@ def resolve(command: StageCommand, args: argparse.Namespace) -> tuple[list[Any],
 
 
 def run_command(command: StageCommand, args: argparse.Namespace) -> int:
+    from uniqa.executor import execute
+
     inputs, out, cfg = resolve(command, args)
-    summary = command.run(*inputs, out, cfg, progress=not args.quiet, address=args.ray_address)
+    summary = execute(command.name, inputs, out, cfg, progress=not args.quiet, address=args.ray_address)
     print(summary.line())
     return summary.exit_code
 
@@ -168,7 +163,8 @@ def run_with(command: StageCommand, out: str, config: dict[str, Any], inputs: di
     (``input`` for ``--input``; a missing optional input is None, or [] when repeatable), ``config`` as a --config
     file's contents -> its :class:`~uniqa.stage.StageSummary`. Inputs are checked by :func:`check_inputs`."""
     from uniqa.config import from_dict
+    from uniqa.executor import execute
 
     check_inputs(command, inputs)
     values = [inputs.get(arg.dest, [] if arg.multiple else None) for arg in command.inputs]
-    return command.run(*values, out, from_dict(command.config, config), progress=progress, address=address)
+    return execute(command.name, values, out, from_dict(command.config, config), progress=progress, address=address)

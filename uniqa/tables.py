@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -65,6 +66,22 @@ def read_columns(source: str | list[str], columns: list[str], filter=None) -> pa
 
 def count_rows(source: str | list[str]) -> int:
     return dataset(source).count_rows()
+
+
+def column_chunks(source: str | list[str], column: str = "image_id", filter=None,
+                  chunk_rows: int = 1 << 17) -> Iterator[pa.ChunkedArray]:
+    """One column of a table (of the rows matching ``filter``), in chunks of about ``chunk_rows``: not the files'
+    own batches, which are as small as a file (a lookup of each batch in a million finished ids rebuilt the
+    lookup's hash set once per 1,000-row file: 146 s a rerun), nor the whole column."""
+    pending, size = [], 0
+    for batch in dataset(source).to_batches(columns=[column], filter=filter, batch_size=1 << 16):
+        pending.append(batch.column(0))
+        size += len(batch)
+        if size >= chunk_rows:
+            yield pa.chunked_array(pending)
+            pending, size = [], 0
+    if pending:
+        yield pa.chunked_array(pending)
 
 
 def read_table(uri: str, schema: TableSchema, columns: list[str] | None = None) -> pa.Table:

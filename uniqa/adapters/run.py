@@ -1,44 +1,46 @@
 """``uniqa adapt``: train and evaluate UniQA adapters under the paper's protocols (METHOD §3-§4).
 
-manifest (+ features) -> pre-flight (every check before any work) -> features (cached: read, or computed with
-``uniqa features`` into OUT/features; exact: re-encoded every epoch) -> runs (Ray tasks, pure torch on features)
--> OUT/results.{parquet,csv} (a row per run and selection), OUT/summary.{parquet,csv} (median, mean +- std),
-OUT/history.parquet (per evaluation: every epoch, or every ``val_every`` steps), OUT/adapters/<run>/ (the clean
-evaluation's head: ``uniqa score --heads quality=OUT/adapters/split_0``), and the printed table.
+manifest (+ features) -> pre-flight (:func:`preflight`: every check before any work, nothing written) -> the work
+(:func:`work`): features (cached: read, or computed with ``uniqa features`` into OUT/features; exact: re-encoded
+every epoch) -> runs (Ray tasks, pure torch on features) -> OUT/results.{parquet,csv} (a row per run and
+selection), OUT/summary.{parquet,csv} (median, mean +- std), OUT/history.parquet (per evaluation: every epoch, or
+every ``val_every`` steps), OUT/adapters/<run>/ (the clean evaluation's head: ``uniqa score --heads
+quality=OUT/adapters/split_0``), and the printed table.
 
 Resumable: each finished run leaves its adapter and then ``OUT/runs/<run>.json`` (its result and history rows), so
 a rerun of the same command skips those runs (``already_done``) and ends with the same tables as one uninterrupted
-run. ``OUT/_run.json`` holds what the results depend on (model, recipe, protocol, seeds: not the execution knobs);
-a rerun with other values is refused.
+run. ``OUT/_run.json`` holds what the results depend on (:func:`identity`: model, recipe, protocol, seeds, not the
+execution knobs), pinned by the first run; a rerun with other values is refused (:func:`uniqa.executor.execute`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pyarrow.compute as pc
 
-from uniqa import sink, storage
+from uniqa import storage
 from uniqa.adapters.config import AdaptConfig
 from uniqa.adapters.protocols import RunPlan, plan_runs
 from uniqa.adapters.results import finished_runs, record_run, write_results
-from uniqa.adapters.training import HeadTemplate, Recipe, TrainFeatures, cached_source, correlations, predict
+from uniqa.adapters.runs import in_process, run_all, run_threads
+from uniqa.adapters.training import HeadTemplate, Recipe
 from uniqa.data.images import decode_key, manifest_decode_sizes
 from uniqa.errors import UniqaError
 from uniqa.models.encoder import FrozenModel, frozen_model
 from uniqa.provenance import check_leak, corpus_mask
-from uniqa.runtime import policy_threads
 from uniqa.schema import SPLIT_COLUMNS, check_unique
-from uniqa.stage import StageSummary, Timer, config_fingerprint
+from uniqa.stage import Outcome, Plan, Run, StageSummary
 from uniqa.tables import dataset_schema, parquet_files, read_columns
 
 EXECUTION = ("runner", "cpus_per_run", "threads", "device", "save_adapters", "allow_leak")  # leave results unchanged
 
 
-@dataclass
-class Prepared:
+@dataclass(kw_only=True)
+class AdaptPlan(Plan):
     """What the pre-flight found: the labelled rows (in this order, ``positions`` index them) and the runs."""
 
     ids: list[str]
@@ -61,9 +63,12 @@ def needed_splits(cfg: AdaptConfig) -> list[int]:
     return list(cfg.splits)
 
 
-def preflight(manifest: str, features: str | None, cfg: AdaptConfig) -> Prepared:
-    """Every check that reads storage, before any work: the model, the manifest's columns and labels, the runs'
-    sizes, and (given ``features``) the cache's model key and its coverage of the labelled images."""
+def preflight(manifest: str, features: str | None, out: str, cfg: AdaptConfig) -> AdaptPlan:
+    """Every check that reads storage, before any work and writing nothing: the model, the manifest's columns and
+    labels, the runs' sizes, and (given ``features``) the cache's model key and its coverage of the labelled images.
+    Features to compute (none given) are left to the work: the plan does not need them (their training views are
+    ``cfg.views``). ``out`` is not read: a rerun's finished runs are found by the work. The identity:
+    :func:`identity`."""
     frozen = frozen_model(cfg.model, cfg.pretrained, cfg.seed, cfg.pos_embedding)
     files = parquet_files(manifest)
     names = dataset_schema(files).names
@@ -93,8 +98,12 @@ def preflight(manifest: str, features: str | None, cfg: AdaptConfig) -> Prepared
     k = cfg.views
     if features is not None and cfg.mode == "cached":
         k = _check_features(features, frozen, cfg, ids, plans, decode)
-    return Prepared(ids, labelled["image_uri"].to_pylist(), labelled["mos_norm"].to_numpy(), plans, frozen, k,
-                    len(table), leak, in_corpus, decode)
+    plan = AdaptPlan(inputs={"manifest": manifest, "features": features}, ids=ids,
+                     uris=labelled["image_uri"].to_pylist(), mos=labelled["mos_norm"].to_numpy(), plans=plans,
+                     frozen=frozen, train_views=k, rows_in_manifest=len(table), leak=leak, in_corpus=in_corpus,
+                     decode=decode)
+    plan.identity = identity(cfg, plan)
+    return plan
 
 
 def _check_features(features: str, frozen: FrozenModel, cfg: AdaptConfig, ids: list[str], plans,
@@ -122,86 +131,52 @@ def features_config(cfg: AdaptConfig):
                           leak_splits=tuple(SPLIT_COLUMNS[i] for i in needed_splits(cfg)))
 
 
-def execute(plan: RunPlan, train: TrainFeatures | np.ndarray, test, mos: np.ndarray, templates: dict,
-            recipe: Recipe, trained_set: str, threads: int | None = None) -> tuple[list[dict], list[dict], dict]:
-    """One run (pure torch): zero-shot heads, or a reference-style and a clean training. ``test``: test-view
-    features [N, T, D] of every labelled image. Returns (result rows, history rows, clean head state)."""
-    from uniqa.runtime import torch_threads
-
-    with torch_threads(threads):
-        return _execute(plan, train, test, mos, templates, recipe, trained_set)
-
-
-def _execute(plan: RunPlan, train, test, mos: np.ndarray, templates: dict, recipe: Recipe,
-             trained_set: str) -> tuple[list[dict], list[dict], dict]:
-    import torch
-
-    from uniqa.adapters.training import train_head
-
-    test = torch.as_tensor(test)
-    source = cached_source(train) if isinstance(train, np.ndarray) else train
-    sets = {name: (test[torch.from_numpy(pos)], mos[pos]) for name, pos in (("test", plan.test), ("val", plan.val))}
-    base = {"protocol": plan.protocol, "run": plan.name, "split": plan.split, "labels": plan.labels,
-            "few_seed": plan.few_seed, "n_test": len(plan.test)}
-    if plan.protocol == "zero-shot":
-        rows = []
-        for name, template in templates.items():
-            metrics = correlations(predict(template.head(adapter=False), sets["test"][0]), sets["test"][1])
-            rows.append({**base, "prompt_set": name, "selection": "zero-shot", "epoch": 0, "step": 0, "n_train": 0,
-                         "n_val": 0, **metrics})
-        return rows, [], {}
-    template = templates[trained_set]
-    ref = train_head(template, source, plan.train, mos[plan.train], {"test": sets["test"]}, "test", recipe, plan.seed)
-    clean = train_head(template, source, plan.clean_train, mos[plan.clean_train], sets, "val", recipe, plan.seed)
-    rows = [{**base, "prompt_set": trained_set, "selection": "reference", "epoch": ref.epoch, "step": ref.step,
-             "n_train": len(plan.train), "n_val": 0, **ref.metrics["test"]},
-            {**base, "prompt_set": trained_set, "selection": "clean", "epoch": clean.epoch, "step": clean.step,
-             "n_train": len(plan.clean_train), "n_val": len(plan.val), **clean.metrics["test"]}]
-    history = [{"run": plan.name, "selection": sel, **h} for sel, r in (("reference", ref), ("clean", clean))
-               for h in r.history]
-    return rows, history, clean.state
-
-
-def run_adapt(manifest: str, features: str | None, out: str, cfg: AdaptConfig, *, progress: bool = True,
-              address: str | None = None) -> StageSummary:
-    """Run every run of ``cfg.protocol`` on ``manifest`` not already finished in ``out``; see the module docstring
-    for what lands there."""
-    prep = preflight(manifest, features, cfg)
-    sink.check_run_identity(out, identity(cfg, prep))
-    with Timer() as timer:
-        done = finished_runs(out, prep.plans)
-        todo = [plan for plan in prep.plans if plan.name not in done]
-        failed = None  # images whose features failed (only known when features were read)
-        if todo:
-            train, test, failed = _features(manifest, features, out, cfg, prep, progress, address)
-            templates = _templates(prep.frozen, cfg)
-            recipe = Recipe(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, val_every=cfg.val_every)
-            plans = [_without(plan, failed) for plan in todo]
-            for plan, output in _execute_all(plans, train, test, prep.mos, templates, recipe, cfg, address):
-                done[plan.name] = record_run(out, plan, output, templates, cfg)
-    rows = [{**r, "leaked": leaked(prep, plan)} for plan in prep.plans for r in done[plan.name][0]]
-    history = [h for plan in prep.plans for h in done[plan.name][1]]
+def work(plan: AdaptPlan, out: str, cfg: AdaptConfig, run: Run) -> Outcome:
+    """Run every run of ``cfg.protocol`` not already finished in ``out`` (none left: no features, no Ray), then
+    the tables of all of them; see the module docstring for what lands there."""
+    manifest, features = plan.inputs["manifest"], plan.inputs["features"]
+    done = finished_runs(out, plan.plans)
+    todo = [p for p in plan.plans if p.name not in done]
+    failed = None  # images whose features failed (only known when features were read)
+    if todo:
+        train, test, failed = _features(manifest, features, out, cfg, plan, run.progress, run.address)
+        templates = _templates(plan.frozen, cfg)
+        recipe = Recipe(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, val_every=cfg.val_every)
+        runs = [_without(p, failed) for p in todo]
+        with contextlib.nullcontext() if in_process(cfg) else run.ray():  # the runs as Ray tasks
+            for p, output in run_all(runs, train, test, plan.mos, templates, recipe, cfg):
+                done[p.name] = record_run(out, p, output, templates, cfg)
+    rows = [{**r, "leaked": leaked(plan, p)} for p in plan.plans for r in done[p.name][0]]
+    history = [h for p in plan.plans for h in done[p.name][1]]
     summary = write_results(out, rows, history)
     from uniqa.adapters.results import format_table
 
     print(format_table(summary))  # the result itself (not progress): printed with --quiet too
-    return StageSummary(
-        stage="adapt", inputs={"manifest": manifest, "features": features}, output=out, rows_in=len(prep.plans),
-        rows_out=len(prep.plans), rows_written=len(todo), already_done=len(prep.plans) - len(todo),
-        seconds=timer.seconds, unit="runs", config_fingerprint=config_fingerprint(cfg),
-        details={"model_checksum": prep.frozen.key, "protocol": cfg.protocol, "mode": cfg.mode,
-                 "labelled_images": len(prep.ids), "images_without_features": None if failed is None else len(failed),
-                 "threads": run_threads(cfg), "leak": prep.leak, "decode": prep.decode,
+    return Outcome(
+        rows_in=len(plan.plans), rows_out=len(plan.plans), rows_written=len(todo),
+        already_done=len(plan.plans) - len(todo), unit="runs",
+        details={"model_checksum": plan.frozen.key, "protocol": cfg.protocol, "mode": cfg.mode,
+                 "labelled_images": len(plan.ids), "images_without_features": None if failed is None else len(failed),
+                 "threads": run_threads(cfg), "leak": plan.leak, "decode": plan.decode,
                  "pos_embedding": cfg.pos_embedding, "summary": summary},
-    ).write()
+    )
 
 
-def leaked(prep: Prepared, plan: RunPlan) -> int | None:
+def run_adapt(manifest: str, features: str | None, out: str, cfg: AdaptConfig, *, progress: bool = True,
+              address: str | None = None) -> StageSummary:
+    """Run every run of ``cfg.protocol`` on ``manifest`` not already finished in ``out``
+    (:func:`uniqa.executor.execute` of this stage); see the module docstring for what lands there."""
+    from uniqa.executor import execute
+
+    return execute("adapt", [manifest, features], out, cfg, progress=progress, address=address)
+
+
+def leaked(prep: AdaptPlan, plan: RunPlan) -> int | None:
     """The run's test images in the model's pre-training corpus (the results' ``leaked`` column); None: unknown."""
     return None if prep.in_corpus is None else int(prep.in_corpus[plan.test].sum())
 
 
-def identity(cfg: AdaptConfig, prep: Prepared) -> dict:
+def identity(cfg: AdaptConfig, prep: AdaptPlan) -> dict:
     """What an output folder's results depend on (``OUT/_run.json``), as JSON values."""
     values = {k: v for k, v in asdict(cfg).items() if k not in EXECUTION}
     return json.loads(json.dumps({**values, "model_checksum": prep.frozen.key, "train_views": prep.train_views,
@@ -223,7 +198,7 @@ def _features(manifest, features, out, cfg, prep, progress, address):
     return cached_features(manifest, features, out, cfg, prep, progress, address)
 
 
-def cached_features(manifest: str, features: str | None, out: str, cfg: AdaptConfig, prep: Prepared,
+def cached_features(manifest: str, features: str | None, out: str, cfg: AdaptConfig, prep: AdaptPlan,
                     progress: bool = True, address: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The training data of cached-mode adapters (and of adapter sweeps): the labelled images' (training views
     [N, K, D], test views [N, T, D], positions whose features failed), in ``prep``'s order. Read from
@@ -243,7 +218,7 @@ def cached_features(manifest: str, features: str | None, out: str, cfg: AdaptCon
     return cached.train, cached.test, failed
 
 
-def _exact_test(source, prep: Prepared) -> np.ndarray:
+def _exact_test(source, prep: AdaptPlan) -> np.ndarray:
     """Test-view features [N, T, D] of the images a run tests or validates on (zeros elsewhere: never read)."""
     needed = np.unique(np.concatenate([part for plan in prep.plans for part in (plan.test, plan.val)]))
     views = source.test(needed).numpy()
@@ -259,38 +234,9 @@ def _without(plan: RunPlan, failed: np.ndarray) -> RunPlan:
                    test=np.setdiff1d(plan.test, failed))
 
 
-def run_threads(cfg: AdaptConfig) -> int:
-    """torch threads of each run under the thread policy: a Ray task's reserved CPUs; in this process, 1."""
-    local = cfg.runner == "local" or cfg.mode == "exact"
-    return policy_threads(cfg.threads, cpus=None if local else cfg.cpus_per_run)
-
-
 def _templates(frozen: FrozenModel, cfg: AdaptConfig) -> dict[str, HeadTemplate]:
     model, tokenizer = frozen.load()
     names = cfg.zero_shot_prompt_sets if cfg.protocol == "zero-shot" else (cfg.trained_prompt_set,)
     return {name: HeadTemplate.from_model(model, tokenizer, name) for name in names}
-
-
-def _execute_all(plans, train, test, mos, templates, recipe, cfg, address):
-    """Yield (plan, (rows, history, state)) as each run finishes."""
-    trained_set = cfg.trained_prompt_set
-    if cfg.runner == "local" or cfg.mode == "exact":  # exact mode holds a model and reads images: in-process
-        for p in plans:
-            yield p, execute(p, train, test, mos, templates, recipe, trained_set, cfg.threads)
-        return
-    import ray
-
-    from uniqa.runtime import init_ray, user_errors
-
-    init_ray(address)
-    task = ray.remote(execute).options(num_cpus=cfg.cpus_per_run)
-    train_ref, test_ref = ray.put(train), ray.put(test)
-    pending = {task.remote(p, train_ref, test_ref, mos, templates, recipe, trained_set, cfg.threads): p
-               for p in plans}
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        with user_errors():
-            result = ray.get(ready[0])
-        yield pending.pop(ready[0]), result
 
 

@@ -13,41 +13,6 @@ import argparse
 from uniqa.stagecli import Arg, StageCommand
 from uniqa.stagecli import register as register_stage
 
-
-def run_prepare(name: str, root: str, option: list[str], out: str, cfg, *, progress: bool = True,
-                 address: str | None = None):
-    """:func:`uniqa.data.prepare.run_prepare` with its source options as ``key=value`` items; prints the
-    manifest's figures unless quiet. Storage failures the sources did not name become one-line errors."""
-    import pyarrow as pa
-
-    from uniqa.data import prepare
-    from uniqa.errors import UniqaError
-
-    try:
-        summary = prepare.run_prepare(name, root, out, cfg, progress=progress, address=address,
-                              options=parse_options(option))
-    except UniqaError as e:
-        raise UniqaError(" ".join(str(e).split())) from e  # a source's multi-line message: one error line
-    except (OSError, pa.ArrowException) as e:
-        raise UniqaError(" ".join(f"{type(e).__name__}: {e}".split())) from e
-    if progress:
-        print(prepare.format_summary(summary.details, out))
-    return summary
-
-
-def parse_options(items: list[str]) -> dict[str, str]:
-    """``["key=value", ...]`` -> dict (values stay strings; each source parses its own)."""
-    from uniqa.errors import UniqaError
-
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UniqaError(f"--option {item!r} is not of the form key=value")
-        options[key.strip()] = value
-    return options
-
-
 SAMPLE = StageCommand(
     name="sample",
     help="build the embedded sample corpus (KADID-10k and AVA formats, no downloads)",

@@ -1,9 +1,6 @@
-"""``uniqa data prepare``: records from a source -> a validated, sharded manifest, plus a stage summary.
-
-:func:`run_prepare` is the stage function (the stage contract: ``run_prepare(name, root, out, cfg, *,
-progress=True, address=None) -> StageSummary``, written to ``OUT/_summary.json``); it runs in this process
-and needs no Ray (``address`` is accepted so every stage has one signature). :func:`prepare` is the same run
-returning the summary's ``details`` dict (rows, levels, split counts, ...), kept for its existing callers.
+"""Records from a source -> a validated, sharded manifest: what ``uniqa data prepare`` (the stage,
+:mod:`uniqa.data.prepare_run`) reads, checks and writes. :func:`prepare` runs the stage and returns its summary's
+``details`` dict (rows, levels, split counts, ...).
 
 Every image file is checked (one listing per directory, not one request per image); missing files
 fail the run with their names unless ``allow_missing`` is set, in which case they are dropped and
@@ -27,8 +24,6 @@ from uniqa.data.sources import Records, Source, get_source
 from uniqa.data.sources.base import LEVEL_RANGES
 from uniqa.errors import UniqaError
 from uniqa.schema import LEVELS, MANIFEST, TASKS, validate_manifest
-from uniqa.stage import StageSummary, Timer, config_fingerprint
-from uniqa.tables import write_table
 
 SPLIT_MODES = ("auto", "seeded")
 LEVEL_RANGE_MODES = ("auto", *LEVEL_RANGES)
@@ -200,7 +195,7 @@ def format_summary(details: dict, out: str) -> str:
     return "\n".join(lines)
 
 
-def _drop_missing(table: pa.Table, missing: list[str], out: str) -> pa.Table:
+def drop_missing(table: pa.Table, missing: list[str], out: str) -> pa.Table:
     storage.write_bytes(storage.join(out, "_missing.txt"), ("\n".join(missing) + "\n").encode())
     return table.filter(pc.invert(pc.is_in(table["image_uri"], value_set=pa.array(missing, pa.string()))))
 
@@ -229,54 +224,9 @@ def read_dataset(name: str, root: str, cfg: PrepareConfig, **options) -> tuple[p
     return build_manifest(name, records, cfg), records
 
 
-def run_prepare(
-    name: str, root: str, out: str, cfg: PrepareConfig = PrepareConfig(), *, progress: bool = True,
-    address: str | None = None, options: dict[str, str] | None = None,
-) -> StageSummary:
-    """Read dataset ``name`` at ``root`` (source ``options``: ``-o key=value``) and write its manifest shards and
-    ``_summary.json`` to ``out``.
-
-    ``rows_in`` = records the source found, ``rows_out`` = manifest rows, ``rows_dropped`` = missing images
-    dropped under ``allow_missing``; ``details`` holds the dataset, the image folder used, the split source and
-    the figures of :func:`summarise`. Runs in this process: ``address`` (a Ray cluster) and ``progress`` are
-    accepted for the uniform stage signature and not used. Bad input raises :class:`UniqaError` before anything
-    is written."""
-    del progress, address  # no Ray, no progress bar: a listing per image folder is the slowest step
-    options = dict(options or {})
-    with Timer() as timer:
-        table, records = read_dataset(name, root, cfg, **options)
-        rows_in = len(table)
-        uris = table["image_uri"].to_pylist()
-        check = cfg.check_files and not (records is not None and records.files_listed)
-        missing = missing_files(uris) if check else []
-        if missing and not cfg.allow_missing:
-            raise UniqaError(
-                f"{len(missing)} of {len(uris)} image files listed by {name!r} are missing: "
-                f"{', '.join(missing[:MISSING_SHOWN])}{' ...' if len(missing) > MISSING_SHOWN else ''}; "
-                "fix --root / -o image_dir=..., or pass --allow-missing to drop them (listed in OUT/_missing.txt)"
-            )
-        if missing:
-            if len(missing) == len(uris):
-                raise UniqaError(f"every image file listed by {name!r} is missing (e.g. {missing[0]})")
-            table = _drop_missing(table, missing, out)
-        elif storage.exists(storage.join(out, "_missing.txt")):  # a stale list from an earlier run
-            fs, path = storage.resolve(storage.join(out, "_missing.txt"))
-            fs.delete_file(path)
-        write_table(table, out, MANIFEST, cfg.rows_per_shard)
-    details = {
-        "dataset": name,
-        "image_dir": records.image_dir if records is not None else None,
-        "split_source": split_source(records, cfg),
-        **summarise(table, missing, records.notes if records is not None else None),
-    }
-    return StageSummary(
-        stage="prepare", inputs={"name": name, "root": root, "options": options}, output=out, rows_in=rows_in,
-        rows_out=len(table), rows_written=len(table), rows_dropped=len(missing), seconds=timer.seconds,
-        unit="images", config_fingerprint=config_fingerprint(cfg), details=details,
-    ).write()
-
-
 def prepare(name: str, root: str, out: str, cfg: PrepareConfig = PrepareConfig(), **options) -> dict:
-    """:func:`run_prepare` with source options as keywords; returns the summary's ``details`` (``rows``,
-    ``levels``, ``split_0``, ``image_dir``, ``split_source``, ...)."""
+    """The ``prepare`` stage (:func:`uniqa.data.prepare_run.run_prepare`) with source options as keywords; returns
+    the summary's ``details`` (``rows``, ``levels``, ``split_0``, ``image_dir``, ``split_source``, ...)."""
+    from uniqa.data.prepare_run import run_prepare
+
     return run_prepare(name, root, out, cfg, progress=False, options=options).details

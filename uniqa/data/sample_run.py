@@ -1,11 +1,13 @@
 """``uniqa data sample`` as a stage: the embedded sample corpus (:func:`uniqa.data.sample.build_sample`) into a
-folder, with its ``_summary.json``; a complete sample of the same seed is found done."""
+folder, with its ``_summary.json``; a complete sample of the same seed is found done (its summary, and the
+checksum of its text files: :func:`output_rows`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from uniqa.data.sample import TEXT_FILES, build_sample, checksum
+from uniqa.stage import Outcome, Plan, Run, StageSummary
 
 
 @dataclass(frozen=True)
@@ -13,21 +15,34 @@ class SampleConfig:
     seed: int = 0  # same seed, same files
 
 
-def run_sample(out: str, cfg: SampleConfig = SampleConfig(), *, progress: bool = True, address: str | None = None):
-    """The ``sample`` stage: :func:`build_sample` into ``out`` -> its :class:`~uniqa.stage.StageSummary` (the
-    images made; ``details``: :func:`build_sample`'s summary). A sample of this seed that is already complete under
-    ``out`` (its summary and its text files' checksum) is found done. Runs in this process (no Ray)."""
-    from uniqa import stage, storage
+def preflight(out: str, cfg: SampleConfig) -> Plan:
+    """Nothing to check: the sample is made here. A sample is keyed by its seed."""
+    return Plan(inputs={}, identity={"seed": cfg.seed}, resume="whole")
 
-    del progress, address
-    identity = {"seed": cfg.seed}
-    done = stage.finished_summary(out, "sample", identity)
-    text_files = all(storage.exists(storage.join(out, f)) for f in TEXT_FILES)
-    if done is not None and text_files and checksum(out, TEXT_FILES) == done.details["sha256_text"]:
-        return done
+
+def work(plan: Plan, out: str, cfg: SampleConfig, run: Run) -> Outcome:
+    """:func:`build_sample` into ``out`` -> the images made; ``details``: :func:`build_sample`'s summary. Runs in
+    this process (no Ray)."""
     summary = build_sample(out, cfg.seed)
     images = summary["iqa_distorted_images"] + summary["iqa_references"] + summary["iaa_images"]
-    return stage.StageSummary(stage="sample", inputs={}, output=out, rows_in=images, rows_out=images,
-                              rows_written=images, seconds=summary["seconds"], unit="images",
-                              config_fingerprint=stage.config_fingerprint(cfg),
-                              details={**summary, "identity": identity}).write()
+    return Outcome(rows_in=images, rows_out=images, rows_written=images, unit="images", details=summary)
+
+
+def output_rows(out: str) -> int:
+    """The images a finished sample under ``out`` holds, while its text files still have the checksum its summary
+    recorded (0 otherwise: it is made again)."""
+    from uniqa import storage
+    from uniqa.stage import read_summary
+
+    if not all(storage.exists(storage.join(out, f)) for f in TEXT_FILES):
+        return 0
+    record = read_summary(out)
+    return record["rows_out"] if checksum(out, TEXT_FILES) == record["details"].get("sha256_text") else 0
+
+
+def run_sample(out: str, cfg: SampleConfig = SampleConfig(), *, progress: bool = True,
+               address: str | None = None) -> StageSummary:
+    """The ``sample`` stage into ``out`` (:func:`uniqa.executor.execute`)."""
+    from uniqa.executor import execute
+
+    return execute("sample", [], out, cfg, progress=progress, address=address)

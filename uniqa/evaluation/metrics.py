@@ -89,3 +89,7 @@ def all_metrics(pred, mos) -> dict[str, float]:
     """SRCC, PLCC, KRCC and logistic-fitted PLCC in one dict."""
     return {"srcc": srcc(pred, mos), "plcc": plcc(pred, mos), "krcc": krcc(pred, mos),
             "plcc_logistic": plcc_logistic(pred, mos)}
+
+
+METRICS = {"srcc": srcc, "plcc": plcc, "krcc": krcc}
+WITH_INTERVAL = ("srcc", "plcc")  # metrics with a bootstrap interval: <name>_lo, <name>_hi

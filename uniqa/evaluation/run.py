@@ -8,13 +8,17 @@ interval (95% by default; ``srcc_lo`` .. ``plcc_hi``, :mod:`uniqa.evaluation.boo
 resample whole reference groups, ``aesthetics`` rows single images; ``groups`` counts those units. No Ray: only
 the needed columns are read, with pyarrow. ``leaked`` counts the correlated images that are in the pre-training
 corpus of the model that scored them (:mod:`uniqa.provenance`: refused unless ``allow_leak``; null: no record).
-``uniqa evaluate``, ``pipelines/evaluate.py`` and the demo all call :func:`run_evaluate`.
+``uniqa evaluate``, ``pipelines/evaluate.py`` and the demo all run it through :func:`uniqa.executor.execute`
+(:func:`run_evaluate`): :func:`preflight` checks the columns (footers only, nothing written), :func:`work` reads,
+correlates and writes. The metrics are recomputed whole; a rerun with the same config, the same input files
+(names, rows), heads and scoring model into an output that still holds its metrics is recognised as done.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -26,14 +30,13 @@ from uniqa import storage
 from uniqa.errors import UniqaError
 from uniqa.evaluation.bootstrap import bootstrap_units, intervals
 from uniqa.evaluation.config import EvaluateConfig
-from uniqa.evaluation.metrics import krcc, plcc, srcc
-from uniqa.provenance import UNKNOWN, in_corpus, leak_note
+from uniqa.evaluation.metrics import METRICS, WITH_INTERVAL
+from uniqa.evaluation.table import format_table, over_splits
+from uniqa.provenance import UNKNOWN, in_corpus
 from uniqa.schema import check_unique, score_columns
-from uniqa.stage import StageSummary, Timer, config_fingerprint
-from uniqa.tables import dataset_schema, parquet_files, read_columns
+from uniqa.stage import Outcome, Plan, Run, StageSummary, config_fingerprint, input_identity
+from uniqa.tables import count_rows, dataset_schema, parquet_files, read_columns
 
-METRICS = {"srcc": srcc, "plcc": plcc, "krcc": krcc}
-WITH_INTERVAL = ("srcc", "plcc")  # metrics with a bootstrap interval: <name>_lo, <name>_hi
 METRICS_FILE = "metrics.parquet"
 METRICS_CSV = "metrics.csv"
 METRICS_SCHEMA = pa.schema([
@@ -53,8 +56,20 @@ METRICS_SCHEMA = pa.schema([
 IN_CORPUS = "_in_corpus"  # labels column: the image is in the scoring model's pre-training corpus
 
 
-def preflight(scores: str, manifest: str, cfg: EvaluateConfig) -> tuple[list[str], list[str], list[str]]:
-    """(score files, manifest files, heads): every column the run needs exists (footers only), or one error."""
+@dataclass(kw_only=True)
+class EvaluatePlan(Plan):
+    """What the pre-flight found: the inputs' files, the heads evaluated and the model that scored them."""
+
+    score_files: list[str]
+    manifest_files: list[str]
+    heads: list[str]
+    scored_by: dict | None  # {"model", "pretrained"} of the scores' summary; None: no model scored them
+
+
+def preflight(scores: str, manifest: str, out: str, cfg: EvaluateConfig) -> EvaluatePlan:
+    """Every column the run needs exists (footers only, nothing written), or one error. The identity: the config,
+    both inputs' files (names, rows), the heads and the scoring model (its pre-training corpus decides ``leaked``);
+    a finished run of the same identity is not redone."""
     score_files = parquet_files(scores)
     available = score_columns(dataset_schema(score_files), scores)
     if not available:
@@ -72,7 +87,13 @@ def preflight(scores: str, manifest: str, cfg: EvaluateConfig) -> tuple[list[str
             splits = [c for c in found if c.startswith("split_")]
             kind = f"split column {col!r}; split columns: {splits}" if col in cfg.splits else f"column {col!r}"
             raise UniqaError(f"manifest {manifest} has no {kind}; found columns {found}")
-    return score_files, manifest_files, list(cfg.heads) or available
+    heads = list(cfg.heads) or available
+    scored_by = scoring_model(scores)
+    identity = {"config": config_fingerprint(cfg), "scores": input_identity(score_files, count_rows(score_files)),
+                "manifest": input_identity(manifest_files, count_rows(manifest_files)), "heads": heads,
+                "scored_by": scored_by}
+    return EvaluatePlan(inputs={"scores": scores, "manifest": manifest}, identity=identity, resume="whole",
+                        score_files=score_files, manifest_files=manifest_files, heads=heads, scored_by=scored_by)
 
 
 def read_labels(manifest_files: list[str], cfg: EvaluateConfig) -> pa.Table:
@@ -146,62 +167,6 @@ def interval_columns(pred: np.ndarray, mos: np.ndarray, units: list[str], define
             for name in WITH_INTERVAL for end in ("lo", "hi")}
 
 
-def over_splits(rows: list[dict]) -> list[dict]:
-    """Median, mean and std of each metric over the splits of each (dataset, head): the 10-split protocol."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row["dataset"], row["head"]), []).append(row)
-    out = []
-    for (dataset, head), group in groups.items():
-        record = {"dataset": dataset, "head": head, "splits": len(group)}
-        for name in METRICS:
-            values = np.array([r[name] for r in group if r[name] is not None], dtype=np.float64)
-            record |= {f"{name}_median": float(np.median(values)) if values.size else None,
-                       f"{name}_mean": float(values.mean()) if values.size else None,
-                       f"{name}_std": float(values.std()) if values.size else None}
-        out.append(record)
-    return out
-
-
-def format_table(rows: list[dict], level: float = 0.95) -> str:
-    """The metric rows as an aligned text table, SRCC and PLCC with their interval (and, over several splits, their
-    median / mean +- std)."""
-    width = max([len(r["dataset"]) for r in rows] + [7])
-    hwidth = max([len(r["head"]) for r in rows] + [4])
-    lines = [f"{'dataset':{width}s}  {'head':{hwidth}s}  {'split':8s}  {'side':5s}  {'n':>5s}  {'groups':>6s}  "
-             + "  ".join(f"{_metric_title(m, level):>22s}" if m in WITH_INTERVAL else f"{m.upper():>6s}"
-                         for m in METRICS)
-             + f"  {'excluded':>8s}  {'missing':>7s}"]
-    for r in rows:
-        values = "  ".join(f"{_with_interval(r, m):>22s}" if m in WITH_INTERVAL else f"{_num(r[m]):>6s}"
-                           for m in METRICS)
-        lines.append(f"{r['dataset']:{width}s}  {r['head']:{hwidth}s}  {r['split']:8s}  {r['side']:5s}  {r['n']:5d}  "
-                     f"{r['groups']:6d}  {values}  {r['excluded']:8d}  {r['missing']:7d}"
-                     + (f"  ({r['note']})" if r["note"] else ""))
-    for agg in over_splits(rows) if len({r["split"] for r in rows}) > 1 else []:
-        stats = "  ".join(f"{m.upper()} {_num(agg[m + '_median'])} median, {_num(agg[m + '_mean'])} +- "
-                          f"{_num(agg[m + '_std'], '.3f')}" for m in METRICS)
-        lines.append(f"{agg['dataset']:{width}s}  {agg['head']:{hwidth}s}  over {agg['splits']} splits: {stats}")
-    most = max((r["leaked"] for r in rows if r.get("leaked")), default=0)
-    if most:
-        lines.append(leak_note(most, "of the correlated images of a row are"))
-    return "\n".join(lines)
-
-
-def _num(value: float | None, spec: str = "+.3f") -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-def _metric_title(name: str, level: float) -> str:
-    return f"{name.upper()} [{100 * level:g}% CI]"
-
-
-def _with_interval(row: dict, name: str) -> str:
-    """``+0.412 [+0.30, +0.51]``; the point alone when there is no interval."""
-    lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
-    return _num(row[name]) + ("" if lo is None else f" [{lo:+.2f}, {hi:+.2f}]")
-
-
 def write_metrics(rows: list[dict], out: str) -> pa.Table:
     """``OUT/metrics.parquet`` and ``OUT/metrics.csv`` (replaced on every run)."""
     table = pa.Table.from_pylist(rows, schema=METRICS_SCHEMA)
@@ -214,11 +179,9 @@ def write_metrics(rows: list[dict], out: str) -> pa.Table:
     return table
 
 
-def scores_leak(scores: str, ids: list[str], cfg: EvaluateConfig, manifest: str) -> dict | None:
-    """The evaluated images against the pre-training corpus of the model that scored them (named in the scores'
-    ``_summary.json``; :func:`uniqa.provenance.check_leak`); None when no model scored them (classic heads) or
-    the scores have no summary."""
-    from uniqa.provenance import check_leak
+def scoring_model(scores: str) -> dict | None:
+    """The model that scored ``scores`` (``{"model", "pretrained"}``, named in their ``_summary.json``, which
+    ``uniqa score`` writes); None when no model scored them (classic heads) or the scores have no summary."""
     from uniqa.stage import SUMMARY_FILE, read_summary
 
     if not storage.exists(storage.join(scores, SUMMARY_FILE)):
@@ -226,44 +189,68 @@ def scores_leak(scores: str, ids: list[str], cfg: EvaluateConfig, manifest: str)
     details = read_summary(scores).get("details") or {}
     if not details.get("model"):
         return None
-    return check_leak(details["model"], details.get("pretrained"), ids, allow_leak=cfg.allow_leak,
+    return {"model": details["model"], "pretrained": details.get("pretrained")}
+
+
+def scores_leak(scored_by: dict | None, ids: list[str], cfg: EvaluateConfig, manifest: str) -> dict | None:
+    """The evaluated images against the pre-training corpus of the model that scored them (``scored_by``, see
+    :func:`scoring_model`; :func:`uniqa.provenance.check_leak`); None when no model scored them."""
+    from uniqa.provenance import check_leak
+
+    if scored_by is None:
+        return None
+    return check_leak(scored_by["model"], scored_by["pretrained"], ids, allow_leak=cfg.allow_leak,
                       where=f"manifest {manifest} ({cfg.side} side of {', '.join(cfg.splits)})")
+
+
+def output_rows(out: str) -> int:
+    """The rows of ``OUT/metrics.parquet`` (its footer), 0 when it or ``OUT/metrics.csv`` is missing: the rows_out
+    of a run."""
+    if not all(storage.exists(storage.join(out, name)) for name in (METRICS_FILE, METRICS_CSV)):
+        return 0
+    fs, path = storage.resolve(storage.join(out, METRICS_FILE))
+    return pq.read_metadata(path, filesystem=fs).num_rows
+
+
+def work(plan: EvaluatePlan, out: str, cfg: EvaluateConfig, run: Run) -> Outcome:
+    """Correlate every head with ``mos_norm`` on the side of each split, in this process (no Ray); writes
+    ``OUT/metrics.parquet`` (+ CSV) and prints the table when ``run.progress``."""
+    manifest, scores, heads = plan.inputs["manifest"], plan.inputs["scores"], plan.heads
+    labels = read_labels(plan.manifest_files, cfg)
+    if not len(labels):
+        raise UniqaError(f"manifest {manifest} has no labelled rows (mos_norm set) on the {cfg.side} side of "
+                         f"{', '.join(cfg.splits)}")
+    leak = scores_leak(plan.scored_by, labels["image_id"].to_pylist(), cfg, manifest)
+    if leak and leak["provenance"] != UNKNOWN:
+        labels = labels.append_column(IN_CORPUS, pa.array(in_corpus(leak["provenance"],
+                                                                     labels["image_id"].to_pylist())))
+    score_table = read_columns(plan.score_files, ["image_id", "error", *heads])
+    shared = pc.sum(pc.is_in(labels["image_id"], value_set=score_table["image_id"])).as_py() or 0
+    if not shared:
+        raise UniqaError(
+            f"scores {scores} share no image_id with the labelled {cfg.side} rows of manifest {manifest} (e.g. "
+            f"{score_table['image_id'][0].as_py() if len(score_table) else 'none'!r} vs "
+            f"{labels['image_id'][0].as_py()!r}): score the manifest the evaluation uses"
+        )
+    rows = metric_rows(join_scores(labels, score_table, f"scores {scores}"), heads, cfg)
+    write_metrics(rows, out)
+    if run.progress:
+        print(format_table(rows, cfg.bootstrap.level))
+    return Outcome(
+        rows_in=len(rows), rows_out=len(rows), rows_written=len(rows),
+        rows_with_errors=sum(r["note"] is not None for r in rows), unit="rows",
+        details={"heads": heads, "splits": list(cfg.splits), "side": cfg.side, "score_rows": len(score_table),
+                 "bootstrap": dataclasses.asdict(cfg.bootstrap),
+                 "labelled_rows": len(labels), "shared_ids": shared, "leak": leak, "table": rows,
+                 "over_splits": over_splits(rows) if len(cfg.splits) > 1 else []},
+    )
 
 
 def run_evaluate(
     scores: str, manifest: str, out: str, cfg: EvaluateConfig, *, progress: bool = True, address: str | None = None
 ) -> StageSummary:
-    """Correlate every head of ``scores`` with ``mos_norm`` of ``manifest`` on the side of each split; writes
-    ``OUT/metrics.parquet`` (+ CSV) and prints the table unless ``progress`` is False. ``address`` is unused:
-    evaluation runs in this process, without Ray."""
-    with Timer() as timer:
-        score_files, manifest_files, heads = preflight(scores, manifest, cfg)
-        labels = read_labels(manifest_files, cfg)
-        if not len(labels):
-            raise UniqaError(f"manifest {manifest} has no labelled rows (mos_norm set) on the {cfg.side} side of "
-                             f"{', '.join(cfg.splits)}")
-        leak = scores_leak(scores, labels["image_id"].to_pylist(), cfg, manifest)
-        if leak and leak["provenance"] != UNKNOWN:
-            labels = labels.append_column(IN_CORPUS, pa.array(in_corpus(leak["provenance"],
-                                                                         labels["image_id"].to_pylist())))
-        score_table = read_columns(score_files, ["image_id", "error", *heads])
-        shared = pc.sum(pc.is_in(labels["image_id"], value_set=score_table["image_id"])).as_py() or 0
-        if not shared:
-            raise UniqaError(
-                f"scores {scores} share no image_id with the labelled {cfg.side} rows of manifest {manifest} (e.g. "
-                f"{score_table['image_id'][0].as_py() if len(score_table) else 'none'!r} vs "
-                f"{labels['image_id'][0].as_py()!r}): score the manifest the evaluation uses"
-            )
-        rows = metric_rows(join_scores(labels, score_table, f"scores {scores}"), heads, cfg)
-        write_metrics(rows, out)
-    if progress:
-        print(format_table(rows, cfg.bootstrap.level))
-    return StageSummary(
-        stage="evaluate", inputs={"scores": scores, "manifest": manifest}, output=out, rows_in=len(rows),
-        rows_out=len(rows), rows_written=len(rows), rows_with_errors=sum(r["note"] is not None for r in rows),
-        seconds=timer.seconds, unit="rows", config_fingerprint=config_fingerprint(cfg),
-        details={"heads": heads, "splits": list(cfg.splits), "side": cfg.side, "score_rows": len(score_table),
-                 "bootstrap": dataclasses.asdict(cfg.bootstrap),
-                 "labelled_rows": len(labels), "shared_ids": shared, "leak": leak, "table": rows,
-                 "over_splits": over_splits(rows) if len(cfg.splits) > 1 else []},
-    ).write()
+    """Correlate every head of ``scores`` with ``mos_norm`` of ``manifest`` into ``out``, without Ray (``address``
+    is unused; :func:`uniqa.executor.execute` of this stage); prints the table if ``progress``."""
+    from uniqa.executor import execute
+
+    return execute("evaluate", [scores, manifest], out, cfg, progress=progress, address=address)

@@ -1,10 +1,12 @@
 """``run_purify``: manifest (aesthetics rows with comments) + captions -> kept comments under ``out/kept`` and
 rejected ones, with their reason, under ``out/rejected``; ``out/_summary.json``.
 
-Steps: pre-flight (inputs exist, columns present, aesthetics rows, embedder weights; no Ray) -> previous part
-files removed (a purification run is recomputed from scratch, so a rerun never duplicates rows; captioning, the
-expensive stage, is the resumable one) -> Ray Data: comments joined with their captions by image_id partition,
-embedder actors clean, rank and keep the best K (uniqa.purification.purify_stage).
+Steps: pre-flight (:func:`preflight`: inputs exist, columns present, aesthetics rows, embedder weights; no Ray,
+nothing written) -> the work (:func:`work`): previous part files removed (a purification run is recomputed whole,
+so a rerun never duplicates rows; captioning, the expensive stage, is the resumable one) -> Ray Data: comments
+joined with their captions by image_id partition, embedder actors clean, rank and keep the best K
+(uniqa.purification.purify_stage). A rerun with the same config and the same input files (names, rows) into an
+output that still holds its rows is recognised as done and does nothing (:func:`uniqa.executor.execute`).
 """
 
 from __future__ import annotations
@@ -23,21 +25,24 @@ from uniqa.purification.config import PurifyConfig
 from uniqa.purification.embedders import EmbedderConfig
 from uniqa.purification.purify_stage import KEPT_DIR, REJECTED_DIR
 from uniqa.schema import CAPTIONS, MANIFEST
-from uniqa.stage import StageSummary, Timer, config_fingerprint
+from uniqa.stage import Outcome, Plan, Run, StageSummary, config_fingerprint, input_identity
 from uniqa.tables import dataset, parquet_files, remove_parts
 
 
-@dataclass(frozen=True)
-class PurifyInputs:
+@dataclass(kw_only=True)
+class PurifyPlan(Plan):
+    """What the pre-flight found: the inputs' files and the counts that size the job."""
+
     manifest_files: list[str]
     caption_files: list[str]
     aesthetics: int  # aesthetics rows of the manifest
     rows: int  # aesthetics rows + caption rows (sizes the join)
 
 
-def check_inputs(manifest: str, captions: str) -> PurifyInputs:
-    """Fail fast (before Ray) on missing files or columns or a manifest with no aesthetics rows (footers and a
-    streamed count of the ``task`` column only)."""
+def preflight(manifest: str, captions: str, out: str, cfg: PurifyConfig) -> PurifyPlan:
+    """Fail fast (before Ray, changing nothing) on missing files or columns, a manifest with no aesthetics rows
+    (footers and a streamed count of the ``task`` column only) or unusable embedder weights. The identity: the
+    config and both inputs' files (names, rows); a finished run of the same identity is not redone."""
     files = parquet_files(manifest)
     ds = dataset(files)
     MANIFEST.check_columns(ds.schema, manifest)
@@ -51,7 +56,13 @@ def check_inputs(manifest: str, captions: str) -> PurifyInputs:
     if not aesthetics:
         raise UniqaError(f"manifest {manifest} has no aesthetics rows: purification works on aesthetics datasets "
                          "with human comments (e.g. AVA)")
-    return PurifyInputs(files, caption_files, aesthetics, aesthetics + caption_ds.count_rows())
+    check_embedder(cfg.embedder)
+    caption_rows = caption_ds.count_rows()
+    identity = {"config": config_fingerprint(cfg), "manifest": input_identity(files, ds.count_rows()),
+                "captions": input_identity(caption_files, caption_rows)}
+    return PurifyPlan(inputs={"manifest": manifest, "captions": captions}, identity=identity, resume="whole",
+                      manifest_files=files, caption_files=caption_files, aesthetics=aesthetics,
+                      rows=aesthetics + caption_rows)
 
 
 def check_embedder(cfg: EmbedderConfig) -> None:
@@ -78,36 +89,43 @@ def check_embedder(cfg: EmbedderConfig) -> None:
 
 
 def output_rows(out: str) -> int:
-    """Rows in the part files of ``out`` (footers only)."""
-    fs, root = storage.resolve(out)
-    return sum(pq.read_metadata(f"{root}/{name}", filesystem=fs).num_rows for name in sink.part_names(out))
+    """Rows in the part files of ``out/kept`` and ``out/rejected`` (footers only): the rows_out of a run."""
+    return sum(_part_rows(storage.join(out, d)) for d in (KEPT_DIR, REJECTED_DIR))
 
 
-def run_purify(manifest: str, captions: str, out: str, cfg: PurifyConfig = PurifyConfig(), *,
-               progress: bool = True, address: str | None = None) -> StageSummary:
-    """Purify every aesthetics image's comments; returns the summary (also written to out/_summary.json)."""
+def _part_rows(folder: str) -> int:
+    fs, root = storage.resolve(folder)
+    return sum(pq.read_metadata(f"{root}/{name}", filesystem=fs).num_rows for name in sink.part_names(folder))
+
+
+def work(plan: PurifyPlan, out: str, cfg: PurifyConfig, run: Run) -> Outcome:
+    """Purify every aesthetics image's comments: the previous part files removed, then the Ray Data job."""
     from uniqa.purification.purify_stage import purify_dataset
-    from uniqa.runtime import ray_work
 
-    inputs = check_inputs(manifest, captions)
-    check_embedder(cfg.embedder)
     kept_out, rejected_out = storage.join(out, KEPT_DIR), storage.join(out, REJECTED_DIR)
     for folder in (kept_out, rejected_out):
         remove_parts(folder)
-    partitions = cfg.num_partitions(inputs.rows)
-    with ray_work(address, progress), Timer() as timer:
-        results = purify_dataset(inputs.manifest_files, inputs.caption_files, out, cfg, partitions)
-        totals = drain_counts(results, inputs.aesthetics, progress)
+    partitions = cfg.num_partitions(plan.rows)
+    with run.ray():
+        results = purify_dataset(plan.manifest_files, plan.caption_files, out, cfg, partitions)
+        totals = drain_counts(results, plan.aesthetics, run.progress)
     rejected = sum(totals["rejected_by_reason"].values())
-    return StageSummary(
-        stage="purify", inputs={"manifest": manifest, "captions": captions}, output=out, rows_in=totals["comments"],
-        rows_out=output_rows(kept_out) + output_rows(rejected_out), rows_written=totals["kept"] + rejected,
-        seconds=timer.seconds, unit="comments", config_fingerprint=config_fingerprint(cfg),
+    return Outcome(
+        rows_in=totals["comments"], rows_out=output_rows(out), rows_written=totals["kept"] + rejected,
+        unit="comments",
         details={"images": totals["images"], "kept": totals["kept"], "rejected": rejected,
                  "rejected_by_reason": totals["rejected_by_reason"], "kept_out": kept_out,
                  "rejected_out": rejected_out, "keep": cfg.keep, "embedder": cfg.embedder.name,
                  "partitions": partitions},
-    ).write()
+    )
+
+
+def run_purify(manifest: str, captions: str, out: str, cfg: PurifyConfig = PurifyConfig(), *,
+               progress: bool = True, address: str | None = None) -> StageSummary:
+    """Purify every aesthetics image's comments into ``out`` (:func:`uniqa.executor.execute` of this stage)."""
+    from uniqa.executor import execute
+
+    return execute("purify", [manifest, captions], out, cfg, progress=progress, address=address)
 
 
 def drain_counts(results, total: int, progress: bool = True) -> dict:

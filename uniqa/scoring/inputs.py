@@ -22,13 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from uniqa import storage
 from uniqa.data.images import IMAGE_SUFFIXES
 from uniqa.errors import UniqaError
 from uniqa.scoring.config import INPUT_FORMATS
+from uniqa.sink import count_done
 from uniqa.tables import id_hashes, parquet_files
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -208,6 +208,7 @@ def count(inp: ScoreInput, page_size: int, done: pa.Array | None = None) -> Coun
     many entries are finished."""
     entries = found = 0
     hashes = []  # a list's, to count its repeats (a folder has none)
+    pending: list[pa.Array] = []  # ids to look up in ``done``: per ~131,072, not per page (its set is rebuilt)
     listing = storage.iter_files(inp.uri, IMAGE_SUFFIXES, page_size) if inp.kind == "images" else list_pages(
         inp.uri, page_size)
     for page in listing:
@@ -215,7 +216,11 @@ def count(inp: ScoreInput, page_size: int, done: pa.Array | None = None) -> Coun
         if inp.kind != "images":
             hashes.append(id_hashes(page))
         if done is not None and len(done):
-            found += int(pc.sum(pc.is_in(image_rows(page)["image_id"], value_set=done)).as_py() or 0)
+            pending.append(image_rows(page)["image_id"])
+            if sum(map(len, pending)) >= 1 << 17:
+                found, pending = found + count_done(pa.chunked_array(pending), done), []
+    if pending:
+        found += count_done(pa.chunked_array(pending), done)
     rows = len(np.unique(np.concatenate(hashes))) if hashes else entries
     return Count(rows, entries - rows, found)
 

@@ -1,4 +1,4 @@
-"""Pre-training input, as pure batch functions (Ray Data wiring: :func:`uniqa.training.run.training_dataset`).
+"""Pre-training input, as pure batch functions (Ray Data wiring: :mod:`uniqa.training.dataset`).
 
 corpus rows (image, text, source, weight)
   -> :func:`group_texts`: one row per image with all its texts (a Ray Data ``groupby(image_id).map_groups``)

@@ -9,8 +9,14 @@ Layout of a run folder ``RUN`` (local or ``s3://``):
 - ``RUN/final/``: our checkpoint folder (``uniqa score --model RUN/final``) + ``openai.pt`` (OpenAI keys:
   ``--model ARCH --pretrained RUN/final/openai.pt``);
 - ``RUN/_skipped_images.json``: corpus images that could not be decoded (skipped, counted);
+- ``RUN/_run.json``: the run identity (:func:`identity`: what the weights depend on), pinned by the first run; a
+  rerun with another one is refused (:func:`uniqa.executor.execute`) instead of resuming into mixed weights;
 - ``RUN/_summary.json``: the stage summary; its unit is optimiser **steps** (rows_in = steps planned,
-  rows_out = steps done, rows_written = steps run by this call, already_done = steps resumed from).
+  rows_out = steps done, rows_written = steps run by this call, already_done = steps resumed from). A rerun of a
+  finished run finds it there and ends "already done" without a Ray session.
+
+The pre-flight (:func:`preflight`) checks the corpus, the model and ``RUN`` before any Ray work; the work
+(:func:`work`) builds the index of usable images, plans the steps and fits the trainer, all in one Ray session.
 """
 
 from __future__ import annotations
@@ -18,29 +24,49 @@ from __future__ import annotations
 import json
 import os
 import threading
+from dataclasses import asdict, dataclass
 
 from uniqa import storage
 from uniqa.errors import UniqaError
 from uniqa.runtime import policy_threads
 from uniqa.schema import CORPUS
-from uniqa.stage import StageSummary, Timer, config_fingerprint
-from uniqa.tables import count_rows, dataset_schema, parquet_files, ray_read
+from uniqa.stage import Outcome, Plan, Run, StageSummary, Timer, finished_summary, input_identity
+from uniqa.tables import count_rows, dataset_schema, parquet_files
 from uniqa.training.config import PretrainConfig
-from uniqa.training.ingest import check_images, expand_from_run, group_texts, make_views, rank_counts, rank_streams
-from uniqa.training.loop import FINAL, Plan, Worker, train
+from uniqa.training.dataset import build_index, stream_epochs, training_dataset
+from uniqa.training.ingest import rank_streams
+from uniqa.training.loop import FINAL, Worker, train
+from uniqa.training.loop import Plan as LoopPlan
 from uniqa.training.metrics import METRICS, read_metrics
 
 SKIPPED = "_skipped_images.json"
-CORPUS_COLUMNS = ["image_id", "image_uri", "text", "source", "weight"]
-ROWS_PER_PARTITION = 50_000  # corpus rows per groupby partition when the index is built
-VIEW_BLOCK_ROWS = 256  # rows per decode task (smaller: more per-block overhead in the split coordinator)
 
 
-def preflight(corpus: str, out: str, cfg: PretrainConfig) -> tuple[list[str], str, str | None, int]:
-    """Storage and model checks before any Ray work -> (corpus files, model name, initial weights, corpus rows)."""
+# where and how the run executes, not what it trains: left out of the run identity. num_workers too: a run may
+# resume with other workers (each rank then restarts after the smallest resume key: uniqa.training.ingest). name
+# stays in: the checkpoints a rerun resumes from are under RUN/<name> (another name would start over beside them)
+EXECUTION = ("num_workers", "use_gpu", "cpus_per_worker", "gpus_per_worker", "decode_cpus", "decode_cache_mb",
+             "threads", "checkpoint_every", "keep_checkpoints", "max_failures", "log_every")
+
+
+@dataclass(kw_only=True)
+class PretrainPlan(Plan):
+    """What the pre-flight found: the corpus and the model the work trains."""
+
+    files: list[str]  # the corpus's Parquet files
+    corpus_rows: int
+    model_name: str
+    pretrained: str | None  # initial weights (a local path made absolute)
+
+
+def preflight(corpus: str, out: str, cfg: PretrainConfig) -> PretrainPlan:
+    """Storage and model checks before any Ray work, changing nothing: the corpus (columns, rows, batch size), the
+    model and its initial weights, ``out`` (a folder). Local paths are made absolute (Ray Train runs the workers in a
+    directory of their own). The identity: :func:`identity`."""
     from uniqa.models import resolve_model_name
     from uniqa.models.factory import resolve_model
 
+    corpus, out = storage.absolute(corpus), storage.absolute(out)
     files = parquet_files(corpus)
     CORPUS.check_columns(dataset_schema(files), corpus)
     rows = count_rows(files)
@@ -54,78 +80,26 @@ def preflight(corpus: str, out: str, cfg: PretrainConfig) -> tuple[list[str], st
         raise UniqaError(f"pretrained weights not found: {pretrained}")
     if not storage.is_s3(out) and os.path.exists(out) and not os.path.isdir(out):
         raise UniqaError(f"--out {out} is a file, not a folder")
-    return files, name, pretrained, rows
+    if pretrained and storage.looks_like_path(pretrained):
+        pretrained = storage.absolute(pretrained)
+    return PretrainPlan(inputs={"corpus": corpus}, identity=identity(cfg, name, pretrained, files, rows),
+                        files=files, corpus_rows=rows, model_name=name, pretrained=pretrained)
+
+
+def identity(cfg: PretrainConfig, model_name: str, pretrained: str | None, files: list[str], rows: int) -> dict:
+    """What the trained weights depend on (``RUN/_run.json``), as JSON values: the config without its
+    :data:`EXECUTION` knobs (``epochs`` only when ``steps`` is not set), the model resolved (architecture, initial
+    weights) and the corpus (:func:`uniqa.stage.input_identity`)."""
+    values = {k: v for k, v in asdict(cfg).items() if k not in EXECUTION}
+    values.update(model=model_name, pretrained=pretrained, epochs=None if cfg.steps else cfg.epochs,
+                  corpus=input_identity(files, rows))
+    return json.loads(json.dumps(values))
 
 
 def image_size(model_name: str) -> int:
     from uniqa.models.factory import model_image_size
 
     return model_image_size(model_name)
-
-
-def build_index(files: list[str], cfg: PretrainConfig, rows: int):
-    """One row per image with its texts, every image decoded once -> (materialised usable index, skipped list,
-    how many were skipped)."""
-    ds = ray_read(files, columns=CORPUS_COLUMNS)
-    partitions = max(1, min(200, rows // ROWS_PER_PARTITION))  # Ray's default of 200 is slow for a small corpus
-    ds = ds.groupby("image_id", num_partitions=partitions).map_groups(group_texts, batch_format="pyarrow",
-                                                                      num_cpus=cfg.decode_cpus)
-    ds = ds.map_batches(check_images, fn_kwargs={"max_pixels": cfg.max_pixels}, batch_format="pyarrow",
-                        batch_size=64, num_cpus=cfg.decode_cpus).materialize()
-    bad = ds.map_batches(_rows_with_error, fn_kwargs={"error": True}, batch_format="pyarrow", batch_size=None,
-                         num_cpus=0).materialize()
-    skipped = [{"image_id": r["image_id"], "error": r["error"]} for r in bad.take(1000)]
-    good = ds.map_batches(_rows_with_error, fn_kwargs={"error": False}, batch_format="pyarrow", batch_size=None,
-                          num_cpus=0).materialize()
-    return good, skipped, bad.count()
-
-
-def _rows_with_error(batch, error: bool):
-    """The index rows whose image failed to decode (``error``), or the usable ones without the error column."""
-    import pyarrow.compute as pc
-
-    if error:
-        return batch.filter(pc.is_valid(batch["error"])).select(["image_id", "error"])
-    return batch.filter(pc.is_null(batch["error"])).drop_columns(["error"])
-
-
-def stream_epochs(index, cfg: PretrainConfig, total_steps: int, images: int) -> int:
-    """Epochs of (image, epoch) rows that give every rank the ``total_steps x batch_size / num_workers`` rows it
-    trains on: the hashed rank split is not exactly balanced (nor is an epoch complete when an image has no text
-    of a weighted source), so epochs are added past ``total x batch / images`` until the shortest rank has
-    enough. Counted in Ray Data without decoding."""
-    need, world = total_steps * cfg.batch_size // cfg.num_workers, cfg.num_workers
-    epochs, have = 0, [0] * world
-    add = -(-total_steps * cfg.batch_size // images)
-    while min(have) < need:
-        kwargs = {"seed": cfg.seed, "first_epoch": epochs, "epochs": epochs + add, "world_size": world,
-                  "source_weights": cfg.sources.as_dict()}
-        rows = index.map_batches(rank_counts, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=4096,
-                                 num_cpus=cfg.decode_cpus).take_all()
-        if not any(row["rows"] for row in rows):
-            raise UniqaError(f"no corpus image has a text of a source with a weight > 0 (sources: "
-                             f"{cfg.sources.as_dict()}): nothing to train on")
-        for row in rows:
-            have[row["rank"]] += row["rows"]
-        epochs += add
-        add = max(1, -(-(need - min(have)) * world // images))
-    return epochs
-
-
-def training_dataset(index, cfg: PretrainConfig, plan: Plan, epochs: int, size: int, rank: int = 0):
-    """Worker ``rank``'s stream (of ``cfg.num_workers``): its (image, epoch) rows in ``order``, views and tokens
-    made in Ray Data. Rank ``r``'s k-th micro-batch is rows ``[k m, (k+1) m)`` of this stream (m: micro batch)."""
-    kwargs = {"run": plan.run, "rank": rank, "world_size": cfg.num_workers, "seed": cfg.seed, "epochs": epochs,
-              "source_weights": cfg.sources.as_dict(), "text_choice": cfg.text_choice}
-    ds = index.map_batches(expand_from_run, fn_kwargs=kwargs, batch_format="pyarrow", batch_size=16,
-                           num_cpus=cfg.decode_cpus)
-    # the sort yields a few large blocks: cut them (streaming, order kept) so that decode runs in parallel tasks
-    # and the first batch comes after one small block, not after a whole sorted partition is decoded
-    ds = ds.sort("order").repartition(target_num_rows_per_block=max(cfg.micro_batch, VIEW_BLOCK_ROWS))
-    return ds.map_batches(make_views, fn_kwargs={"model": plan.model_name, "size": size, "view": cfg.view,
-                                                "flip": cfg.flip, "max_pixels": cfg.max_pixels,
-                                                "cache_mb": cfg.decode_cache_mb},
-                          batch_format="numpy", batch_size=max(cfg.micro_batch, 16), num_cpus=cfg.decode_cpus)
 
 
 def report(metrics: dict, folder: str | None) -> None:
@@ -168,7 +142,7 @@ def train_worker(config: dict) -> None:
             run(folder)
 
 
-def _trainer(streams: list, cfg: PretrainConfig, plan: Plan):
+def _trainer(streams: list, cfg: PretrainConfig, plan: LoopPlan):
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -219,52 +193,74 @@ def write_corpus_record(index, out: str, corpus: str, cfg: PretrainConfig, pretr
     return write_record(storage.join(out, FINAL), np.concatenate(parts), corpus, find_record(cfg.model, pretrained))
 
 
-def run_pretrain(corpus: str, out: str, cfg: PretrainConfig, *, progress: bool = True,
-                 address: str | None = None) -> StageSummary:
-    """Pre-train on ``corpus`` into ``out``; a rerun resumes from the newest checkpoint. Unit: optimiser steps."""
-    from uniqa.runtime import ray_work
-
-    # Ray Train runs the workers in a directory of its own: every local path they see must be absolute
-    corpus, out = storage.absolute(corpus), storage.absolute(out)
-    files, name, pretrained, rows = preflight(corpus, out, cfg)  # nothing below runs on bad input
-    if pretrained and storage.looks_like_path(pretrained):
-        pretrained = storage.absolute(pretrained)
-    size = image_size(name)
-    with ray_work(address, progress):
-        index, skipped, n_skipped = build_index(files, cfg, rows)
-    images = index.count()
-    if images == 0:
-        raise UniqaError(f"corpus {corpus} has no usable images ({n_skipped} could not be decoded, e.g. "
-                         f"{skipped[0]['error'] if skipped else '-'})")
-    if cfg.batch_size > images:
-        raise UniqaError(f"batch_size {cfg.batch_size} is larger than the corpus ({images} usable images)")
-    total = cfg.steps or (cfg.epochs * images) // cfg.batch_size
-    if total < 1:
-        raise UniqaError(f"{cfg.epochs} epoch(s) of {images} images make no full batch of {cfg.batch_size}")
-    epochs = stream_epochs(index, cfg, total, images)
-    plan = Plan(run=out, model_name=name, pretrained=pretrained, images=images, total_steps=total)
-    storage.write_bytes(storage.join(out, SKIPPED), json.dumps({"count": n_skipped, "images": skipped}).encode())
-    before = _last_step(out)
-    stop = threading.Event()
-    if progress:
-        threading.Thread(target=_progress, args=(out, total, stop), daemon=True).start()
-    streams = rank_streams([training_dataset(index, cfg, plan, epochs, size, r) for r in range(cfg.num_workers)], cfg)
-    try:
-        with Timer() as timer:
-            result = _trainer(streams, cfg, plan).fit()
-    finally:
-        stop.set()
-    if getattr(result, "error", None):
-        raise result.error
-    done = _last_step(out)
-    record = write_corpus_record(index, out, corpus, cfg, pretrained) if done >= total else None
-    return StageSummary(
-        stage="pretrain", inputs={"corpus": corpus}, output=out, rows_in=total, rows_out=done,
-        rows_written=max(done - before, 0), already_done=before, seconds=timer.seconds, unit="steps",
-        config_fingerprint=config_fingerprint(cfg),
-        details={"model": name, "pretrained": pretrained, "corpus_rows": rows, "images": images,
-                 "images_skipped": n_skipped, "epochs": round(total * cfg.batch_size / images, 3),
+def work(plan: PretrainPlan, out: str, cfg: PretrainConfig, run: Run) -> Outcome:
+    """Pre-train on the corpus into ``out`` (resuming from the newest checkpoint) in one Ray session: the index of
+    usable images, the steps planned, the trainer fitted, the corpus record written. A run already finished under
+    ``out`` (:func:`finished`) is not run again: no Ray session. Unit: optimiser steps."""
+    out = storage.absolute(out)  # Ray Train runs the workers in a directory of its own
+    already = finished(out, plan.identity, cfg)
+    if already is not None:
+        return already
+    corpus = plan.inputs["corpus"]
+    size = image_size(plan.model_name)
+    with run.ray():
+        index, skipped, n_skipped = build_index(plan.files, cfg, plan.corpus_rows)
+        images = index.count()
+        if images == 0:
+            raise UniqaError(f"corpus {corpus} has no usable images ({n_skipped} could not be decoded, e.g. "
+                             f"{skipped[0]['error'] if skipped else '-'})")
+        if cfg.batch_size > images:
+            raise UniqaError(f"batch_size {cfg.batch_size} is larger than the corpus ({images} usable images)")
+        total = cfg.steps or (cfg.epochs * images) // cfg.batch_size
+        if total < 1:
+            raise UniqaError(f"{cfg.epochs} epoch(s) of {images} images make no full batch of {cfg.batch_size}")
+        epochs = stream_epochs(index, cfg, total, images)
+        loop_plan = LoopPlan(run=out, model_name=plan.model_name, pretrained=plan.pretrained, images=images,
+                             total_steps=total)
+        storage.write_bytes(storage.join(out, SKIPPED), json.dumps({"count": n_skipped, "images": skipped}).encode())
+        before = _last_step(out)
+        stop = threading.Event()
+        if run.progress:
+            threading.Thread(target=_progress, args=(out, total, stop), daemon=True).start()
+        streams = rank_streams([training_dataset(index, cfg, loop_plan, epochs, size, r)
+                                for r in range(cfg.num_workers)], cfg)
+        try:
+            with Timer() as timer:  # the fit alone: images_per_s
+                result = _trainer(streams, cfg, loop_plan).fit()
+        finally:
+            stop.set()
+        if getattr(result, "error", None):
+            raise result.error
+        done = _last_step(out)
+        record = write_corpus_record(index, out, corpus, cfg, plan.pretrained) if done >= total else None
+    return Outcome(
+        rows_in=total, rows_out=done, rows_written=max(done - before, 0), already_done=before, unit="steps",
+        details={"model": plan.model_name, "pretrained": plan.pretrained, "corpus_rows": plan.corpus_rows,
+                 "images": images, "images_skipped": n_skipped, "epochs": round(total * cfg.batch_size / images, 3),
                  "stream_epochs": epochs, "threads": policy_threads(cfg.threads, cpus=cfg.cpus_per_worker),
                  "final": storage.join(out, FINAL), "metrics": storage.join(out, METRICS), "corpus_record": record,
                  "images_per_s": round(max(done - before, 0) * cfg.batch_size / max(timer.seconds, 1e-9), 2)},
-    ).write()
+    )
+
+
+def finished(out: str, identity: dict, cfg: PretrainConfig) -> Outcome | None:
+    """The outcome of a rerun of a run that finished under ``out``: its complete summary of this ``identity``,
+    its metrics log at the last step and its final weights still there -> every step already done, nothing
+    trained (what fitting the restored trainer would report, without Ray); None: train."""
+    summary = finished_summary(out, "pretrain", identity)
+    if (summary is None or _last_step(out) != summary.rows_out
+            or not storage.exists(storage.join(out, FINAL, "openai.pt"))):
+        return None
+    details = {k: v for k, v in summary.details.items() if k != "identity"}
+    details.update(threads=policy_threads(cfg.threads, cpus=cfg.cpus_per_worker), images_per_s=0.0)
+    return Outcome(rows_in=summary.rows_in, rows_out=summary.rows_out, already_done=summary.rows_out, unit="steps",
+                   details=details)
+
+
+def run_pretrain(corpus: str, out: str, cfg: PretrainConfig, *, progress: bool = True,
+                 address: str | None = None) -> StageSummary:
+    """Pre-train on ``corpus`` into ``out`` (:func:`uniqa.executor.execute` of this stage); a rerun resumes from
+    the newest checkpoint. Unit: optimiser steps."""
+    from uniqa.executor import execute
+
+    return execute("pretrain", [corpus], out, cfg, progress=progress, address=address)

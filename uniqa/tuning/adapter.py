@@ -56,7 +56,7 @@ class AdapterSweep:
 
     cfg: TuneConfig
     acfg: object  # the base AdaptConfig (train_views: the most the space asks for)
-    prep: object  # uniqa.adapters.run.Prepared
+    prep: object  # uniqa.adapters.run.AdaptPlan
     manifest: str
     features: str | None
     data: AdapterData | None = None  # set by trainable()
@@ -82,7 +82,7 @@ class AdapterSweep:
             raise UniqaError("search_space.train_views must be a value, choice or grid (the cache's K must be known)")
         views = max(cfg.values("train_views") or [acfg.views])
         acfg = replace(acfg, train_views=views)
-        prep = adapt_preflight(manifest, features, acfg)
+        prep = adapt_preflight(manifest, features, "", acfg)  # no output of its own (out is not read)
         if prep.train_views < views:
             raise UniqaError(f"features {features} hold {prep.train_views} training views; the search space asks "
                              f"for train_views up to {views}")

@@ -21,7 +21,13 @@ Layout of ``RUN`` (local or ``s3://``):
 - ``RUN/results.{parquet,csv}``: one row per trial (config, best metric, epochs run, stopped early, seconds,
   error, starts), also printed;
 - ``RUN/best.yaml``: the best trial's config, and what its kind adds (pretrain: ``checkpoint``); adapter sweeps
-  also write ``RUN/best/`` (its adapter: ``uniqa score --heads quality=RUN/best``) and ``RUN/test.json``.
+  also write ``RUN/best/`` (its adapter: ``uniqa score --heads quality=RUN/best``) and ``RUN/test.json``;
+- ``RUN/_run.json``: the sweep's identity (:func:`identity`: the sweep as defined, not how it runs), pinned by the
+  first run; a rerun with another one is refused (:func:`uniqa.executor.execute`): Tune's restore would go on with
+  the saved sweep and the ledger would count another experiment's trials.
+
+The pre-flight (:func:`preflight`) checks the sweep and its inputs before any Ray work; the work (:func:`work`)
+runs the Tuner (restored when ``RUN`` holds its experiment) in one Ray session, then the table and the export.
 
 The summary counts trials: ``rows_in`` the sweep's planned trials, ``rows_out`` those that ended without an error.
 An errored trial leaves the sweep INCOMPLETE (exit 1): a rerun retries it.
@@ -32,19 +38,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from uniqa import storage
-from uniqa.stage import StageSummary, Timer, config_fingerprint, json_value
+from uniqa.stage import Outcome, Plan, Run, StageSummary, json_value
 from uniqa.tuning.adapter import AdapterSweep
 from uniqa.tuning.config import TuneConfig
+from uniqa.tuning.ledger import TRIAL_ID, finished_before, ledger_callback, read_ledger, trial_number
 from uniqa.tuning.pretrain import PretrainSweep
-
-LEDGER = "_ledger"
-TRIAL_ID = re.compile(r"([0-9a-f]{5}_(\d{5}))")
 
 
 class SweepKind(Protocol):
@@ -65,11 +68,38 @@ class SweepKind(Protocol):
 
 
 KINDS: dict[str, type] = {"adapter": AdapterSweep, "pretrain": PretrainSweep}
+EXECUTION = ("max_concurrent", "resources")  # how the sweep runs, not what it finds: left out of its identity
 
 
-def preflight(manifest: str | None, features: str | None, corpus: str | None, cfg: TuneConfig) -> SweepKind:
-    """The sweep's kind, after every check that touches storage or the model (no Ray, no trial)."""
-    return KINDS[cfg.kind].preflight(manifest, features, corpus, cfg)
+@dataclass(kw_only=True)
+class TunePlan(Plan):
+    """What the pre-flight found: the sweep's kind, ready to run."""
+
+    sweep: SweepKind
+
+
+def preflight(manifest: str | None, features: str | None, corpus: str | None, out: str,
+              cfg: TuneConfig) -> TunePlan:
+    """The sweep's kind, after every check that touches storage or the model (no Ray, no trial, nothing written);
+    local inputs are made absolute (Tune runs trials in directories of their own). The identity: :func:`identity`."""
+    manifest, features, corpus = (None if uri is None else storage.absolute(uri)
+                                  for uri in (manifest, features, corpus))
+    sweep = KINDS[cfg.kind].preflight(manifest, features, corpus, cfg)
+    return TunePlan(inputs={"manifest": manifest, "features": features, "corpus": corpus}, identity=identity(cfg),
+                    sweep=sweep)
+
+
+def identity(cfg: TuneConfig) -> dict:
+    """What a sweep's results depend on (``RUN/_run.json``), as JSON values: the sweep as defined (kind, search
+    space, split, metric, mode, trials, scheduler, seed, the experiment's name) and its ``base`` without the
+    execution knobs of its kind's config; not how it runs (:data:`EXECUTION`)."""
+    if cfg.kind == "adapter":
+        from uniqa.adapters.run import EXECUTION as base_execution
+    else:
+        from uniqa.training.run import EXECUTION as base_execution
+    values = {k: v for k, v in asdict(cfg).items() if k not in EXECUTION}
+    values["base"] = {k: v for k, v in cfg.base.items() if k not in base_execution}
+    return json.loads(json.dumps(values, default=str))
 
 
 def param_space(cfg: TuneConfig) -> dict:
@@ -92,63 +122,9 @@ def param_space(cfg: TuneConfig) -> dict:
     return space
 
 
-def trial_number(trial_id: str) -> int:
-    """A trial's 0-based number in Tune's order, from its id (``abcde_00003`` -> 3)."""
-    return int(trial_id.rsplit("_", 1)[1])
-
-
 # ---------------------------------------------------------------- the ledger
 
 
-def _ledger_callback(out: str):
-    from ray import tune
-
-    class Ledger(tune.Callback):
-        """One empty file per trial event under RUN/_ledger (survives a killed driver; counts starts)."""
-
-        def __init__(self, uri: str):
-            self.uri = uri
-
-        def _mark(self, trial, event: str) -> None:
-            storage.write_bytes(storage.join(self.uri, f"{trial.trial_id}.{event}.{time.time_ns()}"), b"")
-
-        def on_trial_start(self, iteration, trials, trial, **info):
-            self._mark(trial, "start")
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            self._mark(trial, "complete")
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            self._mark(trial, "error")
-
-    return Ledger(storage.join(out, LEDGER))
-
-
-def read_ledger(out: str) -> dict[str, dict[str, int]]:
-    """trial_id -> {event: count} from RUN/_ledger."""
-    uri = storage.join(out, LEDGER)
-    counts: dict[str, dict[str, int]] = {}
-    if not storage.exists(uri) and not storage.is_dir(uri):
-        return counts
-    for path in storage.list_files(uri):
-        parts = path.rstrip("/").rsplit("/", 1)[-1].split(".")
-        if len(parts) == 3:
-            counts.setdefault(parts[0], {}).setdefault(parts[1], 0)
-            counts[parts[0]][parts[1]] += 1
-    return counts
-
-
-def finished_before(before: dict, after: dict) -> list[str]:
-    """The trials that completed in an earlier run (ledger ``before`` this one) and did not start again in it
-    (ledger ``after``): a restored sweep does not run them."""
-    def starts(ledger: dict, trial: str) -> int:
-        return ledger.get(trial, {}).get("start", 0)
-
-    return sorted(t for t, events in before.items()
-                  if events.get("complete") and starts(after, t) == starts(before, t))
-
-
-# ---------------------------------------------------------------- the sweep (driver)
 
 
 def _tuner(trainable, cfg: TuneConfig, out: str, progress: bool):
@@ -176,7 +152,7 @@ def _tuner(trainable, cfg: TuneConfig, out: str, progress: bool):
     tune_config = tune.TuneConfig(metric=cfg.metric, mode=cfg.mode, num_samples=cfg.num_samples,
                                   scheduler=scheduler, search_alg=search, reuse_actors=True)
     run_config = tune.RunConfig(name=cfg.name, storage_path=path, storage_filesystem=fs,
-                                callbacks=[_ledger_callback(out)], verbose=1 if progress else 0,
+                                callbacks=[ledger_callback(out)], verbose=1 if progress else 0,
                                 sync_config=tune.SyncConfig(sync_period=10),
                                 failure_config=tune.FailureConfig(max_failures=0))
     return tune.Tuner(trainable, param_space=param_space(cfg), tune_config=tune_config, run_config=run_config), False
@@ -253,22 +229,19 @@ def _export(best: dict, cfg: TuneConfig, sweep: SweepKind, out: str) -> dict | N
     return test
 
 
-def run_tune(manifest: str | None, features: str | None, corpus: str | None, out: str, cfg: TuneConfig, *,
-             progress: bool = True, address: str | None = None) -> StageSummary:
-    """Run (or resume) the sweep ``cfg`` into ``out``; see the module docstring for the layout."""
-    # Ray Tune runs trials in directories of their own: every local path a trial sees must be absolute
-    manifest, features, corpus, out = (None if uri is None else storage.absolute(uri)
-                                       for uri in (manifest, features, corpus, out))
-    sweep = preflight(manifest, features, corpus, cfg)  # nothing below runs on bad input
+def work(plan: TunePlan, out: str, cfg: TuneConfig, run: Run) -> Outcome:
+    """Run (or resume) the sweep into ``out`` in one Ray session, then the table of trials, the best trial's export
+    and its line; see the module docstring for the layout."""
     from ray import tune
 
     from uniqa.adapters.results import write_rows
-    from uniqa.runtime import ray_work
 
-    with ray_work(address, progress), Timer() as timer:
-        trainable = sweep.trainable(out, progress, address)
+    out = storage.absolute(out)  # Ray Tune runs trials in directories of their own
+    sweep = plan.sweep
+    with run.ray():
+        trainable = sweep.trainable(out, run.progress, run.address)
         before = read_ledger(out)
-        tuner, restored = _tuner(tune.with_resources(trainable, dict(cfg.resources)), cfg, out, progress)
+        tuner, restored = _tuner(tune.with_resources(trainable, dict(cfg.resources)), cfg, out, run.progress)
         results = tuner.fit()  # does not raise on trial errors: they are in the rows
         ledger = read_ledger(out)
     rows = _rows(results, cfg, sweep, ledger)
@@ -281,12 +254,19 @@ def run_tune(manifest: str | None, features: str | None, corpus: str | None, out
               + (f"; test srcc {test['srcc']:.4f} plcc {test['plcc']:.4f} (n={test['n_test']})" if test else ""))
     done = finished_before(before, ledger)
     errored = sum(r["error"] is not None for r in rows)
-    return StageSummary(
-        stage="tune", inputs={"manifest": manifest, "features": features, "corpus": corpus}, output=out,
+    return Outcome(
         rows_in=cfg.planned_trials(), rows_out=len(rows) - errored, rows_written=len(rows) - len(done),
-        rows_with_errors=errored, already_done=len(done), seconds=timer.seconds, unit="trials",
-        config_fingerprint=config_fingerprint(cfg),
+        rows_with_errors=errored, already_done=len(done), unit="trials",
         details={"kind": cfg.kind, "restored": restored, "finished_before": done, "metric": cfg.metric,
                  "mode": cfg.mode, "stopped_early": sum(r["stopped_early"] for r in rows), "errored": errored,
                  "best": best, "test": test, **sweep.details()},
-    ).write()
+    )
+
+
+def run_tune(manifest: str | None, features: str | None, corpus: str | None, out: str, cfg: TuneConfig, *,
+             progress: bool = True, address: str | None = None) -> StageSummary:
+    """Run (or resume) the sweep ``cfg`` into ``out`` (:func:`uniqa.executor.execute` of this stage); see the
+    module docstring for the layout."""
+    from uniqa.executor import execute
+
+    return execute("tune", [manifest, features, corpus], out, cfg, progress=progress, address=address)
