@@ -369,12 +369,12 @@ def test_the_demo_learns_and_the_report_says_so(demo_run):
     assert metrics["checks"]["adapter_above_zero_shot"]["passed"] == all(  # decided on the paired interval
         metrics["adapter_gain"][k]["ci"] is not None and metrics["adapter_gain"][k]["ci"][0] > 0 for k in demo.CHECKED)
 
-    shown = _report_numbers((out / "report.html").read_text())
+    shown = _report_numbers((out / "report" / "report.html").read_text())
     for (phase, dataset, head), value in srcc.items():
         if value is not None:
             key = f"{phase}/{dataset}/{head}/srcc"
             assert key in shown and abs(shown[key] - value) <= 0.0005 + 1e-9, (key, shown.get(key), value)
-    ends = _report_numbers((out / "report.html").read_text(), "srcc_lo|srcc_hi")
+    ends = _report_numbers((out / "report" / "report.html").read_text(), "srcc_lo|srcc_hi")
     for r in metrics["results"]:
         for key, value in zip(("srcc_lo", "srcc_hi"), r["srcc_ci"] or []):
             key = f"{r['phase']}/{r['dataset']}/{r['head']}/{key}"

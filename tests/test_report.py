@@ -23,7 +23,7 @@ from uniqa.report.html import interval, metric
 from uniqa.report.samples import quotas, spread
 from uniqa.report.screenshot import BROWSERS, parse_window
 from uniqa.schema import CAPTIONS, MANIFEST, PURIFIED, SPLIT_COLUMNS, scores_schema
-from uniqa.stage import StageSummary
+from uniqa.stage import StageSummary, read_summary
 from uniqa.tables import write_table
 
 HEADS = ("quality", "aesthetics")
@@ -283,7 +283,7 @@ def _ends(key: str, ci: list | None, lo: str = "_lo", hi: str = "_hi") -> dict[s
 
 def test_demo_report_carries_every_metric_and_interval_once(demo_report):
     root, metrics, path = demo_report
-    assert path == str(root / "report.html")
+    assert path == str(root / "report" / "report.html")
     _, page = parse(path)
     expected = {}
     for r in metrics["results"]:
@@ -329,7 +329,7 @@ def test_old_run_without_intervals_still_builds(demo_report, tmp_path):
     expected |= {f"adapter_gain/{k}": f"{v:.3f}" for k, v in old["adapter_gain"].items()}
     assert len(page.metrics) == len(expected) == 3 * 2 * 4 + 4 and dict(page.metrics) == expected
     assert page.checks == {k: str(v).lower() for k, v in old["checks"].items()}
-    text = (tmp_path / "report.html").read_text()
+    text = (tmp_path / "report" / "report.html").read_text()
     headline = text[text.index('id="headline"'):text.index("<h3>Checks</h3>")]
     assert headline.count("</span> –</td>") == 3 * 2 + 2 * 2  # SRCCs and gains: an en dash for the interval
 
@@ -389,9 +389,12 @@ def test_report_is_self_contained(demo_report):
 def test_scoring_run_report(tmp_path, capsys):
     make_score_run(tmp_path)
     run = str(tmp_path / "scores")
-    assert main(["report", run, "--out", str(tmp_path / "r.html")]) == 0
-    assert capsys.readouterr().out.strip() == str(tmp_path / "r.html")
-    text, page = parse(str(tmp_path / "r.html"))
+    assert main(["report", run, "--out", str(tmp_path / "r")]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("report: 1 reports written") and line.endswith(f"(complete) -> {tmp_path / 'r'}")
+    summary = read_summary(str(tmp_path / "r"))
+    assert summary["inputs"] == {"run_dir": run} and summary["details"]["reported_stage"] == "score"
+    text, page = parse(str(tmp_path / "r" / "report.html"))
     assert page.sections == ["scoring", "histograms", "extremes", "errors"]
     errors = text[text.index('id="errors"'):]
     assert "img_09" in errors and "ImageError: img_09.png: file not found" in errors and "1 row(s)" in errors
@@ -412,8 +415,9 @@ def test_curation_run_report_shows_the_filter_and_the_scores_it_filtered(tmp_pat
     make_score_run(tmp_path)
     out = tmp_path / "curated"
     run_filter(str(tmp_path / "scores"), None, str(out), FilterConfig(where="quality >= 0.45"), progress=False)
-    assert main(["report", str(out)]) == 0
-    text, page = parse(str(out / "report.html"))
+    assert main(["report", str(out)]) == 0  # into OUT/report: the filter's own folder keeps its summary
+    assert read_summary(str(out))["stage"] == "filter" and read_summary(str(out / "report"))["stage"] == "report"
+    text, page = parse(str(out / "report" / "report.html"))
     assert page.sections == ["curation", "scoring", "histograms", "extremes", "errors"]
     assert "curation run" in text and "c0ffee" in text  # the scores' own summary, not the filter's
     curation = text[text.index('id="curation"'):text.index('id="scoring"')]
@@ -423,7 +427,7 @@ def test_curation_run_report_shows_the_filter_and_the_scores_it_filtered(tmp_pat
     (out / "histograms.png").unlink()
     shutil.rmtree(tmp_path / "scores")  # the scores are gone: the filter's part stands alone, saying so
     assert main(["report", str(out)]) == 0
-    text, page = parse(str(out / "report.html"))
+    text, page = parse(str(out / "report" / "report.html"))
     assert page.sections == ["curation"] and "are not there" in text and "data:image/png" not in text
 
 
@@ -435,7 +439,7 @@ def test_demo_run_on_s3(tmp_path, s3_bucket):
     metrics = make_demo_run(tmp_path / "run")
     upload_tree(tmp_path / "run", f"{s3_bucket}/run")
     path = build_report(f"{s3_bucket}/run")
-    assert path == f"{s3_bucket}/run/report.html"
+    assert path == f"{s3_bucket}/run/report/report.html"
     page = _Collect()
     page.feed(storage.read_bytes(path).decode())
     assert page.sections[:3] == ["headline", "scatter", "distortions"] and "gallery" in page.sections
@@ -447,7 +451,7 @@ def test_pretrain_run_report(tmp_path):
     log = _write_pretrain(tmp_path)
     _, page = parse(build_report(str(tmp_path)))
     assert page.sections == ["pretraining"]
-    text = Path(tmp_path / "report.html").read_text()
+    text = Path(tmp_path / "report" / "report.html").read_text()
     assert "pre-training run" in text and f"{log[-1]['loss']:.4g}" in text and "<td class=l>steps logged</td>" in text
 
 
@@ -485,14 +489,16 @@ def test_nothing_to_report_is_one_error_line(tmp_path, capsys, make):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(run) in err and err.count("\n") == 1
     assert ("no _summary.json" in err) == (make in ("empty", "unknown", "files without a summary"))
-    assert not (run / "report.html").exists()
+    assert not (run / "report").exists()
 
 
 def test_screenshot_needs_a_browser(tmp_path, capsys, monkeypatch):
     _write_pretrain(tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
-    assert main(["report", str(tmp_path), "--screenshot", str(tmp_path / "shot.png")]) == 2
-    assert "chromium" in capsys.readouterr().err
+    assert main(["report", str(tmp_path), "--screenshot"]) == 2
+    assert "chromium" in capsys.readouterr().err and not (tmp_path / "report").exists()  # refused before any work
+    assert main(["report", str(tmp_path), "--window-size", "1280"]) == 2  # a bad size: before any work
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err and not (tmp_path / "report").exists()
     with pytest.raises(UniqaError, match="WIDTHxHEIGHT"):
         parse_window("1280")
 
@@ -513,10 +519,10 @@ def test_metric_and_spread_helpers():
 @pytest.mark.skipif(not any(shutil.which(b) for b in BROWSERS), reason="no headless Chromium on PATH")
 def test_screenshot_renders_the_report(demo_report, tmp_path, capsys):
     root, _, _ = demo_report
-    png = tmp_path / "shot.png"
-    assert main(["report", str(root), "--out", str(tmp_path / "r.html"), "--screenshot", str(png),
-                 "--window-size", "1024x1600"]) == 0
-    assert capsys.readouterr().out.split() == [str(tmp_path / "r.html"), str(png)]
+    assert main(["report", str(root), "--out", str(tmp_path / "r"), "--screenshot", "--window-size", "1024x1600"]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"-> {tmp_path / 'r'}")
+    png = tmp_path / "r" / "report.png"
+    assert read_summary(str(tmp_path / "r"))["details"]["png"] == str(png)
     with Image.open(png) as im:
         assert im.size[0] == 1024
         pixels = np.asarray(im.convert("L"), np.float64)

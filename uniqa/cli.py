@@ -1,7 +1,7 @@
 """``uniqa`` console script: the local front door to every stage's run function.
 
 Every stage is a :class:`uniqa.stagecli.StageCommand` listed in :data:`uniqa.stages.STAGES` (the same common
-flags, config loading, summary line and exit code for each); ``data list``, ``report`` and ``demo`` have a
+flags, config loading, summary line and exit code for each); ``data list`` and ``demo`` have a
 ``register(subparsers)`` function. Heavy imports (torch, ray) happen inside the command, so ``uniqa --help``
 is fast.
 """
@@ -15,7 +15,6 @@ from uniqa import __version__
 from uniqa.data.cli import register as register_data
 from uniqa.demo import register as register_demo
 from uniqa.errors import UniqaError
-from uniqa.report.cli import register as register_report
 from uniqa.stagecli import register as register_stage
 from uniqa.stages import STAGES
 
@@ -31,7 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
     for command in STAGES.values():
         if command.group is None:
             register_stage(sub, command)
-    register_report(sub)
     register_demo(sub)
     return parser
 

@@ -57,6 +57,8 @@ class StageCommand:
     description: str | None = None  # longer --help text (default: help)
     group: str | None = None  # the parent command: "data" for ``uniqa data prepare``
     ray: bool = True  # the work runs on Ray: pipelines/<name>.py submits it, the demo starts Ray before it
+    default_out: str | None = None  # --out when neither the flag nor the config file gives one: this folder under
+    # the first input (``report``: RUN_DIR/report)
 
     @property
     def config(self) -> type:
@@ -70,10 +72,11 @@ class StageCommand:
         return f"uniqa {self.group} {self.name}" if self.group else f"uniqa {self.name}"
 
 
-def add_common_arguments(p: argparse.ArgumentParser, stage: str) -> None:
+def add_common_arguments(p: argparse.ArgumentParser, stage: str, default_out: str | None = None) -> None:
     """The flags every stage takes (see the module docstring)."""
     group = p.add_argument_group("common to every stage")
-    group.add_argument("--out", help="output folder, local or s3:// (default: `out:` of --config)")
+    otherwise = f", else {default_out}/ under the first input" if default_out else ""
+    group.add_argument("--out", help=f"output folder, local or s3:// (default: `out:` of --config{otherwise})")
     group.add_argument("--config", help=f"YAML/JSON file of the {stage} config, local or s3:// (may also hold the "
                                         "inputs and `out:`)")
     group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -96,7 +99,7 @@ def add_arguments(p: argparse.ArgumentParser, command: StageCommand) -> None:
             p.add_argument(arg.flag, action="store_true", default=None, help=arg.help)
         else:
             p.add_argument(arg.flag, type=arg.type, metavar=arg.metavar, help=arg.help)
-    add_common_arguments(p, command.name)
+    add_common_arguments(p, command.name, command.default_out)
 
 
 def register(sub: argparse._SubParsersAction, command: StageCommand) -> argparse.ArgumentParser:
@@ -126,6 +129,10 @@ def resolve(command: StageCommand, args: argparse.Namespace) -> tuple[list[Any],
         inputs.append(str(value) if isinstance(value, (str, int, float)) else value)
     out = args.out or data.pop("out", None)
     data.pop("out", None)
+    if not out and command.default_out and isinstance(inputs[0], str):
+        from uniqa import storage
+
+        out = storage.join(inputs[0], command.default_out)
     if not out:
         raise UniqaError("no out: pass --out or set `out:` in the --config file")
     flags = {arg.key: getattr(args, arg.dest) for arg in command.options if getattr(args, arg.dest) is not None}

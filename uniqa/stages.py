@@ -17,6 +17,7 @@ from uniqa.errors import UniqaError
 from uniqa.evaluation.cli import COMMAND as EVALUATE
 from uniqa.features.cli import COMMAND as FEATURES
 from uniqa.purification.cli import COMMAND as PURIFY
+from uniqa.report.cli import COMMAND as REPORT
 from uniqa.scoring.cli import COMMAND as SCORE
 from uniqa.stagecli import StageCommand
 from uniqa.training.cli import COMMAND as PRETRAIN
@@ -24,7 +25,8 @@ from uniqa.training.cli import INIT
 from uniqa.tuning.cli import COMMAND as TUNE
 
 STAGES: dict[str, StageCommand] = {c.name: c for c in (
-    SAMPLE, PREPARE, CAPTION, PURIFY, CORPUS, INIT, PRETRAIN, FEATURES, ADAPT, TUNE, SCORE, FILTER, EVALUATE)}
+    SAMPLE, PREPARE, CAPTION, PURIFY, CORPUS, INIT, PRETRAIN, FEATURES, ADAPT, TUNE, SCORE, FILTER, EVALUATE,
+    REPORT)}
 
 
 def stage(name: str) -> StageCommand:
@@ -76,6 +78,9 @@ def load(name: str) -> tuple[type, ModuleType]:
         case "evaluate":
             from uniqa.evaluation import run as stage
             from uniqa.evaluation.config import EvaluateConfig as config
+        case "report":
+            from uniqa.report import run as stage
+            from uniqa.report.run import ReportConfig as config
         case _:
             raise UniqaError(f"unknown stage {name!r}; the stages are {', '.join(STAGES)}")
     return config, stage

@@ -17,6 +17,9 @@ RUNNERS = ("ray", "local")
 ZERO_SHOT_IMAGES = ("test", "all")
 
 
+EXECUTION = ("runner", "cpus_per_run", "threads", "device", "save_adapters", "allow_leak")  # leave results unchanged
+
+
 @dataclass(frozen=True)
 class AdaptConfig:
     model: str = ""  # architecture or checkpoint (as for `uniqa features` / `uniqa score`)

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from uniqa import storage
-from uniqa.adapters.config import AdaptConfig
+from uniqa.adapters.config import EXECUTION, AdaptConfig
 from uniqa.adapters.protocols import RunPlan, plan_runs
 from uniqa.adapters.results import finished_runs, record_run, write_results
 from uniqa.adapters.runs import in_process, run_all, run_threads
@@ -35,8 +35,6 @@ from uniqa.provenance import check_leak, corpus_mask
 from uniqa.schema import SPLIT_COLUMNS, check_unique
 from uniqa.stage import Outcome, Plan, Run, StageSummary
 from uniqa.tables import dataset_schema, parquet_files, read_columns
-
-EXECUTION = ("runner", "cpus_per_run", "threads", "device", "save_adapters", "allow_leak")  # leave results unchanged
 
 
 @dataclass(kw_only=True)

@@ -6,7 +6,8 @@ metrics' scores (NIQE, BRISQUE: the baselines, no model) -> zero-shot scores of 
 pre-training starts from (``OUT/init``) -> pre-training (Ray Train, 2 workers)
 -> zero-shot scores of ``OUT/pretrain/final`` -> features -> adapter sweeps (``uniqa tune``: quality head on
 the IQA part, aesthetics head on the IAA part) -> scores with the adapted heads -> evaluation of each phase on
-split_0's test side -> ``OUT/metrics.json``, ``OUT/configs.json``, ``OUT/demo_summary.json`` -> the report.
+split_0's test side -> ``OUT/metrics.json``, ``OUT/configs.json``, ``OUT/demo_summary.json`` -> the report
+(``OUT/report``).
 
 The steps are data: ``uniqa/demo/recipe.yaml`` (``--recipe FILE`` runs an edited copy). Each step is a stage
 of :mod:`uniqa.stages` run as ``uniqa <stage>`` runs it, into ``OUT/<step>``, writing its ``_summary.json``.
@@ -80,9 +81,9 @@ def run(args) -> int:
         return 0
     metrics = write_results(out, list(recipe.steps), state, time.perf_counter() - start)
     print_metrics(metrics)
-    from uniqa.report import build_report
+    from uniqa.report.run import run_report
 
-    report = build_report(out)
+    report = run_report(out, progress=False).details["html"]  # the report stage, into OUT/report
     print(f"[demo] finished in {time.perf_counter() - start:.1f} s; metrics {storage.join(out, 'metrics.json')}")
     print(f"[demo] report: {report}")
     return 0

@@ -25,7 +25,7 @@ from uniqa.report import evaluation, headline, provenance, run_info, samples, sc
 from uniqa.report.html import Section, esc, note, page
 from uniqa.report.load import RunFolder
 
-REPORT_FILE = "report.html"
+REPORT_DIR, REPORT_FILE = "report", "report.html"  # RUN_DIR/report/report.html by default
 
 # (anchor, title, builder), in page order.
 SECTIONS: tuple[tuple[str, str, Callable[[RunFolder], str | None]], ...] = (
@@ -68,14 +68,21 @@ def kind(run: RunFolder) -> str:
     return KINDS.get(run.stage, f"{run.stage} run")
 
 
-def build_report(run_dir: str, out: str | None = None) -> str:
-    """Write the report of ``run_dir`` to ``out`` (default ``RUN_DIR/report.html``); returns its path."""
+def run_folder(run_dir: str) -> RunFolder:
+    """``run_dir`` as the report reads it: a folder with a stage's ``_summary.json``, or one error naming it."""
     if not storage.exists(run_dir) or not storage.is_dir(run_dir):
         raise UniqaError(f"run folder {run_dir} does not exist (or is not a folder)")
     run = RunFolder(run_dir)
     if run.stage is None:  # (a malformed _summary.json is already an error naming it)
         raise UniqaError(f"run folder {run_dir} has no _summary.json: not a stage's output (the report reads "
                          f"{', '.join(f'`uniqa {k}`' for k in KINDS)} outputs)")
+    return run
+
+
+def build_report(run_dir: str, out: str | None = None) -> str:
+    """Write the report of ``run_dir`` to the HTML file ``out`` (default ``RUN_DIR/report/report.html``, where
+    ``uniqa report RUN_DIR`` writes it); returns its path."""
+    run = run_folder(run_dir)
     sections = render(run)
     if not sections:
         raise UniqaError(f"run folder {run_dir} (stage {run.stage}) holds nothing the report shows; it reads "
@@ -83,7 +90,7 @@ def build_report(run_dir: str, out: str | None = None) -> str:
     shown = storage.absolute(run_dir)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"{esc(kind(run))} · <code>{esc(shown)}</code> · uniqa {esc(__version__)} · {when}"
-    out = out or storage.join(run_dir, REPORT_FILE)
+    out = out or storage.join(run_dir, REPORT_DIR, REPORT_FILE)
     storage.write_bytes(out, page(f"uniqa report: {os.path.basename(shown.rstrip('/'))}", subtitle,
                                   sections).encode("utf-8"))
     return out

@@ -21,6 +21,13 @@ SCHEDULES = ("cosine", "constant")  # after the linear warm-up: cosine to min_lr
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on GPU, fp32 on CPU
 
 
+# where and how the run executes, not what it trains: left out of the run identity. num_workers too: a run may
+# resume with other workers (each rank then restarts after the smallest resume key: uniqa.training.ingest). name
+# stays in: the checkpoints a rerun resumes from are under RUN/<name> (another name would start over beside them)
+EXECUTION = ("num_workers", "use_gpu", "cpus_per_worker", "gpus_per_worker", "decode_cpus", "decode_cache_mb",
+             "threads", "checkpoint_every", "keep_checkpoints", "max_failures", "log_every")
+
+
 @dataclass(frozen=True)
 class SourceWeights:
     """Relative chance of each text source when one text per image is drawn for an epoch (a source the image

@@ -32,7 +32,7 @@ from uniqa.runtime import policy_threads
 from uniqa.schema import CORPUS
 from uniqa.stage import Outcome, Plan, Run, StageSummary, Timer, finished_summary, input_identity
 from uniqa.tables import count_rows, dataset_schema, parquet_files
-from uniqa.training.config import PretrainConfig
+from uniqa.training.config import EXECUTION, PretrainConfig
 from uniqa.training.dataset import build_index, stream_epochs, training_dataset
 from uniqa.training.ingest import rank_streams
 from uniqa.training.loop import FINAL, Worker, train
@@ -40,13 +40,6 @@ from uniqa.training.loop import Plan as LoopPlan
 from uniqa.training.metrics import METRICS, read_metrics
 
 SKIPPED = "_skipped_images.json"
-
-
-# where and how the run executes, not what it trains: left out of the run identity. num_workers too: a run may
-# resume with other workers (each rank then restarts after the smallest resume key: uniqa.training.ingest). name
-# stays in: the checkpoints a rerun resumes from are under RUN/<name> (another name would start over beside them)
-EXECUTION = ("num_workers", "use_gpu", "cpus_per_worker", "gpus_per_worker", "decode_cpus", "decode_cache_mb",
-             "threads", "checkpoint_every", "keep_checkpoints", "max_failures", "log_every")
 
 
 @dataclass(kw_only=True)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 
 from uniqa import storage
+from uniqa.adapters.config import EXECUTION
 from uniqa.errors import UniqaError
 from uniqa.runtime import policy_threads
 from uniqa.stage import json_value
@@ -54,6 +56,7 @@ def prompt_set_name(value: str, head: str) -> str:
 class AdapterSweep:
     """The adapter kind of :class:`uniqa.tuning.sweep.SweepKind`; made by :meth:`preflight`."""
 
+    execution: ClassVar[tuple[str, ...]] = EXECUTION  # of the base config: not in the sweep's identity
     cfg: TuneConfig
     acfg: object  # the base AdaptConfig (train_views: the most the space asks for)
     prep: object  # uniqa.adapters.run.AdaptPlan

@@ -12,12 +12,14 @@ picks the run that memorised them best (no ``--allow-leak`` here).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from uniqa import storage
 from uniqa.errors import UniqaError
 from uniqa.runtime import policy_threads
+from uniqa.training.config import EXECUTION
 from uniqa.tuning.config import TuneConfig
 
 ZERO_SHOT = "zero-shot"  # RUN/trials/<trial_id>/zero-shot: the uniqa adapt output of the trial's checkpoint
@@ -27,6 +29,7 @@ ZERO_SHOT = "zero-shot"  # RUN/trials/<trial_id>/zero-shot: the uniqa adapt outp
 class PretrainSweep:
     """The pretrain kind of :class:`uniqa.tuning.sweep.SweepKind`; made by :meth:`preflight`."""
 
+    execution: ClassVar[tuple[str, ...]] = EXECUTION  # of the base config: not in the sweep's identity
     cfg: TuneConfig
     base: object  # the base PretrainConfig
     manifest: str | None

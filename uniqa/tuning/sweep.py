@@ -40,7 +40,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from uniqa import storage
 from uniqa.stage import Outcome, Plan, Run, StageSummary, json_value
@@ -52,7 +52,11 @@ from uniqa.tuning.pretrain import PretrainSweep
 
 class SweepKind(Protocol):
     """One kind of sweep (``TuneConfig.kind``). ``Kind.preflight(manifest, features, corpus, cfg)`` runs every
-    check that touches storage or the model, before any Ray work, and returns the kind ready to run."""
+    check that touches storage or the model, before any Ray work, and returns the kind ready to run;
+    ``Kind.execution`` names the keys of its ``base`` config that say how a trial runs, not what it finds (left out
+    of the sweep's identity)."""
+
+    execution: ClassVar[tuple[str, ...]]
 
     def trainable(self, out: str, progress: bool, address: str | None) -> Callable:
         """The Tune function trainable with its data bound (``tune.with_parameters``); Ray is up."""
@@ -93,12 +97,8 @@ def identity(cfg: TuneConfig) -> dict:
     """What a sweep's results depend on (``RUN/_run.json``), as JSON values: the sweep as defined (kind, search
     space, split, metric, mode, trials, scheduler, seed, the experiment's name) and its ``base`` without the
     execution knobs of its kind's config; not how it runs (:data:`EXECUTION`)."""
-    if cfg.kind == "adapter":
-        from uniqa.adapters.run import EXECUTION as base_execution
-    else:
-        from uniqa.training.run import EXECUTION as base_execution
     values = {k: v for k, v in asdict(cfg).items() if k not in EXECUTION}
-    values["base"] = {k: v for k, v in cfg.base.items() if k not in base_execution}
+    values["base"] = {k: v for k, v in cfg.base.items() if k not in KINDS[cfg.kind].execution}
     return json.loads(json.dumps(values, default=str))
 
 
