@@ -116,7 +116,9 @@ def _score_job(inp, done, cfg, out, checksum, schema, todo, per_row):
     from uniqa.scoring.score_stage import add_score_stages
 
     ds = read_input(inp, per_row)
-    if len(done) and inp.table is None:
+    if inp.table is None:  # also with nothing finished (rows pass through): Ray then fuses the read, the block
+        # sizing and the decode into one task; a bare read before the sizing stays an operator of its own, and at
+        # 1,000 manifest files (1M images) the first scores were written after 168 s instead of ~25 s
         ds = ds.map_batches(sink.drop_ids, fn_kwargs={"ids": done}, batch_format="pyarrow",
                             batch_size=None)
     ds = ds.repartition(target_num_rows_per_block=cfg.block_rows(cfg.image_size, None if callable(todo) else todo))
