@@ -26,13 +26,14 @@ class ToyConfig:
 class Toy:
     """A stage module: writes ``rows`` lines into OUT/rows.txt, resumable by mode ``resume``."""
 
-    def __init__(self, resume: str, fail_in_work: Exception | None = None):
-        self.resume, self.fail, self.calls, self.runs = resume, fail_in_work, 0, []
+    def __init__(self, resume: str, fail_in_work: Exception | None = None, final: bool = False):
+        self.resume, self.fail, self.calls, self.runs, self.final = resume, fail_in_work, 0, [], final
 
     def preflight(self, text: str, out: str, cfg: ToyConfig) -> Plan:
         if text == "bad":
             raise UniqaError("input 'bad' is bad")
-        return Plan(inputs={"text": text}, identity={"tag": cfg.tag, "extra": tuple(cfg.extra)}, resume=self.resume)
+        return Plan(inputs={"text": text}, identity={"tag": cfg.tag, "extra": tuple(cfg.extra)}, resume=self.resume,
+                    final=self.final)
 
     def work(self, plan: Plan, out: str, cfg: ToyConfig, run: Run) -> Outcome:
         self.calls += 1
@@ -74,6 +75,18 @@ def test_parts_identity_is_pinned_and_a_different_rerun_refused_before_work(toy,
     with pytest.raises(UniqaError, match="made with tag='a', this run has tag='b'"):
         execute("toy", ["t"], out, ToyConfig(tag="b"), progress=False)
     assert module.calls == 2  # the refusal came before any work
+
+
+def test_final_parts_stage_is_found_done_and_still_refuses_another_identity(toy, tmp_path):
+    module, out = toy("parts", final=True), str(tmp_path / "o")
+    execute("toy", ["t"], out, ToyConfig(), progress=False)
+    done = execute("toy", ["t"], out, ToyConfig(), progress=False)
+    assert module.calls == 1 and (done.rows_written, done.already_done, done.complete) == (0, 3, True)
+    (tmp_path / "o" / "rows.txt").write_text("0\n")  # its rows are gone: the work runs (and resumes) again
+    execute("toy", ["t"], out, ToyConfig(), progress=False)
+    assert module.calls == 2
+    with pytest.raises(UniqaError, match="made with tag='a', this run has tag='b'"):
+        execute("toy", ["t"], out, ToyConfig(tag="b"), progress=False)
 
 
 def test_whole_stage_found_done_only_while_identity_and_output_match(toy, tmp_path):

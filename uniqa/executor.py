@@ -3,7 +3,8 @@ whatever its work is, a Ray Data job, a Ray Train trainer, a Ray Tune tuner or l
 
 1. the pre-flight (no Ray): every check, the stage's :class:`~uniqa.stage.Plan`;
 2. the run identity, by the plan's ``resume``: pinned in ``OUT/_run.json`` and a rerun that differs refused
-   (``parts``), or a complete earlier run of the same identity found and nothing run (``whole``);
+   (``parts``), or a complete earlier run of the same identity found and nothing run (``whole``, and ``parts``
+   with ``final``);
 3. the work, given a :class:`~uniqa.stage.Run`: the stage enters its Ray session (joined at ``address`` or
    started, Ray Data quiet) around its Ray part when it has work to do; a bad-input error raised in a Ray worker
    comes out as one line;
@@ -64,7 +65,7 @@ def execute(name: str, inputs: list[Any], out: str, cfg: Any, *, progress: bool 
     identity = json.loads(json.dumps(plan.identity, default=str))  # as stored: tuples are lists
     if plan.resume == "parts":
         check_identity(out, identity)
-    elif plan.resume == "whole" and (done := finished(name, module, out, identity)) is not None:
+    if (plan.resume == "whole" or plan.final) and (done := finished(name, module, out, identity)) is not None:
         return done.write()
     start = time.perf_counter()
     with user_errors():

@@ -50,6 +50,9 @@ class Plan:
     inputs: dict[str, Any]  # as the summary records them
     identity: dict[str, Any] = field(default_factory=dict)  # what a rerun must share with the run it continues
     resume: Literal["parts", "whole", "never"] = "parts"
+    # parts only: the identity covers every input (pre-training: config and corpus), so a complete run of it whose
+    # output still holds its rows (``output_rows``) is done as it is, found without any work (no Ray)
+    final: bool = False
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from uniqa import storage
 from uniqa.errors import UniqaError
 from uniqa.runtime import policy_threads
 from uniqa.schema import CORPUS
-from uniqa.stage import Outcome, Plan, Run, StageSummary, Timer, finished_summary, input_identity
+from uniqa.stage import Outcome, Plan, Run, StageSummary, Timer, input_identity
 from uniqa.tables import count_rows, dataset_schema, parquet_files
 from uniqa.training.config import EXECUTION, PretrainConfig
 from uniqa.training.dataset import build_index, stream_epochs, training_dataset
@@ -75,7 +75,7 @@ def preflight(corpus: str, out: str, cfg: PretrainConfig) -> PretrainPlan:
         raise UniqaError(f"--out {out} is a file, not a folder")
     if pretrained and storage.looks_like_path(pretrained):
         pretrained = storage.absolute(pretrained)
-    return PretrainPlan(inputs={"corpus": corpus}, identity=identity(cfg, name, pretrained, files, rows),
+    return PretrainPlan(inputs={"corpus": corpus}, identity=identity(cfg, name, pretrained, files, rows), final=True,
                         files=files, corpus_rows=rows, model_name=name, pretrained=pretrained)
 
 
@@ -188,12 +188,9 @@ def write_corpus_record(index, out: str, corpus: str, cfg: PretrainConfig, pretr
 
 def work(plan: PretrainPlan, out: str, cfg: PretrainConfig, run: Run) -> Outcome:
     """Pre-train on the corpus into ``out`` (resuming from the newest checkpoint) in one Ray session: the index of
-    usable images, the steps planned, the trainer fitted, the corpus record written. A run already finished under
-    ``out`` (:func:`finished`) is not run again: no Ray session. Unit: optimiser steps."""
+    usable images, the steps planned, the trainer fitted, the corpus record written (a run already finished under
+    ``out`` is found done by the executor: ``final``, :func:`output_rows`). Unit: optimiser steps."""
     out = storage.absolute(out)  # Ray Train runs the workers in a directory of its own
-    already = finished(out, plan.identity, cfg)
-    if already is not None:
-        return already
     corpus = plan.inputs["corpus"]
     size = image_size(plan.model_name)
     with run.ray():
@@ -236,18 +233,11 @@ def work(plan: PretrainPlan, out: str, cfg: PretrainConfig, run: Run) -> Outcome
     )
 
 
-def finished(out: str, identity: dict, cfg: PretrainConfig) -> Outcome | None:
-    """The outcome of a rerun of a run that finished under ``out``: its complete summary of this ``identity``,
-    its metrics log at the last step and its final weights still there -> every step already done, nothing
-    trained (what fitting the restored trainer would report, without Ray); None: train."""
-    summary = finished_summary(out, "pretrain", identity)
-    if (summary is None or _last_step(out) != summary.rows_out
-            or not storage.exists(storage.join(out, FINAL, "openai.pt"))):
-        return None
-    details = {k: v for k, v in summary.details.items() if k != "identity"}
-    details.update(threads=policy_threads(cfg.threads, cpus=cfg.cpus_per_worker), images_per_s=0.0)
-    return Outcome(rows_in=summary.rows_in, rows_out=summary.rows_out, already_done=summary.rows_out, unit="steps",
-                   details=details)
+def output_rows(out: str) -> int:
+    """The steps a run under ``out`` has logged, while its final weights are there (0 otherwise): what a finished
+    run's summary must still match to be found done."""
+    out = storage.absolute(out)
+    return _last_step(out) if storage.exists(storage.join(out, FINAL, "openai.pt")) else 0
 
 
 def run_pretrain(corpus: str, out: str, cfg: PretrainConfig, *, progress: bool = True,
